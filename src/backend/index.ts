@@ -1,0 +1,11 @@
+export {
+  BACKEND_ENV,
+  BACKEND_NAMES,
+  type BackendChoice,
+  type BackendName,
+  type BackendRequest,
+  BackendUnavailableError,
+  currentBackend,
+  parseBackendRequest,
+  selectBackend,
+} from './backend.js';

@@ -1,0 +1,4 @@
+import type { CliCommand } from '../command.js';
+
+/** Every subcommand, in the order `promptmesh --help` lists them. */
+export const commands: CliCommand[] = [];
