@@ -1,4 +1,5 @@
 import type { CliCommand } from '../command.js';
+import { command as modelRun } from './model-run.js';
 
 /** Every subcommand, in the order `promptmesh --help` lists them. */
-export const commands: CliCommand[] = [];
+export const commands: CliCommand[] = [modelRun];

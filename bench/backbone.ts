@@ -1,0 +1,133 @@
+/**
+ * Backbone speed: forward + backward (to the input embeddings, as prompt training does) of the frozen T5, in
+ * ms/example and achieved GFLOP/s counted from the model's matmul FLOPs, as a ratio of the same backend's plain 2-D
+ * matmul GFLOP/s measured in the same run (before and after the model, best of several, so a noisy shared machine
+ * biases the ratio down, not up).
+ *
+ *   npm run bench -- backbone [--backend wasm] [--configs tiny,t5-small] [--batch 8] [--src-len 128]
+ *                            [--tgt-len 128,4] [--steps 3] [--json]
+ */
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend } from '../src/backend/index.js';
+import { makeTinyT5, type TinyT5Options } from '../src/model/checkpoint/index.js';
+import { T5Model } from '../src/model/t5/index.js';
+
+const CONFIGS: Record<string, TinyT5Options> = {
+  tiny: { variant: 'v1', vocabSize: 512, dModel: 64, dKv: 16, numHeads: 4, dFf: 256, numLayers: 2 },
+  't5-small': { variant: 'v1', vocabSize: 32128, dModel: 512, dKv: 64, numHeads: 8, dFf: 2048, numLayers: 6 },
+};
+
+/** Best-of-n GFLOP/s of a plain [m,k] x [k,n] matmul with a constant right operand, like a frozen linear layer. */
+function matmulGflops(m: number, k: number, n: number, reps = 5): number {
+  const a = tf.randomNormal([m, k]) as tf.Tensor2D;
+  const b = tf.randomNormal([k, n]) as tf.Tensor2D;
+  tf.matMul(a, b).dispose();
+  let best = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    const c = tf.matMul(a, b);
+    c.dataSync();
+    best = Math.min(best, performance.now() - t0);
+    c.dispose();
+  }
+  a.dispose();
+  b.dispose();
+  return (2 * m * k * n) / (best * 1e6);
+}
+
+function baseline(d: number, dff: number, rows: number): number {
+  // The model's dominant shapes: d x d (attention projections) and d x dff (feed-forward).
+  return Math.max(matmulGflops(rows, d, d), matmulGflops(rows, d, dff));
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      backend: { type: 'string', default: 'wasm' },
+      configs: { type: 'string', default: 'tiny,t5-small' },
+      batch: { type: 'string', default: '8' },
+      'src-len': { type: 'string', default: '128' },
+      'tgt-len': { type: 'string', default: '128,4' },
+      steps: { type: 'string', default: '3' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log('npm run bench -- backbone [--backend wasm] [--configs tiny,t5-small] [--batch 8] [--src-len 128] [--tgt-len 128,4] [--steps 3] [--json]');
+    return;
+  }
+  const choice = await selectBackend({ requested: values.backend, log: (l) => console.error(l) });
+  const B = Number(values.batch);
+  const L = Number(values['src-len']);
+  const steps = Number(values.steps);
+  for (const name of values.configs.split(',')) {
+    const opts = CONFIGS[name];
+    if (!opts) throw new Error(`unknown config '${name}'; known: ${Object.keys(CONFIGS).join(', ')}`);
+    const { config, tensors } = makeTinyT5({ ...opts, seed: 1 });
+    const model = T5Model.fromWeights(config, tensors);
+    tensors.clear();
+    for (const T of values['tgt-len'].split(',').map(Number)) {
+      const before = baseline(config.dModel, config.dFf, B * L);
+      const ids = tf.tensor2d(
+        Int32Array.from({ length: B * L }, (_, i) => 2 + ((i * 7919) % (config.vocabSize - 2))),
+        [B, L],
+        'int32',
+      );
+      const mask = tf.ones([B, L]) as tf.Tensor2D;
+      const labels = tf.tensor2d(
+        Int32Array.from({ length: B * T }, (_, i) => 2 + ((i * 104729) % (config.vocabSize - 2))),
+        [B, T],
+        'int32',
+      );
+      const labelMask = tf.ones([B, T]) as tf.Tensor2D;
+      const embeds = model.embed(ids);
+      const step = () =>
+        tf.tidy(() => {
+          const g = tf.grad((e: tf.Tensor) =>
+            model.loss({ inputsEmbeds: e as tf.Tensor3D, attentionMask: mask, labels, labelMask }),
+          )(embeds);
+          g.dataSync();
+        });
+      step(); // warm-up: XNNPACK packs each frozen weight once
+      const times: number[] = [];
+      for (let s = 0; s < steps; s++) {
+        const t0 = performance.now();
+        step();
+        times.push(performance.now() - t0);
+      }
+      const after = baseline(config.dModel, config.dFf, B * L);
+      const matmulRate = Math.max(before, after);
+      const ms = Math.min(...times);
+      const f = model.matmulFlops(B, L, T);
+      const flops = 2 * f.linear + 3 * f.attention;
+      const gflops = flops / (ms * 1e6);
+      const row = {
+        bench: 'backbone',
+        backend: choice.name,
+        config: name,
+        batch: B,
+        srcLen: L,
+        tgtLen: T,
+        stepMs: Number(ms.toFixed(1)),
+        msPerExample: Number((ms / B).toFixed(2)),
+        gflopPerStep: Number((flops / 1e9).toFixed(2)),
+        gflops: Number(gflops.toFixed(2)),
+        matmulGflops: Number(matmulRate.toFixed(2)),
+        ratio: Number((gflops / matmulRate).toFixed(3)),
+        tensorsAfter: tf.memory().numTensors,
+      };
+      if (values.json) console.log(JSON.stringify(row));
+      else {
+        console.log(
+          `${name} B=${B} src=${L} tgt=${T}: ${row.stepMs} ms/step, ${row.msPerExample} ms/example, ` +
+            `${row.gflops} GFLOP/s of ${row.gflopPerStep} GFLOP; plain matmul ${row.matmulGflops} GFLOP/s; ratio ${row.ratio}`,
+        );
+      }
+      tf.dispose([ids, mask, labels, labelMask, embeds]);
+    }
+    model.dispose();
+  }
+}

@@ -1,0 +1,452 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+import '../../backend/gradients.js';
+import type { T5Config } from '../t5-config.js';
+import { attentionCore } from './attention-core.js';
+import { tokenNll } from './cross-entropy.js';
+import { assertShape, ShapeMismatchError } from './errors.js';
+import { FrozenLinear } from './frozen-linear.js';
+import { relativePositionBuckets } from './relative-position.js';
+
+/** A weight as read from a checkpoint: Hugging Face name, shape and float32 data. */
+export interface RawTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** Added to attention scores at masked positions. exp(-1e9) underflows to exactly 0 in float32. */
+const MASK_VALUE = -1e9;
+const POSITION_CACHE_LIMIT = 64;
+
+interface Attention {
+  q: FrozenLinear;
+  k: FrozenLinear;
+  v: FrozenLinear;
+  o: FrozenLinear;
+}
+
+interface FeedForward {
+  /** v1.0: [wi]; v1.1 gated: [wi_0 (gelu), wi_1 (linear)]. */
+  wi: FrozenLinear[];
+  wo: FrozenLinear;
+}
+
+interface EncoderBlock {
+  selfLn: tf.Tensor1D;
+  self: Attention;
+  ffLn: tf.Tensor1D;
+  ff: FeedForward;
+}
+
+interface DecoderBlock extends EncoderBlock {
+  crossLn: tf.Tensor1D;
+  cross: Attention;
+}
+
+/** Inputs for a teacher-forced pass. */
+export interface Seq2SeqBatch {
+  /** [B, L, d] encoder input embeddings (prompts already prepended by the method). */
+  inputsEmbeds: tf.Tensor3D;
+  /** [B, L] 1 for real positions, 0 for padding. */
+  attentionMask: tf.Tensor2D;
+  /** [B, T] target token ids (int32), ending in </s>, padded with anything. */
+  labels: tf.Tensor2D;
+  /** [B, T] 1 where the label counts, 0 for padding. */
+  labelMask: tf.Tensor2D;
+}
+
+export interface LossTerms {
+  /** Sum over counted target tokens of -log p(token). */
+  nllSum: tf.Scalar;
+  /** [B] the same sum per example. */
+  perExample: tf.Tensor1D;
+}
+
+/**
+ * A frozen T5 encoder-decoder (v1.0 and v1.1/flan) in TensorFlow.js. Weights are plain tensors, never variables:
+ * gradients flow only to the inputs handed in (the methods' prompt embeddings). Hidden states travel as 2-D
+ * [batch * length, d] tensors so that every linear layer is one plain 2-D matmul.
+ */
+export class T5Model {
+  readonly config: T5Config;
+  readonly shared: tf.Tensor2D;
+  private readonly encoder: EncoderBlock[];
+  private readonly decoder: DecoderBlock[];
+  private readonly encFinalLn: tf.Tensor1D;
+  private readonly decFinalLn: tf.Tensor1D;
+  private readonly encRelBias: tf.Tensor2D;
+  private readonly decRelBias: tf.Tensor2D;
+  private readonly lmHead: FrozenLinear;
+  private readonly positionCache = new Map<string, tf.Tensor>();
+  private disposed = false;
+
+  private constructor(config: T5Config, get: (name: string, shape: number[]) => tf.Tensor) {
+    this.config = config;
+    const d = config.dModel;
+    const inner = config.numHeads * config.dKv;
+    const lin = (name: string, out: number, inn: number) => new FrozenLinear(get(`${name}.weight`, [out, inn]) as tf.Tensor2D);
+    const ln = (name: string) => get(`${name}.weight`, [d]) as tf.Tensor1D;
+    const attention = (prefix: string): Attention => ({
+      q: lin(`${prefix}.q`, inner, d),
+      k: lin(`${prefix}.k`, inner, d),
+      v: lin(`${prefix}.v`, inner, d),
+      o: lin(`${prefix}.o`, d, inner),
+    });
+    const gated = config.feedForwardProj === 'gated-gelu';
+    const ff = (prefix: string): FeedForward => ({
+      wi: gated
+        ? [lin(`${prefix}.wi_0`, config.dFf, d), lin(`${prefix}.wi_1`, config.dFf, d)]
+        : [lin(`${prefix}.wi`, config.dFf, d)],
+      wo: lin(`${prefix}.wo`, d, config.dFf),
+    });
+    this.shared = get('shared.weight', [config.vocabSize, d]) as tf.Tensor2D;
+    this.encoder = [];
+    for (let i = 0; i < config.numLayers; i++) {
+      const p = `encoder.block.${i}.layer`;
+      this.encoder.push({
+        selfLn: ln(`${p}.0.layer_norm`),
+        self: attention(`${p}.0.SelfAttention`),
+        ffLn: ln(`${p}.1.layer_norm`),
+        ff: ff(`${p}.1.DenseReluDense`),
+      });
+    }
+    this.decoder = [];
+    for (let i = 0; i < config.numDecoderLayers; i++) {
+      const p = `decoder.block.${i}.layer`;
+      this.decoder.push({
+        selfLn: ln(`${p}.0.layer_norm`),
+        self: attention(`${p}.0.SelfAttention`),
+        crossLn: ln(`${p}.1.layer_norm`),
+        cross: attention(`${p}.1.EncDecAttention`),
+        ffLn: ln(`${p}.2.layer_norm`),
+        ff: ff(`${p}.2.DenseReluDense`),
+      });
+    }
+    const nb = config.relativeAttentionNumBuckets;
+    this.encRelBias = get('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight', [
+      nb,
+      config.numHeads,
+    ]) as tf.Tensor2D;
+    this.decRelBias = get('decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight', [
+      nb,
+      config.numHeads,
+    ]) as tf.Tensor2D;
+    this.encFinalLn = ln('encoder.final_layer_norm');
+    this.decFinalLn = ln('decoder.final_layer_norm');
+    this.lmHead = config.tieWordEmbeddings
+      ? new FrozenLinear(this.shared)
+      : lin('lm_head', config.vocabSize, d);
+  }
+
+  /**
+   * Builds the model from checkpoint tensors (Hugging Face names and shapes). Every tensor becomes a frozen
+   * tf.Tensor; a missing one or a wrong shape throws naming the tensor.
+   */
+  static fromWeights(config: T5Config, weights: ReadonlyMap<string, RawTensor>): T5Model {
+    const created: tf.Tensor[] = [];
+    try {
+      return new T5Model(config, (name, shape) => {
+        const w = weights.get(name);
+        if (!w) throw new Error(`checkpoint tensor '${name}' is missing (expected shape [${shape.join(', ')}])`);
+        assertShape(name, w.shape, shape);
+        const t = tf.tensor(w.data, shape, 'float32');
+        created.push(t);
+        return t;
+      });
+    } catch (err) {
+      for (const t of created) t.dispose();
+      throw err;
+    }
+  }
+
+  /** Frozen embedding lookup: ids [B, L] int32 -> [B, L, d]. */
+  embed(ids: tf.Tensor2D): tf.Tensor3D {
+    const [B, L] = ids.shape;
+    return tf.tidy(() => tf.reshape(tf.gather(this.shared, tf.reshape(ids, [-1])), [B, L, this.config.dModel]));
+  }
+
+  /** Encoder over input embeddings -> last layer after the final norm, [B, L, d]. */
+  encode(inputsEmbeds: tf.Tensor3D, attentionMask: tf.Tensor2D): tf.Tensor3D {
+    const [B, L, d] = inputsEmbeds.shape;
+    assertShape('inputsEmbeds', inputsEmbeds.shape, [null, null, this.config.dModel]);
+    assertShape('attentionMask', attentionMask.shape, [B, L]);
+    return tf.tidy(() => {
+      const bias = tf.add(this.positionBias(L, L, true), maskBias(attentionMask));
+      let h = tf.reshape(inputsEmbeds, [B * L, d]) as tf.Tensor2D;
+      for (const blk of this.encoder) {
+        h = tf.add(h, this.attend(blk.self, this.rmsNorm(h, blk.selfLn), undefined, B, L, L, bias));
+        h = tf.add(h, this.feedForward(blk.ff, this.rmsNorm(h, blk.ffLn)));
+      }
+      return tf.reshape(this.rmsNorm(h, this.encFinalLn), [B, L, d]) as tf.Tensor3D;
+    });
+  }
+
+  /** Decoder -> hidden states after the final norm, [B, T, d]. */
+  decode(decoderInputIds: tf.Tensor2D, encoderHidden: tf.Tensor3D, attentionMask: tf.Tensor2D): tf.Tensor3D {
+    const [B, T] = decoderInputIds.shape;
+    const [Be, L, d] = encoderHidden.shape;
+    if (Be !== B) throw new ShapeMismatchError('encoderHidden', [B, L, d], encoderHidden.shape);
+    assertShape('attentionMask', attentionMask.shape, [B, L]);
+    return tf.tidy(() => {
+      const selfBias = this.positionBias(T, T, false);
+      const crossBias = maskBias(attentionMask);
+      const enc = tf.reshape(encoderHidden, [B * L, d]) as tf.Tensor2D;
+      let h = tf.reshape(this.embed(decoderInputIds), [B * T, d]) as tf.Tensor2D;
+      for (const blk of this.decoder) {
+        h = tf.add(h, this.attend(blk.self, this.rmsNorm(h, blk.selfLn), undefined, B, T, T, selfBias));
+        h = tf.add(h, this.attend(blk.cross, this.rmsNorm(h, blk.crossLn), enc, B, T, L, crossBias));
+        h = tf.add(h, this.feedForward(blk.ff, this.rmsNorm(h, blk.ffLn)));
+      }
+      return tf.reshape(this.rmsNorm(h, this.decFinalLn), [B, T, d]) as tf.Tensor3D;
+    });
+  }
+
+  /** LM logits for decoder hidden states [B, T, d] -> [B, T, vocab]. v1.0 (tied) rescales by d^-0.5 first. */
+  lmLogits(decoderHidden: tf.Tensor3D): tf.Tensor3D {
+    const [B, T, d] = decoderHidden.shape;
+    return tf.tidy(() => {
+      let h = tf.reshape(decoderHidden, [B * T, d]) as tf.Tensor2D;
+      if (this.config.tieWordEmbeddings) h = tf.mul(h, d ** -0.5);
+      return tf.reshape(this.lmHead.apply(h), [B, T, this.config.vocabSize]) as tf.Tensor3D;
+    });
+  }
+
+  /** Decoder inputs for teacher forcing: labels shifted right behind the decoder start token. */
+  shiftRight(labels: tf.Tensor2D, labelMask: tf.Tensor2D): tf.Tensor2D {
+    const [B, T] = labels.shape;
+    return tf.tidy(() => {
+      const masked = tf.where(tf.cast(labelMask, 'bool'), labels, tf.fill([B, T], this.config.padTokenId, 'int32'));
+      const start = tf.fill([B, 1], this.config.decoderStartTokenId, 'int32');
+      return tf.concat([start, tf.slice(masked, [0, 0], [B, T - 1])], 1) as tf.Tensor2D;
+    });
+  }
+
+  /** Teacher-forced token negative log-likelihood, summed (so shards can be added exactly). */
+  lossTerms(batch: Seq2SeqBatch): LossTerms {
+    const { inputsEmbeds, attentionMask, labels, labelMask } = batch;
+    const [B, T] = labels.shape;
+    assertShape('labelMask', labelMask.shape, [B, T]);
+    if (inputsEmbeds.shape[0] !== B) {
+      throw new ShapeMismatchError('labels', [inputsEmbeds.shape[0], T], labels.shape);
+    }
+    return tf.tidy(() => {
+      const enc = this.encode(inputsEmbeds, attentionMask);
+      const dec = this.decode(this.shiftRight(labels, labelMask), enc, attentionMask);
+      const logits = tf.reshape(this.lmLogits(dec), [B * T, this.config.vocabSize]) as tf.Tensor2D;
+      const tokenLoss = tokenNll(logits, tf.reshape(labels, [-1]) as tf.Tensor1D);
+      const nll = tf.reshape(tf.mul(tokenLoss, tf.reshape(tf.cast(labelMask, 'float32'), [-1])), [B, T]);
+      const perExample = tf.sum(nll, 1) as tf.Tensor1D;
+      return { nllSum: tf.sum(perExample) as tf.Scalar, perExample };
+    });
+  }
+
+  /** Mean token cross-entropy over counted label tokens (what Hugging Face's T5 returns as `loss`). */
+  loss(batch: Seq2SeqBatch): tf.Scalar {
+    return tf.tidy(() => {
+      const { nllSum } = this.lossTerms(batch);
+      return tf.div(nllSum, tf.maximum(tf.sum(tf.cast(batch.labelMask, 'float32')), 1)) as tf.Scalar;
+    });
+  }
+
+  /**
+   * Greedy decoding: each example stops at </s> (which is not included in the result) or after maxLength tokens.
+   * The encoder runs once; the decoder re-runs on the growing prefix (labels are short in this workload).
+   */
+  greedyDecode(inputsEmbeds: tf.Tensor3D, attentionMask: tf.Tensor2D, maxLength: number): number[][] {
+    const B = inputsEmbeds.shape[0];
+    const enc = this.encode(inputsEmbeds, attentionMask);
+    try {
+      const seqs: number[][] = Array.from({ length: B }, () => []);
+      const done = new Array<boolean>(B).fill(false);
+      const prefix: number[][] = Array.from({ length: B }, () => [this.config.decoderStartTokenId]);
+      for (let step = 0; step < maxLength && done.some((x) => !x); step++) {
+        const next = tf.tidy(() => {
+          const ids = tf.tensor2d(prefix.flat(), [B, step + 1], 'int32');
+          const logits = this.lmLogits(this.decode(ids, enc, attentionMask));
+          const last = tf.slice(logits, [0, step, 0], [B, 1, this.config.vocabSize]);
+          return tf.argMax(tf.reshape(last, [B, this.config.vocabSize]), -1);
+        });
+        const tokens = next.dataSync();
+        next.dispose();
+        for (let b = 0; b < B; b++) {
+          const tok = tokens[b]!;
+          prefix[b]!.push(done[b] ? this.config.padTokenId : tok);
+          if (done[b]) continue;
+          if (tok === this.config.eosTokenId) done[b] = true;
+          else seqs[b]!.push(tok);
+        }
+      }
+      return seqs;
+    } finally {
+      enc.dispose();
+    }
+  }
+
+  /**
+   * Log-likelihood of each candidate target (token ids, normally ending in </s>) for each example: [B][C].
+   * Used for classification by label scoring.
+   */
+  scoreCandidates(inputsEmbeds: tf.Tensor3D, attentionMask: tf.Tensor2D, candidates: number[][]): number[][] {
+    const [B, L, d] = inputsEmbeds.shape;
+    const C = candidates.length;
+    const T = Math.max(...candidates.map((c) => c.length));
+    const scores = tf.tidy(() => {
+      const enc = this.encode(inputsEmbeds, attentionMask);
+      const rows = tf.tensor1d(
+        Array.from({ length: B * C }, (_, i) => Math.floor(i / C)),
+        'int32',
+      );
+      const encRep = tf.reshape(tf.gather(enc, rows), [B * C, L, d]) as tf.Tensor3D;
+      const maskRep = tf.gather(attentionMask, rows) as tf.Tensor2D;
+      const lab = new Int32Array(B * C * T);
+      const labMask = new Float32Array(B * C * T);
+      for (let i = 0; i < B * C; i++) {
+        const c = candidates[i % C]!;
+        for (let t = 0; t < c.length; t++) {
+          lab[i * T + t] = c[t]!;
+          labMask[i * T + t] = 1;
+        }
+      }
+      const labels = tf.tensor2d(lab, [B * C, T], 'int32');
+      const labelMask = tf.tensor2d(labMask, [B * C, T]);
+      const dec = this.decode(this.shiftRight(labels, labelMask), encRep, maskRep);
+      const logits = tf.reshape(this.lmLogits(dec), [B * C * T, this.config.vocabSize]) as tf.Tensor2D;
+      const tokenLoss = tokenNll(logits, tf.reshape(labels, [-1]) as tf.Tensor1D);
+      return tf.neg(tf.sum(tf.reshape(tf.mul(tokenLoss, tf.reshape(labelMask, [-1])), [B * C, T]), 1));
+    });
+    const flat = scores.dataSync();
+    scores.dispose();
+    return Array.from({ length: B }, (_, b) => Array.from(flat.subarray(b * C, (b + 1) * C)));
+  }
+
+  /**
+   * Matmul FLOPs (2 x MACs) of one forward pass, split into the frozen linear layers (whose input-gradient backward
+   * costs the same again) and the attention score/mix products (whose backward costs twice their forward: dP, dS K,
+   * dS^T Q, P^T dO).
+   */
+  matmulFlops(batch: number, srcLen: number, tgtLen: number): { linear: number; attention: number } {
+    const c = this.config;
+    const d = c.dModel;
+    const inner = c.numHeads * c.dKv;
+    const ffIn = c.feedForwardProj === 'gated-gelu' ? 2 : 1;
+    const ff = (rows: number) => rows * (ffIn * d * c.dFf + c.dFf * d);
+    const encRows = batch * srcLen;
+    const decRows = batch * tgtLen;
+    const attnMix = (lq: number, lk: number) => 2 * batch * c.numHeads * lq * lk * c.dKv;
+    const linear =
+      c.numLayers * (encRows * 4 * d * inner + ff(encRows)) +
+      c.numDecoderLayers * (decRows * 6 * d * inner + encRows * 2 * d * inner + ff(decRows)) +
+      decRows * d * c.vocabSize;
+    const attention = c.numLayers * attnMix(srcLen, srcLen) + c.numDecoderLayers * (attnMix(tgtLen, tgtLen) + attnMix(tgtLen, srcLen));
+    return { linear: 2 * linear, attention: 2 * attention };
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const lins: FrozenLinear[] = [];
+    const others: tf.Tensor[] = [this.shared, this.encFinalLn, this.decFinalLn, this.encRelBias, this.decRelBias];
+    for (const b of [...this.encoder, ...this.decoder]) {
+      lins.push(b.self.q, b.self.k, b.self.v, b.self.o, ...b.ff.wi, b.ff.wo);
+      others.push(b.selfLn, b.ffLn);
+      if ('cross' in b) {
+        const db = b as DecoderBlock;
+        lins.push(db.cross.q, db.cross.k, db.cross.v, db.cross.o);
+        others.push(db.crossLn);
+      }
+    }
+    if (this.config.tieWordEmbeddings) this.lmHead.wT.dispose();
+    else lins.push(this.lmHead);
+    for (const l of lins) l.dispose();
+    for (const t of others) t.dispose();
+    for (const t of this.positionCache.values()) t.dispose();
+    this.positionCache.clear();
+  }
+
+  /** T5LayerNorm: scale only, no mean subtraction, no bias. */
+  private rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const variance = tf.mean(tf.square(x), -1, true);
+      return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.layerNormEpsilon))), weight) as tf.Tensor2D;
+    });
+  }
+
+  private feedForward(ff: FeedForward, x: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const [wi0, wi1] = ff.wi;
+      const hidden = wi1 ? tf.mul(geluNew(wi0!.apply(x)), wi1.apply(x)) : tf.relu(wi0!.apply(x));
+      return ff.wo.apply(hidden as tf.Tensor2D);
+    });
+  }
+
+  /**
+   * Multi-head attention from 2-D rows: x [B*Lq, d] queries; kv [B*Lk, d] keys/values (undefined: self-attention).
+   */
+  private attend(
+    att: Attention,
+    x: tf.Tensor2D,
+    kv: tf.Tensor2D | undefined,
+    B: number,
+    Lq: number,
+    Lk: number,
+    bias: tf.Tensor,
+  ): tf.Tensor2D {
+    const { numHeads: H, dKv: dk } = this.config;
+    return tf.tidy(() => {
+      const src = kv ?? x;
+      const heads = (t: tf.Tensor2D, L: number) => tf.transpose(tf.reshape(t, [B, L, H, dk]), [0, 2, 1, 3]) as tf.Tensor4D;
+      const out = attentionCore(heads(att.q.apply(x), Lq), heads(att.k.apply(src), Lk), heads(att.v.apply(src), Lk), bias);
+      return att.o.apply(tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * Lq, H * dk]) as tf.Tensor2D);
+    });
+  }
+
+  /**
+   * [1, H, Lq, Lk] relative position bias (plus the causal mask for the decoder), cached per shape because it
+   * depends only on the lengths and the frozen bias table.
+   */
+  private positionBias(Lq: number, Lk: number, bidirectional: boolean): tf.Tensor {
+    const key = `${bidirectional ? 'e' : 'd'}:${Lq}:${Lk}`;
+    const hit = this.positionCache.get(key);
+    if (hit) return hit;
+    const c = this.config;
+    const t = tf.tidy(() => {
+      const buckets = relativePositionBuckets(
+        Lq,
+        Lk,
+        bidirectional,
+        c.relativeAttentionNumBuckets,
+        c.relativeAttentionMaxDistance,
+      );
+      const table = bidirectional ? this.encRelBias : this.decRelBias;
+      const vals = tf.gather(table, tf.tensor1d(buckets, 'int32')); // [Lq*Lk, H]
+      let bias: tf.Tensor = tf.reshape(tf.transpose(vals), [1, c.numHeads, Lq, Lk]);
+      if (!bidirectional) {
+        const causal = new Float32Array(Lq * Lk);
+        for (let i = 0; i < Lq; i++) for (let j = i + 1; j < Lk; j++) causal[i * Lk + j] = MASK_VALUE;
+        bias = tf.add(bias, tf.tensor4d(causal, [1, 1, Lq, Lk]));
+      }
+      return bias;
+    });
+    if (this.positionCache.size >= POSITION_CACHE_LIMIT) {
+      const oldest = this.positionCache.keys().next().value as string;
+      this.positionCache.get(oldest)?.dispose();
+      this.positionCache.delete(oldest);
+    }
+    this.positionCache.set(key, tf.keep(t));
+    return t;
+  }
+}
+
+/** [B, L] 0/1 mask -> additive [B, 1, 1, L] bias. */
+function maskBias(mask: tf.Tensor2D): tf.Tensor4D {
+  const [B, L] = mask.shape;
+  return tf.tidy(() => tf.reshape(tf.mul(tf.sub(1, tf.cast(mask, 'float32')), MASK_VALUE), [B, 1, 1, L]) as tf.Tensor4D);
+}
+
+/** The tanh approximation of GELU that T5 v1.1 uses ("gelu_new"). */
+function geluNew(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+    return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+  });
+}

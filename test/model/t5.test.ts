@@ -1,0 +1,275 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend } from '../../src/backend/index.js';
+import { makeTinyT5, type TinyT5Options } from '../../src/model/checkpoint/index.js';
+import { loadT5Model } from '../../src/model/load-t5.js';
+import {
+  batchedAttention,
+  relativePositionBucket,
+  ShapeMismatchError,
+  splitHeadAttention,
+  T5Model,
+} from '../../src/model/t5/index.js';
+import { writeTinyCheckpoint } from '../helpers/tiny-checkpoint.js';
+
+const V1: TinyT5Options = { variant: 'v1', seed: 7, vocabSize: 64 };
+const V11: TinyT5Options = { variant: 'v1.1', seed: 7, vocabSize: 64 };
+
+function batchFor(model: T5Model) {
+  const ids = tf.tensor2d(
+    [
+      [5, 6, 7, 8, 1, 0],
+      [9, 10, 1, 0, 0, 0],
+    ],
+    [2, 6],
+    'int32',
+  );
+  const attentionMask = tf.tensor2d([
+    [1, 1, 1, 1, 1, 0],
+    [1, 1, 1, 0, 0, 0],
+  ]) as tf.Tensor2D;
+  const labels = tf.tensor2d(
+    [
+      [3, 4, 1],
+      [11, 1, 0],
+    ],
+    [2, 3],
+    'int32',
+  );
+  const labelMask = tf.tensor2d([
+    [1, 1, 1],
+    [1, 1, 0],
+  ]) as tf.Tensor2D;
+  return { inputsEmbeds: model.embed(ids), attentionMask, labels, labelMask };
+}
+
+/** Directional derivative of f at x along u by central differences vs the analytic gradient. */
+function checkGradient(f: (x: tf.Tensor3D) => tf.Scalar, x: tf.Tensor3D, seed: number, eps: number) {
+  const g = tf.grad((t: tf.Tensor) => f(t as tf.Tensor3D))(x);
+  const u = tf.randomNormal(x.shape, 0, 1, 'float32', seed);
+  const analytic = tf.sum(tf.mul(g, u)).dataSync()[0]!;
+  const plus = f(tf.add(x, tf.mul(u, eps)) as tf.Tensor3D).dataSync()[0]!;
+  const minus = f(tf.sub(x, tf.mul(u, eps)) as tf.Tensor3D).dataSync()[0]!;
+  return { analytic, numeric: (plus - minus) / (2 * eps) };
+}
+
+for (const backend of ['wasm', 'cpu'] as const) {
+  describe(`T5 on the ${backend} backend`, () => {
+    before(async () => {
+      await selectBackend({ requested: backend });
+    });
+
+    test('split-head attention equals batched attention, values and gradients', () => {
+      tf.tidy(() => {
+        const q = tf.randomNormal([2, 3, 5, 4], 0, 1, 'float32', 1) as tf.Tensor4D;
+        const k = tf.randomNormal([2, 3, 7, 4], 0, 1, 'float32', 2) as tf.Tensor4D;
+        const v = tf.randomNormal([2, 3, 7, 4], 0, 1, 'float32', 3) as tf.Tensor4D;
+        const bias = tf.randomNormal([2, 3, 5, 7], 0, 1, 'float32', 4);
+        const w = tf.randomNormal([2, 3, 5, 4], 0, 1, 'float32', 5);
+        const f = (impl: typeof batchedAttention) => (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+          tf.sum(tf.mul(impl(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, bias), w));
+        const ref = tf.grads(f(batchedAttention))([q, k, v]);
+        const got = tf.grads(f(splitHeadAttention))([q, k, v]);
+        const close = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!;
+        assert.ok(close(batchedAttention(q, k, v, bias), splitHeadAttention(q, k, v, bias)) < 1e-5);
+        for (let i = 0; i < 3; i++) assert.ok(close(ref[i]!, got[i]!) < 1e-4, `gradient ${'qkv'[i]} differs`);
+      });
+    });
+
+    for (const opts of [V1, V11]) {
+      test(`${opts.variant}: loss gradient w.r.t. input embeddings matches finite differences`, () => {
+        const { config, tensors } = makeTinyT5(opts);
+        const model = T5Model.fromWeights(config, tensors);
+        tf.tidy(() => {
+          const b = batchFor(model);
+          const f = (e: tf.Tensor3D) => model.loss({ ...b, inputsEmbeds: e });
+          // ReLU kinks make a large step inexact for v1; a small step in float32 is noisy: use 3 directions.
+          for (const seed of [11, 12, 13]) {
+            const { analytic, numeric } = checkGradient(f, b.inputsEmbeds, seed, opts.variant === 'v1' ? 2e-3 : 1e-2);
+            const tol = 2e-2 * Math.max(1, Math.abs(analytic));
+            assert.ok(Math.abs(analytic - numeric) < tol, `analytic ${analytic} vs numeric ${numeric}`);
+          }
+        });
+        model.dispose();
+      });
+    }
+
+    test('padding positions change nothing and get zero gradient', () => {
+      const { config, tensors } = makeTinyT5(V11);
+      const model = T5Model.fromWeights(config, tensors);
+      tf.tidy(() => {
+        const b = batchFor(model);
+        const pad = tf.sub(1, b.attentionMask).expandDims(-1);
+        const noise = tf.mul(tf.randomNormal(b.inputsEmbeds.shape, 0, 3, 'float32', 9), pad);
+        const changed = tf.add(b.inputsEmbeds, noise) as tf.Tensor3D;
+        const l1 = model.loss(b).dataSync()[0]!;
+        const l2 = model.loss({ ...b, inputsEmbeds: changed }).dataSync()[0]!;
+        assert.ok(Math.abs(l1 - l2) < 1e-5, `loss changed with padding content: ${l1} vs ${l2}`);
+        const e1 = model.encode(b.inputsEmbeds, b.attentionMask);
+        const e2 = model.encode(changed, b.attentionMask);
+        const realDiff = tf.max(tf.abs(tf.mul(tf.sub(e1, e2), tf.reshape(b.attentionMask, [2, 6, 1])))).dataSync()[0]!;
+        assert.ok(realDiff < 1e-5, `encoder states at real positions changed by ${realDiff}`);
+        const g = tf.grad((e: tf.Tensor) => model.loss({ ...b, inputsEmbeds: e as tf.Tensor3D }))(b.inputsEmbeds);
+        assert.equal(tf.max(tf.abs(tf.mul(g, pad))).dataSync()[0], 0);
+        // Padded label positions do not count either.
+        const otherLabels = tf.tensor2d(
+          [
+            [3, 4, 1],
+            [11, 1, 42],
+          ],
+          [2, 3],
+          'int32',
+        );
+        assert.ok(Math.abs(model.loss({ ...b, labels: otherLabels }).dataSync()[0]! - l1) < 1e-6);
+      });
+      model.dispose();
+    });
+
+    test('tensor count is stable across repeated forward/backward', () => {
+      const { config, tensors } = makeTinyT5(V1);
+      const model = T5Model.fromWeights(config, tensors);
+      const b = batchFor(model);
+      const step = () =>
+        tf.tidy(() => {
+          tf.grad((e: tf.Tensor) => model.loss({ ...b, inputsEmbeds: e as tf.Tensor3D }))(b.inputsEmbeds).dataSync();
+        });
+      step();
+      const start = tf.memory().numTensors;
+      for (let i = 0; i < 5; i++) step();
+      assert.equal(tf.memory().numTensors, start);
+      tf.dispose(Object.values(b));
+      model.dispose();
+    });
+
+    test('greedy decoding stops at </s>', () => {
+      // A decoder whose sub-layers output zero keeps the token embedding in the residual stream, so the LM head
+      // alone decides the next token: start(0) -> 5 -> </s>.
+      const { config, tensors } = makeTinyT5(V11);
+      const d = config.dModel;
+      for (const [name, t] of tensors) {
+        if (/^decoder\.block\.\d+\.layer\.\d+\.(SelfAttention\.o|EncDecAttention\.o|DenseReluDense\.wo)\.weight$/.test(name)) {
+          t.data.fill(0);
+        }
+      }
+      const emb = tensors.get('shared.weight')!.data;
+      const unit = (tok: number) => {
+        const row = emb.subarray(tok * d, (tok + 1) * d);
+        const rms = Math.sqrt(row.reduce((s, x) => s + x * x, 0) / d + 1e-6);
+        return Array.from(row, (x) => x / rms);
+      };
+      const head = tensors.get('lm_head.weight')!.data;
+      head.fill(0);
+      head.set(
+        unit(0).map((x) => 10 * x),
+        5 * d,
+      );
+      head.set(
+        unit(5).map((x) => 10 * x),
+        config.eosTokenId * d,
+      );
+      const model = T5Model.fromWeights(config, tensors);
+      const b = batchFor(model);
+      assert.deepEqual(model.greedyDecode(b.inputsEmbeds, b.attentionMask, 10), [[5], [5]]);
+      tf.dispose(Object.values(b));
+      model.dispose();
+    });
+
+    test('candidate scores are the summed token log-likelihoods', () => {
+      const { config, tensors } = makeTinyT5(V1);
+      const model = T5Model.fromWeights(config, tensors);
+      tf.tidy(() => {
+        const b = batchFor(model);
+        const cands = [[3, 1], [4, 5, 1]];
+        const scores = model.scoreCandidates(b.inputsEmbeds, b.attentionMask, cands);
+        cands.forEach((c, ci) => {
+          const labels = tf.tensor2d([c, c], [2, c.length], 'int32');
+          const per = model
+            .lossTerms({ ...b, labels, labelMask: tf.ones([2, c.length]) as tf.Tensor2D })
+            .perExample.dataSync();
+          for (let i = 0; i < 2; i++) assert.ok(Math.abs(scores[i]![ci]! + per[i]!) < 1e-4);
+        });
+      });
+      model.dispose();
+    });
+  });
+}
+
+describe('T5 model', () => {
+  before(async () => {
+    await selectBackend({ requested: 'wasm' });
+  });
+
+  test('wasm and cpu backends give the same loss and gradient', async () => {
+    const { config, tensors } = makeTinyT5(V11);
+    const run = async (name: string) => {
+      await selectBackend({ requested: name });
+      const model = T5Model.fromWeights(config, tensors);
+      const out = tf.tidy(() => {
+        const b = batchFor(model);
+        const g = tf.grad((e: tf.Tensor) => model.loss({ ...b, inputsEmbeds: e as tf.Tensor3D }))(b.inputsEmbeds);
+        return { loss: model.loss(b).dataSync()[0]!, grad: Array.from(g.dataSync()) };
+      });
+      model.dispose();
+      return out;
+    };
+    const a = await run('wasm');
+    const c = await run('cpu');
+    await selectBackend({ requested: 'wasm' });
+    assert.ok(Math.abs(a.loss - c.loss) < 1e-4);
+    const maxDiff = Math.max(...a.grad.map((x, i) => Math.abs(x - c.grad[i]!)));
+    assert.ok(maxDiff < 1e-4, `gradients differ by ${maxDiff}`);
+  });
+
+  test('relative position buckets match transformers', () => {
+    // transformers' T5Attention._relative_position_bucket (32 buckets, max distance 128), by hand: e.g. causal -100
+    // -> 16 + trunc(log(100/16) / log(128/16) * 16) = 16 + trunc(14.10) = 30; bidirectional +12 -> 16 + 8 + trunc(
+    // log(12/8) / log(16) * 8) = 25.
+    const bi = (rp: number) => relativePositionBucket(rp, true, 32, 128);
+    const causal = (rp: number) => relativePositionBucket(rp, false, 32, 128);
+    assert.deepEqual([0, 1, -1, 7, 8, -8, 12, 200, -200].map(bi), [0, 17, 1, 23, 24, 8, 25, 31, 15]);
+    assert.deepEqual([0, 3, -1, -15, -16, -20, -100, -1000].map(causal), [0, 0, 1, 15, 16, 17, 30, 31]);
+  });
+
+  test('wrong-shape inputs name the tensor and both shapes', () => {
+    const { config, tensors } = makeTinyT5(V1);
+    const model = T5Model.fromWeights(config, tensors);
+    const bad = tf.zeros([1, 3, config.dModel + 1]) as tf.Tensor3D;
+    assert.throws(
+      () => model.encode(bad, tf.ones([1, 3]) as tf.Tensor2D),
+      (err: unknown) =>
+        err instanceof ShapeMismatchError && /inputsEmbeds: expected shape \[\*, \*, 16\] but got \[1, 3, 17\]/.test(err.message),
+    );
+    tensors.set('encoder.final_layer_norm.weight', { shape: [15], data: new Float32Array(15) });
+    assert.throws(() => T5Model.fromWeights(config, tensors), /encoder\.final_layer_norm\.weight: expected shape \[16\] but got \[15\]/);
+    tf.dispose(bad);
+    model.dispose();
+  });
+
+  describe('loading Hugging Face folders', () => {
+    const dirs: string[] = [];
+    after(() => {
+      for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+    });
+    for (const [label, opts] of [
+      ['v1 single file', V1],
+      ['v1.1 sharded', { ...V11, shardBytes: 4096 } as TinyT5Options & { shardBytes?: number }],
+    ] as const) {
+      test(`${label}: the loaded model equals the in-memory one`, () => {
+        const dir = writeTinyCheckpoint(opts);
+        dirs.push(dir);
+        const { model, files } = loadT5Model(dir);
+        if ('shardBytes' in opts) assert.ok(files.length > 1, 'expected a sharded checkpoint');
+        const { config, tensors } = makeTinyT5(opts);
+        const ref = T5Model.fromWeights(config, tensors);
+        tf.tidy(() => {
+          const b = batchFor(model);
+          assert.equal(model.loss(b).dataSync()[0], ref.loss(b).dataSync()[0]);
+        });
+        model.dispose();
+        ref.dispose();
+      });
+    }
+  });
+});
