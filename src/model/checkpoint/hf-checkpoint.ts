@@ -311,7 +311,6 @@ export function loadT5Checkpoint(dir: string, opts: LoadT5CheckpointOptions = {}
       );
     }
     if (problems.length > 0) {
-      const first = sources.size > 0 ? undefined : missing[0];
       const shapeIssue = problems.some((p) => p.includes('implies'));
       throw new CheckpointFormatError(
         `${dir}: not a usable T5 checkpoint for its ${CONFIG_FILE}:\n  - ${problems.slice(0, 12).join('\n  - ')}` +
@@ -321,7 +320,7 @@ export function loadT5Checkpoint(dir: string, opts: LoadT5CheckpointOptions = {}
             : 'Re-export the complete model with save_pretrained(..., safe_serialization=True).'),
         dir,
         undefined,
-        first ?? missing[0],
+        missing[0],
       );
     }
 

@@ -463,8 +463,9 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): Safet
   const tensors = new Map<string, SafetensorsTensor>();
   for (const [name, info] of header.tensors) {
     const [begin, end] = info.dataOffsets;
-    // slice() copies into a fresh ArrayBuffer, which also makes the data aligned for its typed array.
-    const copy = bytes.slice(header.dataStart + begin, header.dataStart + end);
+    // Copy into a fresh ArrayBuffer, which also aligns the data for its typed array. Uint8Array's slice, not
+    // Buffer's: Buffer#slice returns a view into a shared pool.
+    const copy = Uint8Array.prototype.slice.call(bytes, header.dataStart + begin, header.dataStart + end);
     tensors.set(name, {
       dtype: info.dtype,
       shape: [...info.shape],
