@@ -184,6 +184,32 @@ describe('safetensors round trip', () => {
     assert.deepEqual(h.tensors.get('w'), { dtype: 'F32', shape: [1000, 100], dataOffsets: [0, 400_000] });
   });
 
+  test('a 3 GB (sparse) file: header and one tensor by name without reading the rest', () => {
+    const file = path.join(tmp, 'huge.safetensors');
+    const big = 750_000_000 * 4;
+    const json = `{"big":{"dtype":"F32","shape":[750000000],"data_offsets":[0,${big}]},"small":{"dtype":"U8","shape":[4],"data_offsets":[${big},${big + 4}]}}`;
+    const header = Buffer.from(json.padEnd(Math.ceil(json.length / 8) * 8, ' '));
+    const fd = fs.openSync(file, 'w');
+    try {
+      fs.writeSync(fd, Uint8Array.from(le64(header.length)), 0, 8, 0);
+      fs.writeSync(fd, header, 0, header.length, 8);
+      // Only the last 4 bytes are written; the 3 GB before them is a hole that takes no disk or memory.
+      fs.writeSync(fd, Uint8Array.from([1, 2, 3, 4]), 0, 4, 8 + header.length + big);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const h = readSafetensorsHeader(file);
+    assert.equal(h.fileSize, 8 + header.length + big + 4);
+    assert.deepEqual(h.tensors.get('big')!.shape, [750_000_000]);
+    const r = openSafetensors(file);
+    try {
+      assert.deepEqual(r.read('small').data, Uint8Array.from([1, 2, 3, 4]));
+    } finally {
+      r.close();
+    }
+    fs.rmSync(file);
+  });
+
   test('atomic write replaces an existing file and leaves no temp file behind', () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'atomic-'));
     const file = path.join(dir, 'x.safetensors');
