@@ -180,6 +180,14 @@ describe('tiny T5 checkpoints', () => {
     assert.equal(loadT5Checkpoint(dir).files.length > 1, true);
   });
 
+  test('invalid tiny options fail like a bad config.json would', () => {
+    assert.throws(
+      () => makeTinyT5({ variant: 'v1', vocabSize: 1 }),
+      /makeTinyT5 options: field "eos_token_id"/,
+    );
+    assert.throws(() => makeTinyT5({ variant: 'v1', dModel: 0 }), /field "d_model" must be >= 1/);
+  });
+
   test('writer refuses tensors that do not match the config', () => {
     const { config, tensors } = makeTinyT5({ variant: 'v1', seed: 1 });
     const missing = new Map(tensors);

@@ -4,7 +4,7 @@
  * is drawn from its own stream seeded by (seed, tensor name): the same seed gives the same bytes on every run,
  * and changing one dimension does not reshuffle unrelated tensors.
  */
-import { expectedT5TensorShapes, type T5Config } from '../t5-config.js';
+import { expectedT5TensorShapes, parseT5Config, type T5Config, t5ConfigToJson } from '../t5-config.js';
 import type { Float32Tensor } from './hf-checkpoint.js';
 
 export interface TinyT5Options {
@@ -28,7 +28,7 @@ export function tinyT5Config(opts: TinyT5Options): T5Config {
     throw new RangeError(`variant must be "v1" or "v1.1", got ${JSON.stringify(opts.variant)}`);
   }
   const numLayers = opts.numLayers ?? 2;
-  return {
+  const config: T5Config = {
     vocabSize: opts.vocabSize ?? 128,
     dModel: opts.dModel ?? 16,
     dKv: opts.dKv ?? 4,
@@ -46,6 +46,9 @@ export function tinyT5Config(opts: TinyT5Options): T5Config {
     decoderStartTokenId: 0,
     modelType: 't5',
   };
+  // Same validation as a loaded config.json, so a bad option fails here and not deep inside the model.
+  parseT5Config(t5ConfigToJson(config), 'makeTinyT5 options');
+  return config;
 }
 
 /** FNV-1a over UTF-16 code units, mixed with the seed: a stable 32-bit stream id per tensor. */
