@@ -4,7 +4,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { command as tokenizeCommand } from '../../src/cli/commands/tokenize.js';
+import { commandHelp } from '../../src/cli/main.js';
 import {
   loadTokenizer,
   parseSpieceModel,
@@ -252,5 +255,64 @@ describe('tokenizer errors', () => {
       pre_tokenizer: { type: 'ByteLevel' },
     });
     await assert.rejects(loadTokenizer(write('tokenizer.json', noMetaspace)), /pre_tokenizer "ByteLevel"/);
+  });
+});
+
+describe('promptmesh tokenize', () => {
+  let tmp: string;
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-'));
+    fs.writeFileSync(path.join(tmp, 'spiece.model'), modelBytes(TINY));
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  async function run(values: Record<string, string | boolean>, positionals: string[]) {
+    let out = '';
+    let err = '';
+    const sink = (f: (s: string) => void) =>
+      new Writable({
+        write(chunk, _encoding, done) {
+          f(String(chunk));
+          done();
+        },
+      });
+    const code = await tokenizeCommand.run({
+      values,
+      positionals,
+      stdout: sink((s) => {
+        out += s;
+      }),
+      stderr: sink((s) => {
+        err += s;
+      }),
+    });
+    return { code, out, err };
+  }
+
+  test('prints ids, one line per text; --no-eos; --json', async () => {
+    assert.deepEqual(await run({ tokenizer: tmp }, ['ab', 'ba a']), {
+      code: 0,
+      out: '8 1\n3 5 4 6 1\n',
+      err: '',
+    });
+    assert.equal((await run({ tokenizer: tmp, 'no-eos': true }, ['ab'])).out, '8\n');
+    const { out } = await run({ tokenizer: tmp, json: true }, ['ab <extra_id_0>']);
+    assert.deepEqual(JSON.parse(out), { ids: [8, 108, 1], pieces: ['\u2581ab', '<extra_id_0>', '</s>'] });
+    assert.equal(
+      (await run({ tokenizer: tmp, 'extra-ids': '0', json: true }, ['ab'])).out,
+      '{"ids":[8,1],"pieces":["\u2581ab","</s>"]}\n',
+    );
+  });
+
+  test('errors: missing --tokenizer is a usage error; a missing folder says which', async () => {
+    await assert.rejects(run({}, ['x']), /--tokenizer is required/);
+    await assert.rejects(run({ tokenizer: path.join(tmp, 'nope') }, ['x']), TokenizerNotFoundError);
+  });
+
+  test('help shows usage, description and examples', () => {
+    const help = commandHelp(tokenizeCommand);
+    assert.match(help, /Usage: promptmesh tokenize --tokenizer DIR/);
+    assert.match(help, /--no-eos/);
+    assert.match(help, /Examples:\n {2}promptmesh tokenize --tokenizer/);
   });
 });
