@@ -1,0 +1,264 @@
+/**
+ * The demo suite's tasks: views of the skills in skills.ts, formatted like the GLUE tasks
+ * (`<prefix> <field>: <text> ...` -> one label word). Sources are high-resource, targets low-resource and
+ * worded differently (other prefix, field names, label words or domain) while sharing a source's skill.
+ */
+
+import { RecordShapeError } from '../errors.js';
+import { label as labelField, type RawRecord, str } from '../readers/fields.js';
+import type { Rng } from '../rng.js';
+import { pick } from '../rng.js';
+import type { TaskSpec } from '../tasks/task-spec.js';
+import {
+  generateArithmetic,
+  generateCountQa,
+  generateEntailment,
+  generateParaphrase,
+  generateQa,
+  generateSentiment,
+  generateTopic,
+  type Roles,
+  type SkillName,
+  type SkillSample,
+  solveArithmetic,
+  solveCountQa,
+  solveEntailment,
+  solveParaphrase,
+  solveQa,
+  solveSentiment,
+  solveTopic,
+} from './skills.js';
+import { NUMBER_WORDS, TOPICS } from './vocabulary.js';
+
+export interface DemoSizes {
+  train: number;
+  validation: number;
+  test: number;
+}
+
+export interface DemoTaskDef {
+  name: string;
+  role: 'source' | 'target';
+  /** Skills the task needs; a target's skills all appear among the sources'. */
+  skills: readonly SkillName[];
+  /** Word in front of the source text. */
+  prefix: string;
+  /** Skill role -> field name in the text and the JSONL file, in source-text order. */
+  fields: readonly { role: string; name: string }[];
+  /** Label words for classification, in label order (binary: negative first). Absent for generated answers. */
+  labels?: readonly string[];
+  /** Canonical skill label -> label word (identity when absent). */
+  labelWords?: Readonly<Record<string, string>>;
+  sizes: DemoSizes;
+  generate(rng: Rng): SkillSample;
+  /** The rule that answers from the text alone: the skill's solver, then the task's label words. */
+  solve(roles: Roles): string;
+  /** Probability that a uniform random guess is right on this example. */
+  chance(roles: Roles, target: string): number;
+}
+
+const SOURCE_SIZES: DemoSizes = { train: 3000, validation: 300, test: 300 };
+const TARGET_SIZES: DemoSizes = { train: 150, validation: 200, test: 300 };
+
+function uniform(labels: readonly string[]) {
+  return () => 1 / labels.length;
+}
+
+function mapped(solve: (r: Roles) => string, words: Readonly<Record<string, string>>) {
+  return (r: Roles) => {
+    const c = solve(r);
+    return words[c] ?? c;
+  };
+}
+
+/** A random guess among the distinct words of the context (punctuation aside). */
+function contextWordChance(roles: Roles): number {
+  const words = new Set((roles.context ?? '').split(' ').filter((w) => w !== '.' && w !== ','));
+  return 1 / Math.max(1, words.size);
+}
+
+const NLI_WORDS = { entailment: 'yes', neutral: 'maybe', contradiction: 'no' };
+const ENTAIL_WORDS = { entailment: 'true', neutral: 'false', contradiction: 'false' };
+
+export const DEMO_TASKS: readonly DemoTaskDef[] = [
+  {
+    name: 'demo-sentiment',
+    role: 'source',
+    skills: ['sentiment'],
+    prefix: 'sentiment',
+    fields: [{ role: 'text', name: 'review' }],
+    labels: ['negative', 'positive'],
+    sizes: SOURCE_SIZES,
+    generate: (rng) =>
+      generateSentiment(rng, pick(rng, ['movie', 'product']), pick(rng, ['positive', 'negative'])),
+    solve: solveSentiment,
+    chance: uniform(['negative', 'positive']),
+  },
+  {
+    name: 'demo-nli',
+    role: 'source',
+    skills: ['entailment'],
+    prefix: 'nli',
+    fields: [
+      { role: 'premise', name: 'premise' },
+      { role: 'hypothesis', name: 'hypothesis' },
+    ],
+    labels: ['yes', 'maybe', 'no'],
+    labelWords: NLI_WORDS,
+    sizes: SOURCE_SIZES,
+    generate: (rng) => generateEntailment(rng, pick(rng, ['entailment', 'neutral', 'contradiction'])),
+    solve: mapped(solveEntailment, NLI_WORDS),
+    chance: uniform(['yes', 'maybe', 'no']),
+  },
+  {
+    name: 'demo-paraphrase',
+    role: 'source',
+    skills: ['paraphrase'],
+    prefix: 'paraphrase',
+    fields: [
+      { role: 'first', name: 'sentence1' },
+      { role: 'second', name: 'sentence2' },
+    ],
+    labels: ['no', 'yes'],
+    labelWords: { different: 'no', same: 'yes' },
+    sizes: SOURCE_SIZES,
+    generate: (rng) => generateParaphrase(rng, pick(rng, ['same', 'different'])),
+    solve: mapped(solveParaphrase, { different: 'no', same: 'yes' }),
+    chance: uniform(['no', 'yes']),
+  },
+  {
+    name: 'demo-qa',
+    role: 'source',
+    skills: ['extractive-qa'],
+    prefix: 'qa',
+    fields: [
+      { role: 'question', name: 'question' },
+      { role: 'context', name: 'context' },
+    ],
+    sizes: SOURCE_SIZES,
+    generate: generateQa,
+    solve: solveQa,
+    chance: contextWordChance,
+  },
+  {
+    name: 'demo-arithmetic',
+    role: 'source',
+    skills: ['arithmetic'],
+    prefix: 'math',
+    fields: [{ role: 'question', name: 'question' }],
+    sizes: SOURCE_SIZES,
+    generate: generateArithmetic,
+    solve: solveArithmetic,
+    chance: () => 1 / NUMBER_WORDS.length,
+  },
+  {
+    name: 'demo-topic',
+    role: 'source',
+    skills: ['topic'],
+    prefix: 'topic',
+    fields: [{ role: 'text', name: 'sentence' }],
+    labels: TOPICS,
+    sizes: SOURCE_SIZES,
+    generate: (rng) => generateTopic(rng, pick(rng, TOPICS)),
+    solve: solveTopic,
+    chance: uniform(TOPICS),
+  },
+  {
+    name: 'demo-entail',
+    role: 'target',
+    skills: ['entailment'],
+    prefix: 'verify',
+    fields: [
+      { role: 'premise', name: 'claim' },
+      { role: 'hypothesis', name: 'statement' },
+    ],
+    labels: ['false', 'true'],
+    labelWords: ENTAIL_WORDS,
+    sizes: TARGET_SIZES,
+    // Balanced two-way: half entailed, the other half split between neutral and contradiction.
+    generate: (rng) =>
+      generateEntailment(rng, rng() < 0.5 ? 'entailment' : pick(rng, ['neutral', 'contradiction'] as const)),
+    solve: mapped(solveEntailment, ENTAIL_WORDS),
+    chance: uniform(['false', 'true']),
+  },
+  {
+    name: 'demo-dining',
+    role: 'target',
+    skills: ['sentiment'],
+    prefix: 'dining',
+    fields: [{ role: 'text', name: 'opinion' }],
+    labels: ['bad', 'good'],
+    labelWords: { negative: 'bad', positive: 'good' },
+    sizes: TARGET_SIZES,
+    generate: (rng) => generateSentiment(rng, 'restaurant', pick(rng, ['positive', 'negative'])),
+    solve: mapped(solveSentiment, { negative: 'bad', positive: 'good' }),
+    chance: uniform(['bad', 'good']),
+  },
+  {
+    name: 'demo-count',
+    role: 'target',
+    skills: ['extractive-qa', 'arithmetic'],
+    prefix: 'count',
+    fields: [
+      { role: 'question', name: 'question' },
+      { role: 'context', name: 'story' },
+    ],
+    sizes: TARGET_SIZES,
+    generate: generateCountQa,
+    solve: solveCountQa,
+    chance: () => 1 / NUMBER_WORDS.length,
+  },
+];
+
+/** Every label word of the demo suite (classification labels and answers): give these to the tokenizer trainer
+ * as user-defined symbols so each is one token. */
+export const DEMO_LABEL_WORDS: readonly string[] = Object.freeze([
+  ...new Set(DEMO_TASKS.flatMap((t) => [...(t.labels ?? [])]).concat(NUMBER_WORDS)),
+]);
+
+/** A demo row: the task's fields by field name plus the label word. */
+export interface DemoRow {
+  fields: Record<string, string>;
+  label: string;
+}
+
+/** The demo task's source text and target for a row. */
+export function formatDemoRow(
+  def: DemoTaskDef,
+  row: DemoRow,
+  addPrefix = true,
+): { source: string; target: string } {
+  const parts = def.fields.flatMap((f) => [`${f.name}:`, row.fields[f.name] as string]);
+  return { source: (addPrefix ? [def.prefix, ...parts] : parts).join(' '), target: row.label };
+}
+
+function demoSpec(def: DemoTaskDef): TaskSpec<DemoRow> {
+  const toRows = (v: RawRecord): DemoRow[] => {
+    const fields: Record<string, string> = {};
+    for (const f of def.fields) fields[f.name] = str(v, f.name);
+    let label: string;
+    if (def.labels) label = def.labels[labelField(v, 'label', def.labels)] as string;
+    else {
+      label = str(v, 'label');
+      if (label.trim() === '') throw new RecordShapeError("field 'label' to be a non-empty answer", '""');
+    }
+    return [{ fields, label }];
+  };
+  const c = (split: string) => [{ file: `${split}.jsonl`, format: 'jsonl' as const, toRows }];
+  return {
+    name: def.name,
+    benchmark: 'demo',
+    description: `demo ${def.role} task (${def.skills.join(' + ')})`,
+    officialSplits: { train: c('train'), validation: c('validation'), test: c('test') },
+    splitRule: { kind: 'fixed', train: 'train', validation: 'validation', test: 'test' },
+    ...(def.labels ? { labels: def.labels } : {}),
+    metrics: ['accuracy'],
+    format: (row, o) => [formatDemoRow(def, row, o.addPrefix)],
+  };
+}
+
+export const DEMO_TASK_SPECS: readonly TaskSpec<DemoRow>[] = DEMO_TASKS.map(demoSpec);
+
+export function demoTaskDef(name: string): DemoTaskDef | undefined {
+  return DEMO_TASKS.find((t) => t.name === name);
+}

@@ -1,0 +1,11 @@
+export { accuracy } from './accuracy.js';
+export { type BinaryLabels, DEFAULT_BINARY_LABELS } from './binary-confusion.js';
+export { averageRanks, pearson, spearman } from './correlation.js';
+export { binaryF1 } from './f1.js';
+export { macroF1 } from './macro-f1.js';
+export { matthewsCorrelation } from './matthews.js';
+export { METRIC_NAMES, type MetricName } from './metric-name.js';
+export { multircExactMatch, multircF1a } from './multirc.js';
+export { type ParsedScores, parseScores } from './regression-scores.js';
+export { type ScoringSpec, scoreTask, type TaskScores } from './score-task.js';
+export { exactMatchScore, normalizeAnswer, squadScores, tokenF1 } from './squad.js';

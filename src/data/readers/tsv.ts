@@ -1,0 +1,99 @@
+/**
+ * Reader for GLUE-style tab-separated files.
+ *
+ * GLUE TSVs are not CSV: a double quote is an ordinary character (RTE and MNLI sentences contain unbalanced
+ * quotes), so a line is split on tabs only and nothing is unquoted. Lines end in LF or CRLF; a UTF-8 byte order
+ * mark before the first line (MRPC's files have one) is dropped. Empty lines at the end of the file are ignored;
+ * an empty line in the middle is a malformed record like any other line with the wrong number of columns.
+ */
+import * as fs from 'node:fs';
+import { DataFormatError } from '../errors.js';
+import { handleMalformed, type MalformedPolicy, newReadReport, type ReadReport } from './read-report.js';
+import type { SourceRecord } from './source-record.js';
+
+export interface TsvOptions {
+  /**
+   * `true`: the first line names the columns; records are keyed by those names and every line must have that many
+   * columns. `false`: no header; records are keyed '0', '1', ... and `columns` is required.
+   */
+  header: boolean;
+  /** Column count when there is no header (CoLA: 4). With a header, an optional check of the header's length. */
+  columns?: number;
+  /** Header names that must be present (checked on the header line). */
+  requiredColumns?: readonly string[];
+  onMalformed?: MalformedPolicy;
+  report?: ReadReport;
+}
+
+/** Splits text into lines, keeping 1-based numbering, without the final empty lines. */
+export function splitLines(text: string): string[] {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i] as string;
+    if (l.endsWith('\r')) lines[i] = l.slice(0, -1);
+  }
+  while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
+
+function preview(line: string): string {
+  const shown = line.length > 60 ? `${line.slice(0, 57)}...` : line;
+  return JSON.stringify(shown);
+}
+
+/** Parses TSV text (already read) into records. `file` is only used in messages. */
+export function parseTsv(text: string, file: string, options: TsvOptions): SourceRecord[] {
+  const policy = options.onMalformed ?? 'error';
+  const report = options.report ?? newReadReport();
+  const lines = splitLines(text);
+  const out: SourceRecord[] = [];
+  let names: string[];
+  let first = 0;
+  if (options.header) {
+    if (lines.length === 0) throw new DataFormatError(file, 1, 'a header line', 'an empty file');
+    names = (lines[0] as string).split('\t').map((s) => s.trim());
+    first = 1;
+    const missing = (options.requiredColumns ?? []).filter((c) => !names.includes(c));
+    if (missing.length > 0 || (options.columns !== undefined && names.length !== options.columns)) {
+      // A wrong header means the whole file has another layout: never skippable.
+      const want = options.requiredColumns?.join(', ') ?? `${options.columns} columns`;
+      throw new DataFormatError(
+        file,
+        1,
+        `a header with columns ${want}`,
+        `${names.length} columns ${preview(lines[0] as string)}`,
+      );
+    }
+  } else {
+    if (options.columns === undefined)
+      throw new TypeError('parseTsv: columns is required when header is false');
+    names = Array.from({ length: options.columns }, (_, i) => String(i));
+  }
+  for (let i = first; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const cells = line.split('\t');
+    if (cells.length !== names.length) {
+      handleMalformed(
+        new DataFormatError(
+          file,
+          i + 1,
+          `${names.length} tab-separated columns`,
+          `${cells.length} ${cells.length === 1 ? 'column' : 'columns'} ${preview(line)}`,
+        ),
+        policy,
+        report,
+      );
+      continue;
+    }
+    const value: Record<string, string> = {};
+    for (let c = 0; c < names.length; c++) value[names[c] as string] = cells[c] as string;
+    out.push({ file, line: i + 1, value });
+  }
+  return out;
+}
+
+/** Reads and parses a TSV file. */
+export function readTsv(file: string, options: TsvOptions): SourceRecord[] {
+  return parseTsv(fs.readFileSync(file, 'utf8'), file, options);
+}
