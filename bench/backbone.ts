@@ -56,7 +56,9 @@ export async function main(argv: string[]): Promise<void> {
     },
   });
   if (values.help) {
-    console.log('npm run bench -- backbone [--backend wasm] [--configs tiny,t5-small] [--batch 8] [--src-len 128] [--tgt-len 128,4] [--steps 3] [--json]');
+    console.log(
+      'npm run bench -- backbone [--backend wasm] [--configs tiny,t5-small] [--batch 8] [--src-len 128] [--tgt-len 128,4] [--steps 3] [--json]',
+    );
     return;
   }
   const choice = await selectBackend({ requested: values.backend, log: (l) => console.error(l) });

@@ -1,6 +1,8 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 
+import './gradients.js';
+
 /**
  * Which TensorFlow.js backend runs the model. Order of preference in `auto`:
  * `node-gpu` (@tensorflow/tfjs-node-gpu, CUDA) > `node` (@tensorflow/tfjs-node, libtensorflow CPU) > `wasm` > `cpu`.
@@ -68,7 +70,9 @@ async function load(name: BackendName): Promise<string> {
         require(pkg);
       } catch (err) {
         const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
-        throw new BackendUnavailableError(name, `${pkg} is installed but failed to load (${msg})`, { cause: err });
+        throw new BackendUnavailableError(name, `${pkg} is installed but failed to load (${msg})`, {
+          cause: err,
+        });
       }
       return 'tensorflow';
     }
@@ -91,7 +95,8 @@ async function load(name: BackendName): Promise<string> {
 
 /** Parses a backend request from a flag or env value; throws with the valid names. */
 export function parseBackendRequest(value: string, source: string): BackendRequest {
-  if (value === 'auto' || (BACKEND_NAMES as readonly string[]).includes(value)) return value as BackendRequest;
+  if (value === 'auto' || (BACKEND_NAMES as readonly string[]).includes(value))
+    return value as BackendRequest;
   throw new Error(`${source}: unknown backend '${value}'; choose one of auto, ${BACKEND_NAMES.join(', ')}`);
 }
 
@@ -121,18 +126,28 @@ export async function selectBackend(
     for (const name of BACKEND_NAMES) {
       try {
         const tfBackend = await load(name);
-        if (!(await tf.setBackend(tfBackend))) throw new BackendUnavailableError(name, 'tf.setBackend refused it');
-        const why = skipped.length ? `; skipped ${skipped.map((s) => `${s.name} (${s.why})`).join(', ')}` : '';
-        chosen = { name, tfBackend, reason: `auto: first available in ${BACKEND_NAMES.join(' > ')}${why}`, skipped };
+        if (!(await tf.setBackend(tfBackend)))
+          throw new BackendUnavailableError(name, 'tf.setBackend refused it');
+        const why = skipped.length
+          ? `; skipped ${skipped.map((s) => `${s.name} (${s.why})`).join(', ')}`
+          : '';
+        chosen = {
+          name,
+          tfBackend,
+          reason: `auto: first available in ${BACKEND_NAMES.join(' > ')}${why}`,
+          skipped,
+        };
         break;
       } catch (err) {
         skipped.push({ name, why: err instanceof BackendUnavailableError ? shortWhy(err) : String(err) });
       }
     }
-    if (!chosen) throw new Error(`no TensorFlow.js backend could load: ${skipped.map((s) => s.why).join('; ')}`);
+    if (!chosen)
+      throw new Error(`no TensorFlow.js backend could load: ${skipped.map((s) => s.why).join('; ')}`);
   } else {
     const tfBackend = await load(request);
-    if (!(await tf.setBackend(tfBackend))) throw new BackendUnavailableError(request, 'tf.setBackend refused it');
+    if (!(await tf.setBackend(tfBackend)))
+      throw new BackendUnavailableError(request, 'tf.setBackend refused it');
     chosen = {
       name: request,
       tfBackend,

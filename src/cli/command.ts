@@ -79,7 +79,10 @@ export function optNumber(ctx: CliContext, name: string, fallback?: number): num
 
 /** Parses a comma-separated list of integers such as `13,7,1`. */
 export function parseIntList(flag: string, text: string): number[] {
-  const parts = text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const parts = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   const out = parts.map((p) => Number(p));
   const bad = parts.findIndex((p, i) => !Number.isInteger(out[i]) || p === '');
   if (bad >= 0) throw new UsageError(`--${flag}: '${parts[bad]}' is not an integer (expected e.g. 13,7,1)`);

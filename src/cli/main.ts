@@ -17,14 +17,17 @@ function formatOptions(cmd: CliCommand): string {
   rows.push(['-h, --help', 'show this help']);
   const width = Math.min(34, Math.max(...rows.map((r) => r[0].length)) + 2);
   return rows
-    .map(([f, d]) => (f.length + 2 > width ? `  ${f}\n  ${' '.repeat(width)}${d}` : `  ${f.padEnd(width)}${d}`))
+    .map(([f, d]) =>
+      f.length + 2 > width ? `  ${f}\n  ${' '.repeat(width)}${d}` : `  ${f.padEnd(width)}${d}`,
+    )
     .join('\n');
 }
 
 export function commandHelp(cmd: CliCommand): string {
   const parts = [`Usage: ${PROGRAM} ${cmd.path.join(' ')} ${cmd.usage}`.trimEnd(), '', cmd.summary];
   if (cmd.description) parts.push('', cmd.description.trim());
-  if (cmd.positionals) parts.push('', 'Arguments:', `  ${cmd.positionals.name.padEnd(18)}${cmd.positionals.description}`);
+  if (cmd.positionals)
+    parts.push('', 'Arguments:', `  ${cmd.positionals.name.padEnd(18)}${cmd.positionals.description}`);
   parts.push('', 'Options:', formatOptions(cmd));
   if (cmd.examples?.length) parts.push('', 'Examples:', ...cmd.examples.map((e) => `  ${e}`));
   return `${parts.join('\n')}\n`;
@@ -76,7 +79,7 @@ export async function runCli(
         `${PROGRAM} ${argv[0]}: expected one of: ${group.map((c) => c.path.slice(1).join(' ')).join(', ')}\n`,
       );
       if (argv.includes('--help') || argv.includes('-h')) {
-        io.stdout.write(group.map((c) => `  ${c.path.join(' ').padEnd(20)}${c.summary}`).join('\n') + '\n');
+        io.stdout.write(`${group.map((c) => `  ${c.path.join(' ').padEnd(20)}${c.summary}`).join('\n')}\n`);
         return 0;
       }
     } else {
@@ -91,7 +94,11 @@ export async function runCli(
   }
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
   for (const o of cmd.options) {
-    options[o.name] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) };
+    options[o.name] = {
+      type: o.type,
+      ...(o.short ? { short: o.short } : {}),
+      ...(o.multiple ? { multiple: true } : {}),
+    };
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -100,7 +107,8 @@ export async function runCli(
     const p = cmd.positionals;
     if (!p && n > 0) throw new UsageError(`unexpected argument '${parsed.positionals[0]}'`);
     if (p && p.min !== undefined && n < p.min) throw new UsageError(`missing ${p.name}`);
-    if (p && p.max !== undefined && n > p.max) throw new UsageError(`too many arguments (at most ${p.max} ${p.name})`);
+    if (p && p.max !== undefined && n > p.max)
+      throw new UsageError(`too many arguments (at most ${p.max} ${p.name})`);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     io.stderr.write(`${PROGRAM} ${cmd.path.join(' ')}: ${msg}\n\n${commandHelp(cmd)}`);
@@ -113,7 +121,9 @@ export async function runCli(
     return await cmd.run({ values, positionals: parsed.positionals, stdout: io.stdout, stderr: io.stderr });
   } catch (err) {
     if (err instanceof UsageError) {
-      io.stderr.write(`${PROGRAM} ${cmd.path.join(' ')}: ${err.message}\nRun '${PROGRAM} ${cmd.path.join(' ')} --help' for usage.\n`);
+      io.stderr.write(
+        `${PROGRAM} ${cmd.path.join(' ')}: ${err.message}\nRun '${PROGRAM} ${cmd.path.join(' ')} --help' for usage.\n`,
+      );
       return 2;
     }
     const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);

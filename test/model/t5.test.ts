@@ -87,7 +87,12 @@ for (const backend of ['wasm', 'cpu'] as const) {
           const f = (e: tf.Tensor3D) => model.loss({ ...b, inputsEmbeds: e });
           // ReLU kinks make a large step inexact for v1; a small step in float32 is noisy: use 3 directions.
           for (const seed of [11, 12, 13]) {
-            const { analytic, numeric } = checkGradient(f, b.inputsEmbeds, seed, opts.variant === 'v1' ? 2e-3 : 1e-2);
+            const { analytic, numeric } = checkGradient(
+              f,
+              b.inputsEmbeds,
+              seed,
+              opts.variant === 'v1' ? 2e-3 : 1e-2,
+            );
             const tol = 2e-2 * Math.max(1, Math.abs(analytic));
             assert.ok(Math.abs(analytic - numeric) < tol, `analytic ${analytic} vs numeric ${numeric}`);
           }
@@ -109,9 +114,13 @@ for (const backend of ['wasm', 'cpu'] as const) {
         assert.ok(Math.abs(l1 - l2) < 1e-5, `loss changed with padding content: ${l1} vs ${l2}`);
         const e1 = model.encode(b.inputsEmbeds, b.attentionMask);
         const e2 = model.encode(changed, b.attentionMask);
-        const realDiff = tf.max(tf.abs(tf.mul(tf.sub(e1, e2), tf.reshape(b.attentionMask, [2, 6, 1])))).dataSync()[0]!;
+        const realDiff = tf
+          .max(tf.abs(tf.mul(tf.sub(e1, e2), tf.reshape(b.attentionMask, [2, 6, 1]))))
+          .dataSync()[0]!;
         assert.ok(realDiff < 1e-5, `encoder states at real positions changed by ${realDiff}`);
-        const g = tf.grad((e: tf.Tensor) => model.loss({ ...b, inputsEmbeds: e as tf.Tensor3D }))(b.inputsEmbeds);
+        const g = tf.grad((e: tf.Tensor) => model.loss({ ...b, inputsEmbeds: e as tf.Tensor3D }))(
+          b.inputsEmbeds,
+        );
         assert.equal(tf.max(tf.abs(tf.mul(g, pad))).dataSync()[0], 0);
         // Padded label positions do not count either.
         const otherLabels = tf.tensor2d(
@@ -133,7 +142,9 @@ for (const backend of ['wasm', 'cpu'] as const) {
       const b = batchFor(model);
       const step = () =>
         tf.tidy(() => {
-          tf.grad((e: tf.Tensor) => model.loss({ ...b, inputsEmbeds: e as tf.Tensor3D }))(b.inputsEmbeds).dataSync();
+          tf.grad((e: tf.Tensor) => model.loss({ ...b, inputsEmbeds: e as tf.Tensor3D }))(
+            b.inputsEmbeds,
+          ).dataSync();
         });
       step();
       const start = tf.memory().numTensors;
@@ -149,7 +160,11 @@ for (const backend of ['wasm', 'cpu'] as const) {
       const { config, tensors } = makeTinyT5(V11);
       const d = config.dModel;
       for (const [name, t] of tensors) {
-        if (/^decoder\.block\.\d+\.layer\.\d+\.(SelfAttention\.o|EncDecAttention\.o|DenseReluDense\.wo)\.weight$/.test(name)) {
+        if (
+          /^decoder\.block\.\d+\.layer\.\d+\.(SelfAttention\.o|EncDecAttention\.o|DenseReluDense\.wo)\.weight$/.test(
+            name,
+          )
+        ) {
           t.data.fill(0);
         }
       }
@@ -181,7 +196,10 @@ for (const backend of ['wasm', 'cpu'] as const) {
       const model = T5Model.fromWeights(config, tensors);
       tf.tidy(() => {
         const b = batchFor(model);
-        const cands = [[3, 1], [4, 5, 1]];
+        const cands = [
+          [3, 1],
+          [4, 5, 1],
+        ];
         const scores = model.scoreCandidates(b.inputsEmbeds, b.attentionMask, cands);
         cands.forEach((c, ci) => {
           const labels = tf.tensor2d([c, c], [2, c.length], 'int32');
@@ -208,7 +226,9 @@ describe('T5 model', () => {
       const model = T5Model.fromWeights(config, tensors);
       const out = tf.tidy(() => {
         const b = batchFor(model);
-        const g = tf.grad((e: tf.Tensor) => model.loss({ ...b, inputsEmbeds: e as tf.Tensor3D }))(b.inputsEmbeds);
+        const g = tf.grad((e: tf.Tensor) => model.loss({ ...b, inputsEmbeds: e as tf.Tensor3D }))(
+          b.inputsEmbeds,
+        );
         return { loss: model.loss(b).dataSync()[0]!, grad: Array.from(g.dataSync()) };
       });
       model.dispose();
@@ -239,10 +259,14 @@ describe('T5 model', () => {
     assert.throws(
       () => model.encode(bad, tf.ones([1, 3]) as tf.Tensor2D),
       (err: unknown) =>
-        err instanceof ShapeMismatchError && /inputsEmbeds: expected shape \[\*, \*, 16\] but got \[1, 3, 17\]/.test(err.message),
+        err instanceof ShapeMismatchError &&
+        /inputsEmbeds: expected shape \[\*, \*, 16\] but got \[1, 3, 17\]/.test(err.message),
     );
     tensors.set('encoder.final_layer_norm.weight', { shape: [15], data: new Float32Array(15) });
-    assert.throws(() => T5Model.fromWeights(config, tensors), /encoder\.final_layer_norm\.weight: expected shape \[16\] but got \[15\]/);
+    assert.throws(
+      () => T5Model.fromWeights(config, tensors),
+      /encoder\.final_layer_norm\.weight: expected shape \[16\] but got \[15\]/,
+    );
     tf.dispose(bad);
     model.dispose();
   });

@@ -51,7 +51,8 @@ full float32 precision. Compare them with another implementation, e.g. in Python
       ['decoder-input-ids', decIds],
     ] as const) {
       const bad = ids.find((i) => i < 0 || i >= cfg.vocabSize);
-      if (bad !== undefined) throw new UsageError(`--${flag}: id ${bad} is outside the vocabulary [0, ${cfg.vocabSize})`);
+      if (bad !== undefined)
+        throw new UsageError(`--${flag}: id ${bad} is outside the vocabulary [0, ${cfg.vocabSize})`);
     }
     const [enc, logits] = tf.tidy(() => {
       const ids = tf.tensor2d([inputIds], [1, inputIds.length], 'int32');
@@ -69,9 +70,16 @@ full float32 precision. Compare them with another implementation, e.g. in Python
     if (optBool(ctx, 'json')) {
       ctx.stdout.write(`${JSON.stringify(result)}\n`);
     } else {
-      ctx.stdout.write(`encoder hidden states [${inputIds.length} x ${cfg.dModel}] (after the final layer norm):\n`);
+      ctx.stdout.write(
+        `encoder hidden states [${inputIds.length} x ${cfg.dModel}] (after the final layer norm):\n`,
+      );
       result.encoderHiddenStates.forEach((row, i) => {
-        ctx.stdout.write(`  ${i} (id ${inputIds[i]}): ${row.slice(0, 6).map((x) => x.toFixed(6)).join(' ')} ...\n`);
+        ctx.stdout.write(
+          `  ${i} (id ${inputIds[i]}): ${row
+            .slice(0, 6)
+            .map((x) => x.toFixed(6))
+            .join(' ')} ...\n`,
+        );
       });
       ctx.stdout.write(`decoder logits [${decIds.length} x ${cfg.vocabSize}]:\n`);
       result.logits.forEach((row, i) => {

@@ -10,7 +10,12 @@ export function attentionCore(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bi
 }
 
 /** Reference formulation with batched matmuls: fast on tfjs-node(-gpu) and used by the tests as ground truth. */
-export function batchedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor): tf.Tensor4D {
+export function batchedAttention(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  bias: tf.Tensor,
+): tf.Tensor4D {
   return tf.tidy(() => {
     const scores = tf.add(tf.matMul(q, k, false, true), bias);
     return tf.matMul(tf.softmax(scores), v) as tf.Tensor4D;
@@ -25,7 +30,12 @@ export function batchedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D,
  * whole 4-D tensor (cheap). Its gradient is written the same way: dP = dO V^T, dS = P * (dP - rowsum(dP * P)),
  * dQ = dS K, dK = dS^T Q, dV = P^T dO.
  */
-export function splitHeadAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor): tf.Tensor4D {
+export function splitHeadAttention(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  bias: tf.Tensor,
+): tf.Tensor4D {
   const [B, H, Lq, dk] = q.shape;
   const Lk = k.shape[2];
   const n = B * H;
@@ -50,15 +60,31 @@ export function splitHeadAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4
         return tf.tidy(() => {
           const dOData = dO.dataSync() as Float32Array;
           const vT = tf.transpose(sv, [0, 1, 3, 2]);
-          const dP = tf.reshape(headwiseMatMul(dOData, vT.dataSync() as Float32Array, n, Lq, dk, Lk), [B, H, Lq, Lk]);
+          const dP = tf.reshape(headwiseMatMul(dOData, vT.dataSync() as Float32Array, n, Lq, dk, Lk), [
+            B,
+            H,
+            Lq,
+            Lk,
+          ]);
           const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
           const dST = tf.transpose(dS, [0, 1, 3, 2]);
           const pT = tf.transpose(p, [0, 1, 3, 2]);
           const dSData = dS.dataSync() as Float32Array;
           const dQ = headwiseMatMul(dSData, sk.dataSync() as Float32Array, n, Lq, Lk, dk);
-          const dK = headwiseMatMul(dST.dataSync() as Float32Array, sq.dataSync() as Float32Array, n, Lk, Lq, dk);
+          const dK = headwiseMatMul(
+            dST.dataSync() as Float32Array,
+            sq.dataSync() as Float32Array,
+            n,
+            Lk,
+            Lq,
+            dk,
+          );
           const dV = headwiseMatMul(pT.dataSync() as Float32Array, dOData, n, Lk, Lq, dk);
-          return [tf.reshape(dQ, [B, H, Lq, dk]), tf.reshape(dK, [B, H, Lk, dk]), tf.reshape(dV, [B, H, Lk, dk])];
+          return [
+            tf.reshape(dQ, [B, H, Lq, dk]),
+            tf.reshape(dK, [B, H, Lk, dk]),
+            tf.reshape(dV, [B, H, Lk, dk]),
+          ];
         });
       },
     };
@@ -70,7 +96,14 @@ export function splitHeadAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4
  * For i in [0, n): C_i = A_i B_i with A_i = a[i] as [m, kk] and B_i = b[i] as [kk, p], all row-major and packed.
  * Returns the C_i stacked as [n * m, p].
  */
-function headwiseMatMul(a: Float32Array, b: Float32Array, n: number, m: number, kk: number, p: number): tf.Tensor2D {
+function headwiseMatMul(
+  a: Float32Array,
+  b: Float32Array,
+  n: number,
+  m: number,
+  kk: number,
+  p: number,
+): tf.Tensor2D {
   return tf.tidy(() => {
     const parts: tf.Tensor2D[] = [];
     const aSize = m * kk;

@@ -12,7 +12,9 @@ export function tokenNll(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D 
   const [N, V] = logits.shape;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [z, save] = [args[0] as tf.Tensor2D, args[1] as tf.GradSaveFunc];
-    const flatIndex = tf.tidy(() => tf.add(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(V, 'int32')), tf.cast(labels, 'int32')));
+    const flatIndex = tf.tidy(() =>
+      tf.add(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(V, 'int32')), tf.cast(labels, 'int32')),
+    );
     const lse = logSumExp(z);
     const picked = tf.gather(tf.reshape(z, [N * V]), flatIndex);
     const value = tf.sub(lse, picked) as tf.Tensor1D;

@@ -13,7 +13,11 @@ export class ShapeMismatchError extends Error {
 }
 
 /** Throws ShapeMismatchError unless `actual` matches `expected` (null = any size). */
-export function assertShape(tensor: string, actual: readonly number[], expected: readonly (number | null)[]): void {
+export function assertShape(
+  tensor: string,
+  actual: readonly number[],
+  expected: readonly (number | null)[],
+): void {
   if (actual.length !== expected.length || expected.some((d, i) => d !== null && d !== actual[i])) {
     throw new ShapeMismatchError(tensor, expected, actual);
   }

@@ -1,6 +1,6 @@
 export { attentionCore, batchedAttention, splitHeadAttention } from './attention-core.js';
+export { tokenNll } from './cross-entropy.js';
 export { assertShape, ShapeMismatchError } from './errors.js';
 export { FrozenLinear } from './frozen-linear.js';
 export { relativePositionBucket, relativePositionBuckets } from './relative-position.js';
 export { type LossTerms, type RawTensor, type Seq2SeqBatch, T5Model } from './t5-model.js';
-export { tokenNll } from './cross-entropy.js';

@@ -41,7 +41,12 @@ export function relativePositionBuckets(
   const out = new Int32Array(queryLength * keyLength);
   for (let i = 0; i < queryLength; i++) {
     for (let j = 0; j < keyLength; j++) {
-      out[i * keyLength + j] = relativePositionBucket(j - (i + queryOffset), bidirectional, numBuckets, maxDistance);
+      out[i * keyLength + j] = relativePositionBucket(
+        j - (i + queryOffset),
+        bidirectional,
+        numBuckets,
+        maxDistance,
+      );
     }
   }
   return out;

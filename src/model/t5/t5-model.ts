@@ -84,7 +84,8 @@ export class T5Model {
     this.config = config;
     const d = config.dModel;
     const inner = config.numHeads * config.dKv;
-    const lin = (name: string, out: number, inn: number) => new FrozenLinear(get(`${name}.weight`, [out, inn]) as tf.Tensor2D);
+    const lin = (name: string, out: number, inn: number) =>
+      new FrozenLinear(get(`${name}.weight`, [out, inn]) as tf.Tensor2D);
     const ln = (name: string) => get(`${name}.weight`, [d]) as tf.Tensor1D;
     const attention = (prefix: string): Attention => ({
       q: lin(`${prefix}.q`, inner, d),
@@ -147,7 +148,8 @@ export class T5Model {
     try {
       return new T5Model(config, (name, shape) => {
         const w = weights.get(name);
-        if (!w) throw new Error(`checkpoint tensor '${name}' is missing (expected shape [${shape.join(', ')}])`);
+        if (!w)
+          throw new Error(`checkpoint tensor '${name}' is missing (expected shape [${shape.join(', ')}])`);
         assertShape(name, w.shape, shape);
         const t = tf.tensor(w.data, shape, 'float32');
         created.push(t);
@@ -162,7 +164,9 @@ export class T5Model {
   /** Frozen embedding lookup: ids [B, L] int32 -> [B, L, d]. */
   embed(ids: tf.Tensor2D): tf.Tensor3D {
     const [B, L] = ids.shape;
-    return tf.tidy(() => tf.reshape(tf.gather(this.shared, tf.reshape(ids, [-1])), [B, L, this.config.dModel]));
+    return tf.tidy(() =>
+      tf.reshape(tf.gather(this.shared, tf.reshape(ids, [-1])), [B, L, this.config.dModel]),
+    );
   }
 
   /** Encoder over input embeddings -> last layer after the final norm, [B, L, d]. */
@@ -215,7 +219,11 @@ export class T5Model {
   shiftRight(labels: tf.Tensor2D, labelMask: tf.Tensor2D): tf.Tensor2D {
     const [B, T] = labels.shape;
     return tf.tidy(() => {
-      const masked = tf.where(tf.cast(labelMask, 'bool'), labels, tf.fill([B, T], this.config.padTokenId, 'int32'));
+      const masked = tf.where(
+        tf.cast(labelMask, 'bool'),
+        labels,
+        tf.fill([B, T], this.config.padTokenId, 'int32'),
+      );
       const start = tf.fill([B, 1], this.config.decoderStartTokenId, 'int32');
       return tf.concat([start, tf.slice(masked, [0, 0], [B, T - 1])], 1) as tf.Tensor2D;
     });
@@ -337,7 +345,9 @@ export class T5Model {
       c.numLayers * (encRows * 4 * d * inner + ff(encRows)) +
       c.numDecoderLayers * (decRows * 6 * d * inner + encRows * 2 * d * inner + ff(decRows)) +
       decRows * d * c.vocabSize;
-    const attention = c.numLayers * attnMix(srcLen, srcLen) + c.numDecoderLayers * (attnMix(tgtLen, tgtLen) + attnMix(tgtLen, srcLen));
+    const attention =
+      c.numLayers * attnMix(srcLen, srcLen) +
+      c.numDecoderLayers * (attnMix(tgtLen, tgtLen) + attnMix(tgtLen, srcLen));
     return { linear: 2 * linear, attention: 2 * attention };
   }
 
@@ -345,7 +355,13 @@ export class T5Model {
     if (this.disposed) return;
     this.disposed = true;
     const lins: FrozenLinear[] = [];
-    const others: tf.Tensor[] = [this.shared, this.encFinalLn, this.decFinalLn, this.encRelBias, this.decRelBias];
+    const others: tf.Tensor[] = [
+      this.shared,
+      this.encFinalLn,
+      this.decFinalLn,
+      this.encRelBias,
+      this.decRelBias,
+    ];
     for (const b of [...this.encoder, ...this.decoder]) {
       lins.push(b.self.q, b.self.k, b.self.v, b.self.o, ...b.ff.wi, b.ff.wo);
       others.push(b.selfLn, b.ffLn);
@@ -367,7 +383,10 @@ export class T5Model {
   private rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D): tf.Tensor2D {
     return tf.tidy(() => {
       const variance = tf.mean(tf.square(x), -1, true);
-      return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.layerNormEpsilon))), weight) as tf.Tensor2D;
+      return tf.mul(
+        tf.mul(x, tf.rsqrt(tf.add(variance, this.config.layerNormEpsilon))),
+        weight,
+      ) as tf.Tensor2D;
     });
   }
 
@@ -394,8 +413,14 @@ export class T5Model {
     const { numHeads: H, dKv: dk } = this.config;
     return tf.tidy(() => {
       const src = kv ?? x;
-      const heads = (t: tf.Tensor2D, L: number) => tf.transpose(tf.reshape(t, [B, L, H, dk]), [0, 2, 1, 3]) as tf.Tensor4D;
-      const out = attentionCore(heads(att.q.apply(x), Lq), heads(att.k.apply(src), Lk), heads(att.v.apply(src), Lk), bias);
+      const heads = (t: tf.Tensor2D, L: number) =>
+        tf.transpose(tf.reshape(t, [B, L, H, dk]), [0, 2, 1, 3]) as tf.Tensor4D;
+      const out = attentionCore(
+        heads(att.q.apply(x), Lq),
+        heads(att.k.apply(src), Lk),
+        heads(att.v.apply(src), Lk),
+        bias,
+      );
       return att.o.apply(tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * Lq, H * dk]) as tf.Tensor2D);
     });
   }
@@ -440,7 +465,9 @@ export class T5Model {
 /** [B, L] 0/1 mask -> additive [B, 1, 1, L] bias. */
 function maskBias(mask: tf.Tensor2D): tf.Tensor4D {
   const [B, L] = mask.shape;
-  return tf.tidy(() => tf.reshape(tf.mul(tf.sub(1, tf.cast(mask, 'float32')), MASK_VALUE), [B, 1, 1, L]) as tf.Tensor4D);
+  return tf.tidy(
+    () => tf.reshape(tf.mul(tf.sub(1, tf.cast(mask, 'float32')), MASK_VALUE), [B, 1, 1, L]) as tf.Tensor4D,
+  );
 }
 
 /** The tanh approximation of GELU that T5 v1.1 uses ("gelu_new"). */

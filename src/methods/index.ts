@@ -1,0 +1,17 @@
+// Importing a method's folder registers it. Adding a method = adding a folder and a line here.
+import './prompt-tuning/index.js';
+
+export { type ParameterReport, parameterReport } from './accounting.js';
+export {
+  type EncoderInputs,
+  MethodConfigError,
+  type MethodContext,
+  type MethodDims,
+  type MethodFactory,
+  type MethodParam,
+  type ParamGroup,
+  type ParamSpec,
+  type PromptBatch,
+  type PromptMethod,
+} from './method.js';
+export { methodFactory, methodNames, registerMethod, UnknownMethodError } from './registry.js';

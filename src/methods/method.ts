@@ -1,0 +1,103 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { T5Model } from '../model/t5/index.js';
+
+/**
+ * A training batch as methods see it: tokenized sources and targets plus each example's task. Methods prepend
+ * their prompts to the embeddings of `inputIds`; the trainer computes the loss from what they return.
+ */
+export interface PromptBatch {
+  /** [B, L] int32 source token ids (ending in </s>), padded with the pad id. */
+  inputIds: tf.Tensor2D;
+  /** [B, L] 1 for real tokens, 0 for padding. */
+  attentionMask: tf.Tensor2D;
+  /** [B, T] int32 target token ids. */
+  labels: tf.Tensor2D;
+  /** [B, T] 1 where the target token counts. */
+  labelMask: tf.Tensor2D;
+  /** Task name of each example (length B). */
+  tasks: readonly string[];
+}
+
+/** What a method hands the frozen encoder. */
+export interface EncoderInputs {
+  /** [B, P + L, d]: prompt rows followed by the token embeddings. */
+  inputsEmbeds: tf.Tensor3D;
+  /** [B, P + L]: ones for the prompt rows, then the batch's mask. */
+  attentionMask: tf.Tensor2D;
+}
+
+/** Learning-rate groups a method may put parameters in; the trainer maps each to its own rate. */
+export type ParamGroup = 'prompt' | 'attention' | 'bank' | 'memory';
+
+/** One tensor of a method, described without any weights (for `promptmesh describe` and for creation). */
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  group: ParamGroup;
+  trainable: boolean;
+  /** Set when the tensor belongs to one task only (its count goes to that task in the accounting). */
+  task?: string;
+}
+
+/** A trainable tensor of a live method. */
+export interface MethodParam {
+  name: string;
+  variable: tf.Variable;
+  group: ParamGroup;
+  task?: string;
+}
+
+export interface PromptMethod {
+  readonly name: string;
+  readonly tasks: readonly string[];
+  /** Trainable tensors, in the fixed order of `describe()`. */
+  readonly params: readonly MethodParam[];
+  /** Frozen tensors the method owns (source prompts, a shared bank), saved with it for reproducibility. */
+  readonly frozen: ReadonlyMap<string, tf.Tensor>;
+  /** Prepends the method's prompts. Called inside the trainer's gradient scope; must not leak tensors. */
+  encoderInputs(model: T5Model, batch: PromptBatch): EncoderInputs;
+  /** Names of the params that get a gradient from this batch; the rest get exactly zero (sparse all-reduce). */
+  touchedParams(batchTasks: readonly string[]): string[];
+  dispose(): void;
+}
+
+/** Dimensions needed to describe a method without loading a backbone. */
+export interface MethodDims {
+  dModel: number;
+  vocabSize: number;
+  tasks: readonly string[];
+}
+
+/** Everything a method may use to initialise itself. */
+export interface MethodContext {
+  model: T5Model;
+  tasks: readonly string[];
+  seed: number;
+  /** Token ids of each task's discrete prompt (its natural-language template), for SPT. */
+  templates?: Readonly<Record<string, readonly number[]>>;
+  /** Tensors from earlier stages (trained source prompts, a token bank), by name. */
+  inputs?: ReadonlyMap<string, { shape: number[]; data: Float32Array }>;
+}
+
+/** A method plug-in: its config (defaults + validation), its accounting, and its construction. */
+export interface MethodFactory<C = unknown> {
+  name: string;
+  summary: string;
+  /** Defaults merged with `raw`, validated as a whole; errors name the field. */
+  parseConfig(raw: Readonly<Record<string, unknown>>): C;
+  /** The method's tensors for these dimensions; `create` builds exactly these. */
+  describe(config: C, dims: MethodDims): ParamSpec[];
+  create(config: C, ctx: MethodContext): PromptMethod;
+}
+
+/** A method config field is missing, of the wrong type or inconsistent with another. */
+export class MethodConfigError extends Error {
+  override name = 'MethodConfigError';
+  constructor(
+    readonly method: string,
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${method}.${field}: ${message}`);
+  }
+}

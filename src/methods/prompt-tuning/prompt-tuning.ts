@@ -1,0 +1,130 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { T5Model } from '../../model/t5/index.js';
+import type {
+  EncoderInputs,
+  MethodContext,
+  MethodDims,
+  MethodFactory,
+  MethodParam,
+  ParamSpec,
+  PromptBatch,
+  PromptMethod,
+} from '../method.js';
+import { MethodConfigError } from '../method.js';
+import {
+  prependPrompt,
+  taskIndices,
+  tidyInputs,
+  tokenEmbeddings,
+  uniformInit,
+  vocabInit,
+} from '../prompt-ops.js';
+import { type PromptTuningConfig, parsePromptTuningConfig } from './config.js';
+
+function promptName(config: PromptTuningConfig, task: string | undefined): string {
+  return config.perTask ? `prompt.${task}` : 'prompt';
+}
+
+function describe(config: PromptTuningConfig, dims: MethodDims): ParamSpec[] {
+  const shape = [config.promptLength, dims.dModel];
+  if (!config.perTask) return [{ name: 'prompt', shape, group: 'prompt', trainable: true }];
+  return dims.tasks.map((task) => ({
+    name: promptName(config, task),
+    shape,
+    group: 'prompt',
+    trainable: true,
+    task,
+  }));
+}
+
+/**
+ * Prompt tuning (Lester et al. 2021): a trainable P in R^{n x d} prepended to the encoder input embeddings,
+ * [P ; E(x)], with the mask extended by n ones.
+ */
+class PromptTuning implements PromptMethod {
+  readonly name = 'prompt-tuning';
+  readonly params: MethodParam[];
+  readonly frozen = new Map<string, tf.Tensor>();
+
+  constructor(
+    readonly config: PromptTuningConfig,
+    readonly tasks: readonly string[],
+    ctx: MethodContext,
+  ) {
+    const d = ctx.model.config.dModel;
+    this.params = describe(config, { dModel: d, vocabSize: ctx.model.config.vocabSize, tasks }).map(
+      (spec) => {
+        const data = this.initialValue(spec, ctx);
+        return {
+          name: spec.name,
+          group: spec.group,
+          variable: tf.variable(
+            tf.tensor(data, spec.shape),
+            true,
+            `${this.name}/${spec.name}/${Math.random()}`,
+          ),
+          ...(spec.task ? { task: spec.task } : {}),
+        };
+      },
+    );
+  }
+
+  encoderInputs(model: T5Model, batch: PromptBatch): EncoderInputs {
+    return tidyInputs(() => {
+      const embeds = tokenEmbeddings(model, batch);
+      const B = embeds.shape[0];
+      let prompt: tf.Tensor3D;
+      if (this.config.perTask) {
+        const stacked = tf.stack(this.params.map((p) => p.variable)) as tf.Tensor3D; // [tasks, n, d]
+        prompt = tf.gather(stacked, tf.tensor1d(taskIndices(this.tasks, batch.tasks, this.name), 'int32'));
+      } else {
+        const p = this.params[0]!.variable;
+        prompt = tf.tile(tf.expandDims(p, 0), [B, 1, 1]) as tf.Tensor3D;
+      }
+      return prependPrompt(prompt, embeds, batch.attentionMask);
+    });
+  }
+
+  touchedParams(batchTasks: readonly string[]): string[] {
+    if (!this.config.perTask) return ['prompt'];
+    const present = new Set(batchTasks);
+    return this.params.filter((p) => p.task !== undefined && present.has(p.task)).map((p) => p.name);
+  }
+
+  dispose(): void {
+    for (const p of this.params) p.variable.dispose();
+  }
+
+  private initialValue(spec: ParamSpec, ctx: MethodContext): Float32Array {
+    const size = spec.shape[0]! * spec.shape[1]!;
+    if (this.config.initFrom !== undefined) {
+      const src = ctx.inputs?.get(this.config.initFrom);
+      if (!src) {
+        throw new MethodConfigError(
+          this.name,
+          'initFrom',
+          `no input tensor '${this.config.initFrom}' (available: ${[...(ctx.inputs?.keys() ?? [])].join(', ') || 'none'})`,
+        );
+      }
+      if (src.data.length !== size) {
+        throw new MethodConfigError(
+          this.name,
+          'initFrom',
+          `'${this.config.initFrom}' has shape [${src.shape.join(', ')}] but the prompt is [${spec.shape.join(', ')}]`,
+        );
+      }
+      return Float32Array.from(src.data);
+    }
+    return this.config.init === 'vocab'
+      ? vocabInit(ctx.model, spec.shape[0]!, ctx.seed, spec.name)
+      : uniformInit(size, 0.5, ctx.seed, spec.name);
+  }
+}
+
+export const promptTuning: MethodFactory<PromptTuningConfig> = {
+  name: 'prompt-tuning',
+  summary: 'Lester et al. 2021: one trainable soft prompt (shared, or one per task) before the input',
+  parseConfig: parsePromptTuningConfig,
+  describe,
+  create: (config, ctx) => new PromptTuning(config, ctx.tasks, ctx),
+};
