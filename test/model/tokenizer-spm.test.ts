@@ -75,6 +75,39 @@ describe('tokenizer vs SentencePiece (spm_encode)', { skip: modelDir ? false : S
     assertSameIds(corpus, fromJson.encodeBatch(corpus, { addEos: false }), want, 'tokenizer.json');
   });
 
+  test('tokenizer.json layouts transformers has written for T5 all give the spm ids', async () => {
+    const written = JSON.parse(fs.readFileSync(path.join(tmp, 'tokenizer.json'), 'utf8'));
+    const precompiled = written.normalizer.normalizers[0];
+    const metaspaceLegacy = { type: 'Metaspace', replacement: '\u2581', add_prefix_space: true };
+    const metaspaceNew = { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split: true };
+    const layouts = {
+      // transformers 4.x T5 converter: Precompiled only, whitespace split before Metaspace.
+      legacy: {
+        normalizer: precompiled,
+        pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'WhitespaceSplit' }, metaspaceLegacy] },
+      },
+      // Later converters: whitespace handled in the normalizer, Metaspace with prepend_scheme.
+      current: {
+        normalizer: {
+          type: 'Sequence',
+          normalizers: [
+            precompiled,
+            { type: 'Strip', left: false, right: true },
+            { type: 'Replace', pattern: { Regex: ' {2,}' }, content: '\u2581' },
+          ],
+        },
+        pre_tokenizer: metaspaceNew,
+      },
+    };
+    const want = spmEncodeIds(modelFile, corpus, 'eos');
+    for (const [name, layout] of Object.entries(layouts)) {
+      const dir = fs.mkdtempSync(path.join(tmp, `${name}-`));
+      fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({ ...written, ...layout }));
+      const tok = await loadTokenizer(dir);
+      assertSameIds(corpus, tok.encodeBatch(corpus), want, name);
+    }
+  });
+
   test('</s> is appended by default, as spm_encode --extra_options=eos does', () => {
     const want = spmEncodeIds(modelFile, corpus, 'eos');
     assertSameIds(corpus, fromSpm.encodeBatch(corpus), want, 'spiece.model');
