@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataFormatError, MissingDataFileError, RecordShapeError } from './errors.js';
-import { readJsonDocument, readJsonl } from './readers/jsonl.js';
+import { iterateJsonl, readJsonDocument } from './readers/jsonl.js';
 import {
   handleMalformed,
   type MalformedPolicy,
@@ -13,7 +13,7 @@ import {
   type ReadReport,
 } from './readers/read-report.js';
 import type { SourceRecord } from './readers/source-record.js';
-import { readTsv } from './readers/tsv.js';
+import { iterateTsv } from './readers/tsv.js';
 import { DEFAULT_SPLIT_SEED, resolveSplitRule, splitIndices } from './splits.js';
 import { getTask } from './tasks/registry.js';
 import {
@@ -137,17 +137,21 @@ export function readOfficialSplit<Row = unknown>(
     }
     return { file, rows };
   }
-  const records =
+  const text = fs.readFileSync(file, 'utf8');
+  const lines =
     candidate.format === 'tsv'
-      ? readTsv(file, {
+      ? iterateTsv(text, file, {
           header: candidate.header,
           ...(candidate.columns !== undefined ? { columns: candidate.columns } : {}),
           ...(candidate.requiredColumns !== undefined ? { requiredColumns: candidate.requiredColumns } : {}),
-          onMalformed: policy,
-          report,
         })
-      : readJsonl(file, { onMalformed: policy, report });
-  for (const rec of records) {
+      : iterateJsonl(text, file);
+  for (const p of lines) {
+    if (p.error) {
+      handleMalformed(p.error, policy, report);
+      continue;
+    }
+    const rec = p.record;
     for (const row of toRowsAt(candidate, rec, '', policy, report))
       rows.push({ row, ref: `${file}:${rec.line}` });
   }

@@ -67,7 +67,7 @@ export function demoPlainText(options: PlainTextOptions): string[] {
         out.push(
           q.startsWith('what is ')
             ? `${q.slice('what is '.length, -2)} is ${s.label} .`
-            : `${q.split(' . ')[0]} . now the answer is ${s.label} .`,
+            : `${q} the answer is ${s.label} .`,
         );
         break;
       }
@@ -79,7 +79,7 @@ export function demoPlainText(options: PlainTextOptions): string[] {
       }
       case 6: {
         const s = generateCountQa(rng);
-        out.push(`${s.roles.context} the answer is ${s.label} .`);
+        out.push(`${s.roles.context} ${s.roles.question} the answer is ${s.label} .`);
         break;
       }
       default: {

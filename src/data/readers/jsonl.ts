@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import { DataFormatError } from '../errors.js';
 import { handleMalformed, type MalformedPolicy, newReadReport, type ReadReport } from './read-report.js';
 import type { SourceRecord } from './source-record.js';
-import { splitLines } from './tsv.js';
+import { type ParsedLine, splitLines } from './tsv.js';
 
 export interface JsonlOptions {
   onMalformed?: MalformedPolicy;
@@ -16,11 +16,8 @@ function snippet(s: string): string {
   return JSON.stringify(s.length > 60 ? `${s.slice(0, 57)}...` : s);
 }
 
-/** Parses JSONL text: one JSON object per non-empty line. Blank lines are allowed (some exporters add them). */
-export function parseJsonl(text: string, file: string, options: JsonlOptions = {}): SourceRecord[] {
-  const policy = options.onMalformed ?? 'error';
-  const report = options.report ?? newReadReport();
-  const out: SourceRecord[] = [];
+/** Walks JSONL text, yielding each object or each bad line's error in file order. Blank lines are allowed. */
+export function* iterateJsonl(text: string, file: string): Generator<ParsedLine> {
   const lines = splitLines(text);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i] as string;
@@ -29,20 +26,29 @@ export function parseJsonl(text: string, file: string, options: JsonlOptions = {
     try {
       v = JSON.parse(line);
     } catch (cause) {
-      handleMalformed(
-        new DataFormatError(file, i + 1, 'one JSON object per line', `invalid JSON ${snippet(line)}`, {
+      yield {
+        error: new DataFormatError(file, i + 1, 'one JSON object per line', `invalid JSON ${snippet(line)}`, {
           cause,
         }),
-        policy,
-        report,
-      );
+      };
       continue;
     }
     if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-      handleMalformed(new DataFormatError(file, i + 1, 'a JSON object', snippet(line)), policy, report);
+      yield { error: new DataFormatError(file, i + 1, 'a JSON object', snippet(line)) };
       continue;
     }
-    out.push({ file, line: i + 1, value: v as Record<string, unknown> });
+    yield { record: { file, line: i + 1, value: v as Record<string, unknown> } };
+  }
+}
+
+/** Parses JSONL text: one JSON object per non-empty line. */
+export function parseJsonl(text: string, file: string, options: JsonlOptions = {}): SourceRecord[] {
+  const policy = options.onMalformed ?? 'error';
+  const report = options.report ?? newReadReport();
+  const out: SourceRecord[] = [];
+  for (const p of iterateJsonl(text, file)) {
+    if (p.error) handleMalformed(p.error, policy, report);
+    else out.push(p.record);
   }
   return out;
 }

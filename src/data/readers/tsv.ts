@@ -42,12 +42,21 @@ function preview(line: string): string {
   return JSON.stringify(shown);
 }
 
-/** Parses TSV text (already read) into records. `file` is only used in messages. */
-export function parseTsv(text: string, file: string, options: TsvOptions): SourceRecord[] {
-  const policy = options.onMalformed ?? 'error';
-  const report = options.report ?? newReadReport();
+/** A parsed record, or the reason a line is malformed, in file order. */
+export type ParsedLine =
+  | { record: SourceRecord; error?: undefined }
+  | { record?: undefined; error: DataFormatError };
+
+/**
+ * Walks TSV text line by line, yielding each record or each malformed line's error in file order (so a caller
+ * that validates fields too reports the first bad line first). A wrong header throws: nothing else can be read.
+ */
+export function* iterateTsv(
+  text: string,
+  file: string,
+  options: Pick<TsvOptions, 'header' | 'columns' | 'requiredColumns'>,
+): Generator<ParsedLine> {
   const lines = splitLines(text);
-  const out: SourceRecord[] = [];
   let names: string[];
   let first = 0;
   if (options.header) {
@@ -74,21 +83,30 @@ export function parseTsv(text: string, file: string, options: TsvOptions): Sourc
     const line = lines[i] as string;
     const cells = line.split('\t');
     if (cells.length !== names.length) {
-      handleMalformed(
-        new DataFormatError(
+      yield {
+        error: new DataFormatError(
           file,
           i + 1,
           `${names.length} tab-separated columns`,
           `${cells.length} ${cells.length === 1 ? 'column' : 'columns'} ${preview(line)}`,
         ),
-        policy,
-        report,
-      );
+      };
       continue;
     }
     const value: Record<string, string> = {};
     for (let c = 0; c < names.length; c++) value[names[c] as string] = cells[c] as string;
-    out.push({ file, line: i + 1, value });
+    yield { record: { file, line: i + 1, value } };
+  }
+}
+
+/** Parses TSV text (already read) into records. `file` is only used in messages. */
+export function parseTsv(text: string, file: string, options: TsvOptions): SourceRecord[] {
+  const policy = options.onMalformed ?? 'error';
+  const report = options.report ?? newReadReport();
+  const out: SourceRecord[] = [];
+  for (const p of iterateTsv(text, file, options)) {
+    if (p.error) handleMalformed(p.error, policy, report);
+    else out.push(p.record);
   }
   return out;
 }
