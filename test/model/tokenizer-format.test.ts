@@ -255,6 +255,20 @@ describe('tokenizer errors', () => {
       pre_tokenizer: { type: 'ByteLevel' },
     });
     await assert.rejects(loadTokenizer(write('tokenizer.json', noMetaspace)), /pre_tokenizer "ByteLevel"/);
+    const brokenCharsmap = JSON.stringify({
+      model: { type: 'Unigram', unk_id: 2, vocab: TINY.map((p) => [p.piece, p.score]) },
+      added_tokens: T5_SPECIALS.map((p, id) => ({ id, content: p.piece, special: true })),
+      normalizer: {
+        type: 'Precompiled',
+        precompiled_charsmap: Buffer.from([8, 0, 0, 0, 1, 2]).toString('base64'),
+      },
+      pre_tokenizer: { type: 'Metaspace', replacement: '\u2581', add_prefix_space: true },
+    });
+    await assert.rejects(loadTokenizer(write('tokenizer.json', brokenCharsmap)), (err: Error) => {
+      assert.ok(err instanceof TokenizerFormatError);
+      assert.match(err.message, /precompiled_charsmap is not a valid precompiled charsmap: trie size 8/);
+      return true;
+    });
   });
 });
 

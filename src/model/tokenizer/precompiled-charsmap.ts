@@ -31,7 +31,7 @@ export class PrecompiledCharsmap {
     if (bytes.length <= 4) fail(`only ${bytes.length} bytes`);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const trieSize = view.getUint32(0, true);
-    if (trieSize >= bytes.length - 4 + 1 || trieSize % 4 !== 0 || trieSize === 0) {
+    if (trieSize === 0 || trieSize % 4 !== 0 || trieSize > bytes.length - 4) {
       fail(`trie size ${trieSize} does not fit in ${bytes.length} bytes`);
     }
     const units = new Uint32Array(trieSize / 4);
