@@ -1,0 +1,56 @@
+/** Live progress of a long job on a terminal (one rewritten line) or in a log (a line every few seconds). */
+export interface ProgressSink {
+  update(line: string): void;
+  /** A line that stays (evaluation results, stage changes). */
+  log(line: string): void;
+  done(): void;
+}
+
+export class TerminalProgress implements ProgressSink {
+  private last = 0;
+  private pending = false;
+
+  constructor(
+    private readonly out: NodeJS.WriteStream | NodeJS.WritableStream = process.stderr,
+    private readonly intervalMs = 5000,
+  ) {}
+
+  private get tty(): boolean {
+    return (this.out as NodeJS.WriteStream).isTTY === true;
+  }
+
+  update(line: string): void {
+    if (this.tty) {
+      const width = (this.out as NodeJS.WriteStream).columns ?? 120;
+      this.out.write(`\r\x1b[2K${line.slice(0, width - 1)}`);
+      this.pending = true;
+      return;
+    }
+    const now = Date.now();
+    if (now - this.last >= this.intervalMs) {
+      this.last = now;
+      this.out.write(`${line}\n`);
+    }
+  }
+
+  log(line: string): void {
+    if (this.tty && this.pending) this.out.write('\r\x1b[2K');
+    this.pending = false;
+    this.out.write(`${line}\n`);
+  }
+
+  done(): void {
+    if (this.tty && this.pending) this.out.write('\n');
+    this.pending = false;
+  }
+}
+
+export const silentProgress: ProgressSink = { update() {}, log() {}, done() {} };
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}

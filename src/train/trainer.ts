@@ -1,0 +1,195 @@
+import type { ScoringSpec } from '../data/metrics/index.js';
+import { MixtureSampler, type SampledExample } from '../data/mixture-sampler.js';
+import type { PromptMethod } from '../methods/index.js';
+import type { T5Model } from '../model/t5/index.js';
+import { disposeBatch, type EncodedExample, type ExampleEncoder, makeBatch } from './batching.js';
+import { type EvalOptions, evaluateTask } from './evaluate.js';
+import { addGradientSums, type GradientSums, gradientSums } from './gradients.js';
+import { formatDuration, type ProgressSink, silentProgress } from './progress.js';
+import { type OptimizerConfig, PromptOptimizer } from './prompt-optimizer.js';
+
+/** A task as the trainer sees it: text examples plus how to score them. */
+export interface TrainTask {
+  name: string;
+  spec: ScoringSpec;
+  train: readonly { source: string; target: string }[];
+  validation: readonly { source: string; target: string; answers?: string[]; group?: string }[];
+}
+
+export interface TrainerOptions {
+  steps: number;
+  /** Global batch size (examples per update). */
+  batchSize: number;
+  /** Examples per forward/backward; the global batch is accumulated from micro-batches. */
+  microBatchSize: number;
+  seed: number;
+  mixing: { cap?: number; temperature?: number };
+  optimizer: Omit<OptimizerConfig, 'totalSteps'>;
+  /** Evaluate on validation every N steps (0 = only at the end). */
+  evalEvery: number;
+  eval: Omit<EvalOptions, 'split'>;
+  progress?: ProgressSink;
+}
+
+export interface StepReport {
+  step: number;
+  loss: number;
+  tokens: number;
+  examples: number;
+  perTaskLoss: Record<string, number>;
+  gradNorm: number;
+  ms: number;
+}
+
+export interface EvalReport {
+  step: number;
+  scores: Record<string, number>;
+  metrics: Record<string, Record<string, number>>;
+  average: number;
+}
+
+export interface TrainResult {
+  steps: StepReport[];
+  evals: EvalReport[];
+  best: EvalReport | undefined;
+  /** Parameters at the best validation average (or the last step when no evaluation ran). */
+  bestParams: Map<string, Float32Array>;
+}
+
+/**
+ * The single-process trainer: step s trains on the mixture's global batch s (the same batch a coordinator would
+ * shard across workers), gradients of the summed token loss are accumulated over micro-batches, divided by the
+ * global token count (the mean token loss of the whole batch, as a single big batch would give), clipped, and
+ * applied with AdamW. It never looks at the method's name: everything method-specific is behind PromptMethod.
+ */
+export class Trainer {
+  readonly sampler: MixtureSampler;
+  readonly optimizer: PromptOptimizer;
+  private readonly byName: Map<string, TrainTask>;
+
+  constructor(
+    readonly model: T5Model,
+    readonly method: PromptMethod,
+    readonly encoder: ExampleEncoder,
+    readonly tasks: readonly TrainTask[],
+    readonly options: TrainerOptions,
+  ) {
+    this.byName = new Map(tasks.map((t) => [t.name, t]));
+    this.sampler = new MixtureSampler(
+      tasks.map((t) => ({ name: t.name, size: t.train.length })),
+      {
+        batchSize: options.batchSize,
+        seed: options.seed,
+        ...(options.mixing.cap !== undefined ? { cap: options.mixing.cap } : {}),
+        ...(options.mixing.temperature !== undefined ? { temperature: options.mixing.temperature } : {}),
+      },
+    );
+    this.optimizer = new PromptOptimizer(method, { ...options.optimizer, totalSteps: options.steps });
+  }
+
+  /** Tokenized examples of global batch `step`. */
+  encodeBatch(examples: readonly SampledExample[]): EncodedExample[] {
+    return examples.map((s) => {
+      const ex = this.byName.get(s.task)!.train[s.index]!;
+      return this.encoder.encode(`${s.task}/train/${s.index}`, s.task, ex.source, ex.target);
+    });
+  }
+
+  /** Gradient sums over a list of examples, in micro-batches. */
+  gradientSums(examples: readonly EncodedExample[]): GradientSums {
+    const acc: GradientSums = { grads: new Map(), nllSum: 0, tokens: 0, perTask: new Map() };
+    for (let i = 0; i < examples.length; i += this.options.microBatchSize) {
+      const batch = makeBatch(examples.slice(i, i + this.options.microBatchSize), this.encoder.tokenizer.padId);
+      try {
+        addGradientSums(acc, gradientSums(this.model, this.method, batch));
+      } finally {
+        disposeBatch(batch);
+      }
+    }
+    return acc;
+  }
+
+  /** One update on global batch `step`. */
+  trainStep(step: number): StepReport {
+    const t0 = performance.now();
+    const examples = this.encodeBatch(this.sampler.globalBatch(step));
+    const sums = this.gradientSums(examples);
+    const tokens = Math.max(1, sums.tokens);
+    for (const g of sums.grads.values()) for (let i = 0; i < g.length; i++) g[i] = g[i]! / tokens;
+    const { gradNorm } = this.optimizer.apply(sums.grads);
+    const perTaskLoss: Record<string, number> = {};
+    for (const [t, l] of sums.perTask) perTaskLoss[t] = l.nllSum / Math.max(1, l.tokens);
+    return {
+      step,
+      loss: sums.nllSum / tokens,
+      tokens: sums.tokens,
+      examples: examples.length,
+      perTaskLoss,
+      gradNorm,
+      ms: performance.now() - t0,
+    };
+  }
+
+  evaluate(step: number, split: 'validation' = 'validation'): EvalReport {
+    const scores: Record<string, number> = {};
+    const metrics: Record<string, Record<string, number>> = {};
+    for (const t of this.tasks) {
+      const r = evaluateTask(
+        this.model,
+        this.method,
+        this.encoder,
+        { name: t.name, spec: t.spec, examples: t.validation },
+        { ...this.options.eval, split },
+      );
+      scores[t.name] = r.score;
+      metrics[t.name] = r.metrics as Record<string, number>;
+    }
+    const vals = Object.values(scores);
+    return { step, scores, metrics, average: vals.reduce((a, b) => a + b, 0) / Math.max(1, vals.length) };
+  }
+
+  run(): TrainResult {
+    const progress = this.options.progress ?? silentProgress;
+    const steps: StepReport[] = [];
+    const evals: EvalReport[] = [];
+    let best: EvalReport | undefined;
+    let bestParams = this.optimizer.parameters();
+    const smooth = new Map<string, number>();
+    const started = performance.now();
+    let examplesDone = 0;
+    const doEval = (step: number) => {
+      const r = this.evaluate(step);
+      evals.push(r);
+      const isBest = !best || r.average > best.average;
+      if (isBest) {
+        best = r;
+        bestParams = this.optimizer.parameters();
+      }
+      const per = Object.entries(r.scores)
+        .map(([t, s]) => `${t} ${(100 * s).toFixed(1)}`)
+        .join(', ');
+      progress.log(`eval @ step ${step}: average ${(100 * r.average).toFixed(2)}${isBest ? ' (best)' : ''} | ${per}`);
+    };
+    for (let s = this.optimizer.step; s < this.options.steps; s++) {
+      const r = this.trainStep(s);
+      steps.push(r);
+      examplesDone += r.examples;
+      for (const [t, l] of Object.entries(r.perTaskLoss)) smooth.set(t, 0.9 * (smooth.get(t) ?? l) + 0.1 * l);
+      const elapsed = (performance.now() - started) / 1000;
+      const rate = examplesDone / Math.max(1e-9, elapsed);
+      const eta = ((this.options.steps - s - 1) * this.options.batchSize) / Math.max(1e-9, rate);
+      const losses = [...smooth]
+        .map(([t, l]) => `${t} ${l.toFixed(3)}`)
+        .join(' ');
+      progress.update(
+        `step ${s + 1}/${this.options.steps} loss ${r.loss.toFixed(4)} | ${losses} | ${rate.toFixed(1)} ex/s | ETA ${formatDuration(eta)}`,
+      );
+      if (this.options.evalEvery > 0 && (s + 1) % this.options.evalEvery === 0 && s + 1 < this.options.steps) {
+        doEval(s + 1);
+      }
+    }
+    doEval(this.options.steps);
+    progress.done();
+    return { steps, evals, best, bestParams };
+  }
+}
