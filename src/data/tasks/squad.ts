@@ -35,9 +35,10 @@ function explodeSquad(doc: unknown): { path: string; value: RawRecord }[] {
 }
 
 function fromOfficial(v: RawRecord): SquadRow[] {
+  const question = str(v, 'question');
   const answers = arr(v, 'answers').map((x) => str(x as RawRecord, 'text'));
   if (answers.length === 0) throw new RecordShapeError('at least one answer', 'none');
-  return [{ question: str(v, 'question'), context: str(v, 'context'), answers }];
+  return [{ question, context: str(v, 'context'), answers }];
 }
 
 function fromHf(v: RawRecord): SquadRow[] {
