@@ -88,6 +88,23 @@ export interface MethodFactory<C = unknown> {
   /** The method's tensors for these dimensions; `create` builds exactly these. */
   describe(config: C, dims: MethodDims): ParamSpec[];
   create(config: C, ctx: MethodContext): PromptMethod;
+  /**
+   * Translates `promptmesh describe`'s quick flags into this method's raw config (so the CLI needs no per-method
+   * code). Absent: the flags map to nothing and the method's defaults apply.
+   */
+  quickConfig?(flags: QuickFlags): Record<string, unknown>;
+}
+
+/** The method-independent flags of `promptmesh describe`. */
+export interface QuickFlags {
+  tasks: readonly string[];
+  promptLength?: number;
+  /** ATTEMPT: count the LayerNorm of the attention module as trainable. */
+  trainableLayerNorm: boolean;
+  /** TPT: fine-tune the bank per task in stage 2. */
+  tuneBank: boolean;
+  /** ATTEMPT: number of (frozen) source prompts. */
+  sources: number;
 }
 
 /** A method config field is missing, of the wrong type or inconsistent with another. */

@@ -14,6 +14,7 @@ export interface TrainTask {
   spec: ScoringSpec;
   train: readonly { source: string; target: string }[];
   validation: readonly { source: string; target: string; answers?: string[]; group?: string }[];
+  test?: readonly { source: string; target: string; answers?: string[]; group?: string }[];
 }
 
 export interface TrainerOptions {

@@ -127,4 +127,8 @@ export const promptTuning: MethodFactory<PromptTuningConfig> = {
   parseConfig: parsePromptTuningConfig,
   describe,
   create: (config, ctx) => new PromptTuning(config, ctx.tasks, ctx),
+  quickConfig: (flags) => ({
+    perTask: flags.tasks.length > 1,
+    ...(flags.promptLength !== undefined ? { promptLength: flags.promptLength } : {}),
+  }),
 };

@@ -1,0 +1,49 @@
+import { DEMO_TASKS } from '../data/demo/index.js';
+import { type JobConfig, parseJobConfig } from './job-config.js';
+import { demoBackboneDir } from './paths.js';
+
+/**
+ * The built-in demo job: ATTEMPT's two-stage pipeline on the demo suite with the shipped tiny backbone.
+ * Stage 1 trains one prompt per source task (multi-task prompt tuning); stage 2 trains ATTEMPT-m on the
+ * low-resource target tasks, attending over the stage-1 source prompts.
+ */
+export function demoJob(overrides: { steps?: number; seed?: number } = {}): JobConfig {
+  const sources = DEMO_TASKS.filter((t) => t.role === 'source').map((t) => t.name);
+  const targets = DEMO_TASKS.filter((t) => t.role === 'target').map((t) => t.name);
+  const steps = overrides.steps ?? 60;
+  const train = {
+    steps,
+    batchSize: 32,
+    microBatchSize: 16,
+    seed: overrides.seed ?? 42,
+    lr: { prompt: 0.3, attention: 0.05 },
+    warmupSteps: Math.min(10, Math.floor(steps / 5)),
+    evalEvery: 0,
+    evalExamples: 100,
+  };
+  return parseJobConfig(
+    {
+      jobId: 'demo',
+      backbone: demoBackboneDir(),
+      data: { suite: 'demo' },
+      maxSourceLength: 64,
+      maxTargetLength: 8,
+      stages: [
+        { name: 'sources', method: { name: 'prompt-tuning', perTask: true, promptLength: 10 }, tasks: sources, train },
+        {
+          name: 'targets',
+          method: {
+            name: 'attempt',
+            multiTask: true,
+            promptLength: 10,
+            attentionDim: 16,
+            sources: sources.map((s) => `prompt.${s}`),
+          },
+          tasks: targets,
+          train,
+        },
+      ],
+    },
+    { source: 'built-in demo job' },
+  );
+}

@@ -1,0 +1,246 @@
+/**
+ * The job config: what to train (backbone, data, method stages) and how (optimizer, batch, evaluation). Parsed and
+ * validated once at the edge; everything downstream trusts it. Every field is documented in docs/configuration.md.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { methodFactory } from '../methods/index.js';
+
+export interface TrainSettings {
+  steps: number;
+  batchSize: number;
+  microBatchSize: number;
+  seed: number;
+  lr: { prompt: number; attention?: number; bank?: number; memory?: number };
+  weightDecay: number;
+  warmupSteps: number;
+  clipNorm: number;
+  evalEvery: number;
+  evalExamples: number;
+  evalBatchSize: number;
+  mixing: { cap?: number; temperature?: number };
+}
+
+export interface StageConfig {
+  name: string;
+  /** Method config including `name` (the registered method) and its options. */
+  method: { name: string } & Record<string, unknown>;
+  /** Tasks this stage trains on. */
+  tasks: string[];
+  train: TrainSettings;
+}
+
+export interface JobConfig {
+  jobId: string;
+  backbone: { checkpoint: string; tokenizer: string };
+  data: { suite: 'demo'; seed?: number } | { root: string; onMalformed: 'error' | 'skip' };
+  maxSourceLength: number;
+  maxTargetLength: number;
+  stages: StageConfig[];
+}
+
+export class JobConfigError extends Error {
+  override name = 'JobConfigError';
+  constructor(
+    readonly field: string,
+    message: string,
+    readonly source = 'job config',
+  ) {
+    super(`${source}: ${field}: ${message}`);
+  }
+}
+
+export const DEFAULT_TRAIN: TrainSettings = Object.freeze({
+  steps: 1000,
+  batchSize: 32,
+  microBatchSize: 8,
+  seed: 42,
+  lr: { prompt: 0.3 },
+  weightDecay: 1e-5,
+  warmupSteps: 500,
+  clipNorm: 1.0,
+  evalEvery: 0,
+  evalExamples: 200,
+  evalBatchSize: 32,
+  mixing: {},
+}) as TrainSettings;
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function num(o: Obj, key: string, field: string, src: string, fallback: number, min: number, integer = false): number {
+  const v = key in o ? o[key] : fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
+    throw new JobConfigError(field, `expected ${integer ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(v)}`, src);
+  }
+  return v;
+}
+
+function checkKeys(o: Obj, allowed: readonly string[], field: string, src: string): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) {
+      throw new JobConfigError(`${field}${field ? '.' : ''}${k}`, `unknown option (known: ${allowed.join(', ')})`, src);
+    }
+  }
+}
+
+function parseTrain(raw: unknown, base: TrainSettings, field: string, src: string): TrainSettings {
+  if (raw === undefined) return base;
+  if (!isObj(raw)) throw new JobConfigError(field, 'expected an object', src);
+  checkKeys(
+    raw,
+    ['steps', 'batchSize', 'microBatchSize', 'seed', 'lr', 'weightDecay', 'warmupSteps', 'clipNorm', 'evalEvery', 'evalExamples', 'evalBatchSize', 'mixing'],
+    field,
+    src,
+  );
+  let lr = base.lr;
+  if ('lr' in raw) {
+    if (typeof raw.lr === 'number') lr = { prompt: raw.lr };
+    else if (isObj(raw.lr)) {
+      checkKeys(raw.lr, ['prompt', 'attention', 'bank', 'memory'], `${field}.lr`, src);
+      lr = { ...base.lr };
+      for (const k of ['prompt', 'attention', 'bank', 'memory'] as const) {
+        if (k in raw.lr) lr[k] = num(raw.lr, k, `${field}.lr.${k}`, src, 0, 0);
+      }
+    } else throw new JobConfigError(`${field}.lr`, 'expected a number or {prompt, attention, bank, memory}', src);
+  }
+  let mixing = base.mixing;
+  if ('mixing' in raw) {
+    if (!isObj(raw.mixing)) throw new JobConfigError(`${field}.mixing`, 'expected {cap?, temperature?}', src);
+    checkKeys(raw.mixing, ['cap', 'temperature'], `${field}.mixing`, src);
+    mixing = {
+      ...(raw.mixing.cap !== undefined && raw.mixing.cap !== null
+        ? { cap: num(raw.mixing, 'cap', `${field}.mixing.cap`, src, 0, 1, true) }
+        : {}),
+      ...(raw.mixing.temperature !== undefined
+        ? { temperature: num(raw.mixing, 'temperature', `${field}.mixing.temperature`, src, 1, 1e-6) }
+        : {}),
+    };
+  }
+  const t: TrainSettings = {
+    steps: num(raw, 'steps', `${field}.steps`, src, base.steps, 1, true),
+    batchSize: num(raw, 'batchSize', `${field}.batchSize`, src, base.batchSize, 1, true),
+    microBatchSize: num(raw, 'microBatchSize', `${field}.microBatchSize`, src, base.microBatchSize, 1, true),
+    seed: num(raw, 'seed', `${field}.seed`, src, base.seed, 0, true),
+    lr,
+    weightDecay: num(raw, 'weightDecay', `${field}.weightDecay`, src, base.weightDecay, 0),
+    warmupSteps: num(raw, 'warmupSteps', `${field}.warmupSteps`, src, base.warmupSteps, 0, true),
+    clipNorm: num(raw, 'clipNorm', `${field}.clipNorm`, src, base.clipNorm, 0),
+    evalEvery: num(raw, 'evalEvery', `${field}.evalEvery`, src, base.evalEvery, 0, true),
+    evalExamples: num(raw, 'evalExamples', `${field}.evalExamples`, src, base.evalExamples, 0, true),
+    evalBatchSize: num(raw, 'evalBatchSize', `${field}.evalBatchSize`, src, base.evalBatchSize, 1, true),
+    mixing,
+  };
+  if (t.warmupSteps >= t.steps && t.warmupSteps > 0) {
+    throw new JobConfigError(`${field}.warmupSteps`, `must be below steps (${t.steps}); the rate would never decay`, src);
+  }
+  return t;
+}
+
+function stringList(v: unknown, field: string, src: string): string[] {
+  if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string')) {
+    throw new JobConfigError(field, 'expected a non-empty list of task names', src);
+  }
+  return v as string[];
+}
+
+/**
+ * Parses a job config object. `baseDir` resolves relative paths (the config file's folder).
+ * A single-stage job may put `method`, `tasks` and `train` at the top level instead of `stages`.
+ */
+export function parseJobConfig(raw: unknown, opts: { source?: string; baseDir?: string } = {}): JobConfig {
+  const src = opts.source ?? 'job config';
+  const base = opts.baseDir ?? process.cwd();
+  if (!isObj(raw)) throw new JobConfigError('(root)', 'expected a JSON object', src);
+  checkKeys(
+    raw,
+    ['jobId', 'backbone', 'data', 'maxSourceLength', 'maxTargetLength', 'stages', 'method', 'tasks', 'train'],
+    '',
+    src,
+  );
+  let backbone: JobConfig['backbone'];
+  if (typeof raw.backbone === 'string') {
+    const dir = path.resolve(base, raw.backbone);
+    backbone = { checkpoint: dir, tokenizer: dir };
+  } else if (isObj(raw.backbone) && typeof raw.backbone.checkpoint === 'string') {
+    checkKeys(raw.backbone, ['checkpoint', 'tokenizer'], 'backbone', src);
+    const ck = path.resolve(base, raw.backbone.checkpoint);
+    const tk = typeof raw.backbone.tokenizer === 'string' ? path.resolve(base, raw.backbone.tokenizer) : ck;
+    backbone = { checkpoint: ck, tokenizer: tk };
+  } else {
+    throw new JobConfigError('backbone', 'expected a model folder path or {checkpoint, tokenizer?}', src);
+  }
+  let data: JobConfig['data'];
+  if (!isObj(raw.data)) throw new JobConfigError('data', 'expected {"suite": "demo"} or {"root": DIR}', src);
+  if (raw.data.suite !== undefined) {
+    checkKeys(raw.data, ['suite', 'seed'], 'data', src);
+    if (raw.data.suite !== 'demo') throw new JobConfigError('data.suite', `unknown suite ${JSON.stringify(raw.data.suite)}; the built-in one is "demo"`, src);
+    data = { suite: 'demo', ...(raw.data.seed !== undefined ? { seed: num(raw.data, 'seed', 'data.seed', src, 0, 0, true) } : {}) };
+  } else if (typeof raw.data.root === 'string') {
+    checkKeys(raw.data, ['root', 'onMalformed'], 'data', src);
+    const om = raw.data.onMalformed ?? 'error';
+    if (om !== 'error' && om !== 'skip') throw new JobConfigError('data.onMalformed', 'expected "error" or "skip"', src);
+    data = { root: path.resolve(base, raw.data.root), onMalformed: om };
+  } else {
+    throw new JobConfigError('data', 'expected {"suite": "demo"} or {"root": DIR}', src);
+  }
+  const topTrain = parseTrain(raw.train, DEFAULT_TRAIN, 'train', src);
+  let rawStages: unknown[];
+  if (raw.stages !== undefined) {
+    if (raw.method !== undefined || raw.tasks !== undefined) {
+      throw new JobConfigError('stages', 'give either stages or a top-level method/tasks, not both', src);
+    }
+    if (!Array.isArray(raw.stages) || raw.stages.length === 0) throw new JobConfigError('stages', 'expected a non-empty list', src);
+    rawStages = raw.stages;
+  } else {
+    rawStages = [{ name: 'main', method: raw.method, tasks: raw.tasks }];
+  }
+  const names = new Set<string>();
+  const stages = rawStages.map((s, i): StageConfig => {
+    const f = `stages[${i}]`;
+    if (!isObj(s)) throw new JobConfigError(f, 'expected an object', src);
+    checkKeys(s, ['name', 'method', 'tasks', 'train'], f, src);
+    const name = typeof s.name === 'string' ? s.name : `stage${i}`;
+    if (names.has(name)) throw new JobConfigError(`${f}.name`, `duplicate stage name '${name}'`, src);
+    names.add(name);
+    if (!isObj(s.method) || typeof s.method.name !== 'string') {
+      throw new JobConfigError(`${f}.method`, 'expected {"name": METHOD, ...options}', src);
+    }
+    const { name: methodName, ...options } = s.method;
+    try {
+      methodFactory(methodName as string).parseConfig(options);
+    } catch (err) {
+      throw new JobConfigError(`${f}.method`, (err as Error).message, src);
+    }
+    return {
+      name,
+      method: s.method as StageConfig['method'],
+      tasks: stringList(s.tasks, `${f}.tasks`, src),
+      train: parseTrain(s.train, topTrain, `${f}.train`, src),
+    };
+  });
+  return {
+    jobId: typeof raw.jobId === 'string' ? raw.jobId : 'job',
+    backbone,
+    data,
+    maxSourceLength: num(raw, 'maxSourceLength', 'maxSourceLength', src, 256, 2, true),
+    maxTargetLength: num(raw, 'maxTargetLength', 'maxTargetLength', src, 16, 1, true),
+    stages,
+  };
+}
+
+export function readJobConfig(file: string): JobConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new JobConfigError('(file)', `cannot read it (${(err as Error).message})`, file);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new JobConfigError('(file)', `not valid JSON (${(err as Error).message})`, file);
+  }
+  return parseJobConfig(raw, { source: file, baseDir: path.dirname(path.resolve(file)) });
+}

@@ -1,0 +1,136 @@
+import * as path from 'node:path';
+import type { JobConfig, StageConfig } from '../config/job-config.js';
+import { getTask } from '../data/tasks/registry.js';
+import { methodFactory, type PromptMethod } from '../methods/index.js';
+import { loadT5Model } from '../model/load-t5.js';
+import type { T5Model } from '../model/t5/index.js';
+import { loadTokenizer, type Tokenizer } from '../model/tokenizer/index.js';
+import { ExampleEncoder } from './batching.js';
+import { silentProgress, type ProgressSink } from './progress.js';
+import { saveTrainedState, type TrainedState } from './trained-state.js';
+import { type EvalReport, Trainer, type TrainerOptions } from './trainer.js';
+import { loadTrainTasks } from './task-source.js';
+
+export type StageTensors = Map<string, { shape: number[]; data: Float32Array }>;
+
+export interface StageResult {
+  stage: string;
+  method: string;
+  best: EvalReport | undefined;
+  final: EvalReport | undefined;
+  tensors: StageTensors;
+  ms: number;
+}
+
+/** Trainer options for a stage's settings. */
+export function trainerOptions(stage: StageConfig, progress: ProgressSink): TrainerOptions {
+  const t = stage.train;
+  return {
+    steps: t.steps,
+    batchSize: t.batchSize,
+    microBatchSize: t.microBatchSize,
+    seed: t.seed,
+    mixing: t.mixing,
+    optimizer: { lr: t.lr, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps, clipNorm: t.clipNorm },
+    evalEvery: t.evalEvery,
+    eval: { batchSize: t.evalBatchSize, maxExamples: t.evalExamples, maxNewTokens: 16 },
+    progress,
+  };
+}
+
+/** Token ids of each task's discrete prompt (its description), for methods that retrieve by template (SPT). */
+export function taskTemplates(tokenizer: Tokenizer, tasks: readonly string[]): Record<string, number[]> {
+  return Object.fromEntries(tasks.map((t) => [t, tokenizer.encode(getTask(t).description)]));
+}
+
+/** Creates a stage's method with the earlier stages' tensors as inputs. */
+export function createStageMethod(
+  stage: StageConfig,
+  model: T5Model,
+  tokenizer: Tokenizer,
+  inputs: StageTensors,
+): PromptMethod {
+  const { name, ...options } = stage.method;
+  const factory = methodFactory(name);
+  return factory.create(factory.parseConfig(options), {
+    model,
+    tasks: stage.tasks,
+    seed: stage.train.seed,
+    templates: taskTemplates(tokenizer, stage.tasks),
+    inputs,
+  });
+}
+
+/** All tensors of a method (trainable at the given values, and frozen) for saving and for later stages. */
+export function methodTensors(method: PromptMethod, params: Map<string, Float32Array>): StageTensors {
+  const out: StageTensors = new Map();
+  for (const p of method.params) out.set(p.name, { shape: p.variable.shape, data: params.get(p.name)! });
+  for (const [k, t] of method.frozen) out.set(k, { shape: t.shape, data: (t.dataSync() as Float32Array).slice() });
+  return out;
+}
+
+/**
+ * Runs a job's stages in order in this process (the single-process trainer). Each stage trains its method, keeps
+ * the parameters with the best validation average, saves them under OUT/<stage>/ when `out` is given, and hands
+ * all its tensors (by name) to the next stage: trained source prompts to ATTEMPT, a TPT bank to its stage 2.
+ */
+export async function runJob(
+  job: JobConfig,
+  opts: { out?: string; progress?: ProgressSink; model?: T5Model; tokenizer?: Tokenizer } = {},
+): Promise<StageResult[]> {
+  const progress = opts.progress ?? silentProgress;
+  const tokenizer = opts.tokenizer ?? (await loadTokenizer(job.backbone.tokenizer));
+  const model = opts.model ?? loadT5Model(job.backbone.checkpoint).model;
+  const encoder = new ExampleEncoder(tokenizer, {
+    maxSourceLength: job.maxSourceLength,
+    maxTargetLength: job.maxTargetLength,
+  });
+  const results: StageResult[] = [];
+  let inputs: StageTensors = new Map();
+  try {
+    for (const stage of job.stages) {
+      const t0 = performance.now();
+      progress.log(`stage '${stage.name}': ${stage.method.name} on ${stage.tasks.join(', ')} for ${stage.train.steps} steps`);
+      const tasks = loadTrainTasks(job.data, stage.tasks);
+      const method = createStageMethod(stage, model, tokenizer, inputs);
+      try {
+        const trainer = new Trainer(model, method, encoder, tasks, trainerOptions(stage, progress));
+        const r = trainer.run();
+        const tensors = methodTensors(method, r.bestParams);
+        if (opts.out) {
+          const state: TrainedState = {
+            manifest: {
+              format: 'promptmesh-prompts/1',
+              method: stage.method.name,
+              methodConfig: stage.method,
+              tasks: stage.tasks,
+              step: r.best?.step ?? stage.train.steps,
+              tensors: Object.fromEntries(
+                [...tensors].map(([k, t]) => [k, { shape: t.shape, trainable: method.params.some((p) => p.name === k) }]),
+              ),
+              metrics: r.best ? { validationAverage: r.best.average, ...r.best.scores } : {},
+              backbone: { dModel: model.config.dModel, vocabSize: model.config.vocabSize },
+              createdAt: new Date().toISOString(),
+            },
+            tensors,
+          };
+          saveTrainedState(path.join(opts.out, stage.name), state);
+        }
+        results.push({
+          stage: stage.name,
+          method: stage.method.name,
+          best: r.best,
+          final: r.evals[r.evals.length - 1],
+          tensors,
+          ms: performance.now() - t0,
+        });
+        inputs = new Map([...inputs, ...tensors]);
+      } finally {
+        method.dispose();
+      }
+    }
+  } finally {
+    if (!opts.model) model.dispose();
+  }
+  return results;
+}

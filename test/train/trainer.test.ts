@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend } from '../../src/backend/index.js';
+import { generateDemoSuite } from '../../src/data/demo/index.js';
+import { getTask } from '../../src/data/tasks/registry.js';
+import { methodFactory } from '../../src/methods/index.js';
+import { makeTinyT5 } from '../../src/model/checkpoint/index.js';
+import { T5Model } from '../../src/model/t5/index.js';
+import { loadTokenizer, type Tokenizer } from '../../src/model/tokenizer/index.js';
+import { AdamW } from '../../src/train/adamw.js';
+import { ExampleEncoder } from '../../src/train/batching.js';
+import { clipGlobalNorm } from '../../src/train/clip.js';
+import { linearWarmupDecay } from '../../src/train/schedule.js';
+import { loadTrainedState, saveTrainedState } from '../../src/train/trained-state.js';
+import { Trainer, type TrainerOptions, type TrainTask } from '../../src/train/trainer.js';
+import { ensureSpmModel, SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
+
+test('linear warm-up and decay follow transformers', () => {
+  // warmup 4, total 10: k/4 for k < 4, then (10-k)/6.
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 7, 10, 12].map((k) => linearWarmupDecay(k, 4, 10)),
+    [0, 0.25, 0.5, 0.75, 1, 0.5, 0, 0],
+  );
+});
+
+test('AdamW matches a hand-computed step', () => {
+  // Step 1 with g = 0.5, lr 0.1, wd 0.01: p = 1 * (1 - 0.001) = 0.999; m = 0.05, v = 0.00025;
+  // m_hat = 0.5, v_hat = 0.25; p = 0.999 - 0.1 * 0.5 / (0.5 + 1e-8) = 0.899.
+  const adam = new AdamW({ weightDecay: 0.01 });
+  const p = Float32Array.of(1);
+  adam.update('p', p, Float32Array.of(0.5), 0.1);
+  assert.ok(Math.abs(p[0]! - 0.899) < 1e-6, String(p[0]));
+  // A parameter without a gradient is left alone, moments included.
+  assert.equal(adam.snapshot().get('p')!.step, 1);
+});
+
+test('global-norm clipping scales every gradient together', () => {
+  const a = Float32Array.of(3, 0);
+  const b = Float32Array.of(4);
+  assert.equal(clipGlobalNorm([a, b], 1), 5);
+  assert.ok(Math.abs(a[0]! - 0.6) < 1e-6 && Math.abs(b[0]! - 0.8) < 1e-6);
+});
+
+describe('Trainer on a tiny T5 with a real SentencePiece tokenizer', () => {
+  let tokenizer: Tokenizer | undefined;
+  let model: T5Model;
+  let tasks: TrainTask[];
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-train-'));
+
+  before(async () => {
+    await selectBackend({ requested: 'wasm' });
+    const dir = await ensureSpmModel();
+    if (!dir) return;
+    tokenizer = await loadTokenizer(dir);
+    const { config, tensors } = makeTinyT5({ variant: 'v1.1', seed: 3, vocabSize: tokenizer.vocabSize });
+    model = T5Model.fromWeights(config, tensors);
+    const suite = generateDemoSuite({
+      tasks: ['demo-sentiment', 'demo-topic'],
+      sourceSizes: { train: 12, validation: 8, test: 4 },
+    });
+    tasks = suite.tasks.map((t) => ({
+      name: t.def.name,
+      spec: getTask(t.def.name),
+      train: t.train,
+      validation: t.validation,
+    }));
+  });
+  after(() => {
+    model?.dispose();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const options = (steps: number, microBatchSize: number): TrainerOptions => ({
+    steps,
+    batchSize: 8,
+    microBatchSize,
+    seed: 1,
+    mixing: {},
+    optimizer: { lr: { prompt: 0.3 }, weightDecay: 1e-5, warmupSteps: 0, clipNorm: 1 },
+    evalEvery: 0,
+    eval: { batchSize: 8, maxExamples: 8, maxNewTokens: 4 },
+  });
+  const promptTuning = (perTask: boolean) => {
+    const f = methodFactory('prompt-tuning');
+    return f.create(f.parseConfig({ promptLength: 4, perTask }), {
+      model,
+      tasks: tasks.map((t) => t.name),
+      seed: 5,
+    });
+  };
+
+  test('micro-batch accumulation gives the same gradient sums as one batch', (t) => {
+    if (!tokenizer) return t.skip(SPM_MISSING_MESSAGE);
+    const method = promptTuning(true);
+    const encoder = new ExampleEncoder(tokenizer, { maxSourceLength: 32, maxTargetLength: 4 });
+    const whole = new Trainer(model, method, encoder, tasks, options(1, 8));
+    const parts = new Trainer(model, method, encoder, tasks, options(1, 3));
+    const ex = whole.encodeBatch(whole.sampler.globalBatch(0));
+    const a = whole.gradientSums(ex);
+    const b = parts.gradientSums(ex);
+    assert.equal(a.tokens, b.tokens);
+    assert.ok(Math.abs(a.nllSum - b.nllSum) < 1e-3 * Math.abs(a.nllSum));
+    for (const [k, g] of a.grads) {
+      const h = b.grads.get(k)!;
+      const diff = Math.max(...g.map((x, i) => Math.abs(x - h[i]!)));
+      assert.ok(diff < 1e-4, `${k} differs by ${diff}`);
+    }
+    method.dispose();
+  });
+
+  test('training lowers the loss, leaks no tensors, and saves/loads its state', (t) => {
+    if (!tokenizer) return t.skip(SPM_MISSING_MESSAGE);
+    const method = promptTuning(true);
+    const encoder = new ExampleEncoder(tokenizer, { maxSourceLength: 32, maxTargetLength: 4 });
+    const trainer = new Trainer(model, method, encoder, tasks, options(25, 8));
+    const first = trainer.trainStep(0);
+    const tensorsAfterFirst = tf.memory().numTensors;
+    let last = first;
+    for (let s = 1; s < 25; s++) last = trainer.trainStep(s);
+    assert.equal(tf.memory().numTensors, tensorsAfterFirst, 'tensor count grew across steps');
+    assert.ok(last.loss < first.loss * 0.8, `loss did not go down: ${first.loss} -> ${last.loss}`);
+    const evalReport = trainer.evaluate(25);
+    assert.deepEqual(Object.keys(evalReport.scores).sort(), ['demo-sentiment', 'demo-topic']);
+
+    const params = trainer.optimizer.parameters();
+    saveTrainedState(tmp, {
+      manifest: {
+        format: 'promptmesh-prompts/1',
+        method: 'prompt-tuning',
+        methodConfig: {},
+        tasks: tasks.map((x) => x.name),
+        step: 25,
+        tensors: Object.fromEntries(method.params.map((p) => [p.name, { shape: p.variable.shape, trainable: true }])),
+        metrics: { validationAverage: evalReport.average },
+        backbone: { dModel: model.config.dModel, vocabSize: model.config.vocabSize },
+        createdAt: new Date().toISOString(),
+      },
+      tensors: new Map(method.params.map((p) => [p.name, { shape: p.variable.shape, data: params.get(p.name)! }])),
+    });
+    const loaded = loadTrainedState(tmp);
+    for (const p of method.params) assert.deepEqual(loaded.tensors.get(p.name)!.data, params.get(p.name));
+    method.dispose();
+  });
+});
