@@ -10,6 +10,7 @@ import type {
   PromptBatch,
   PromptMethod,
 } from '../method.js';
+import { gatherRows } from '../gather-rows.js';
 import { MethodConfigError } from '../method.js';
 import {
   prependPrompt,
@@ -75,8 +76,10 @@ class PromptTuning implements PromptMethod {
       const B = embeds.shape[0];
       let prompt: tf.Tensor3D;
       if (this.config.perTask) {
-        const stacked = tf.stack(this.params.map((p) => p.variable)) as tf.Tensor3D; // [tasks, n, d]
-        prompt = tf.gather(stacked, tf.tensor1d(taskIndices(this.tasks, batch.tasks, this.name), 'int32'));
+        const [n, d] = this.params[0]!.variable.shape as [number, number];
+        const stacked = tf.reshape(tf.stack(this.params.map((p) => p.variable)), [this.params.length, n * d]);
+        const idx = tf.tensor1d(taskIndices(this.tasks, batch.tasks, this.name), 'int32');
+        prompt = tf.reshape(gatherRows(stacked as tf.Tensor2D, idx), [B, n, d]) as tf.Tensor3D;
       } else {
         const p = this.params[0]!.variable;
         prompt = tf.tile(tf.expandDims(p, 0), [B, 1, 1]) as tf.Tensor3D;
