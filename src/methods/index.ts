@@ -1,5 +1,6 @@
 // Importing a method's folder registers it. Adding a method = adding a folder and a line here.
 import './prompt-tuning/index.js';
+import './tpt/index.js';
 
 export { type ParameterReport, parameterReport } from './accounting.js';
 export {
