@@ -1,4 +1,5 @@
 // Importing a method's folder registers it. Adding a method = adding a folder and a line here.
+import './attempt/index.js';
 import './prompt-tuning/index.js';
 import './tpt/index.js';
 

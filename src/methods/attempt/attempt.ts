@@ -1,0 +1,284 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { T5Model } from '../../model/t5/index.js';
+import { gatherRows } from '../gather-rows.js';
+import type {
+  EncoderInputs,
+  MethodContext,
+  MethodDims,
+  MethodFactory,
+  MethodParam,
+  ParamSpec,
+  PromptBatch,
+  PromptMethod,
+} from '../method.js';
+import { MethodConfigError } from '../method.js';
+import {
+  prependPrompt,
+  taskIndices,
+  tidyInputs,
+  tokenEmbeddings,
+  uniformInit,
+  vocabInit,
+} from '../prompt-ops.js';
+import { type AttentionModule, attentionQuery, candidateLogits, mixPrompts, poolInput } from './attention.js';
+import { type AttemptConfig, attemptTemperature, parseAttemptConfig } from './config.js';
+
+const NAME = 'attempt';
+/** The paper's six source tasks, in its order (MNLI first: it initialises the target prompt). */
+export const PAPER_SOURCES = ['mnli', 'sst2', 'qnli', 'qqp', 'squad', 'record'] as const;
+
+export const ATTENTION_DOWN = 'attention.down';
+export const ATTENTION_UP = 'attention.up';
+export const ATTENTION_LN_GAMMA = 'attention.ln.gamma';
+export const ATTENTION_LN_BETA = 'attention.ln.beta';
+
+export function targetName(config: AttemptConfig, task: string | undefined): string {
+  return config.multiTask ? `target.${task}` : 'target';
+}
+
+export function sourceName(source: string): string {
+  return `source.${source}`;
+}
+
+function hasAttentionModule(config: AttemptConfig): boolean {
+  return config.attn === 'sub' || config.attn === 'linear';
+}
+
+/**
+ * Every tensor of the method, in a fixed order: target prompt(s) (group 'prompt'), the attention module
+ * (group 'attention', so the trainer can give it its own learning rate: the released code's separate rate never
+ * took effect), then the frozen source prompts. With `trainableLayerNorm: false` the LayerNorm is still listed,
+ * frozen at gamma = 1, beta = 0, because the forward pass uses it.
+ */
+function describe(config: AttemptConfig, dims: MethodDims): ParamSpec[] {
+  const n = config.promptLength;
+  const d = dims.dModel;
+  const r = config.attentionDim;
+  const specs: ParamSpec[] = config.multiTask
+    ? dims.tasks.map((task) => ({
+        name: targetName(config, task),
+        shape: [n, d],
+        group: 'prompt',
+        trainable: true,
+        task,
+      }))
+    : [{ name: targetName(config, undefined), shape: [n, d], group: 'prompt', trainable: true }];
+  if (hasAttentionModule(config)) {
+    const ln = config.trainableLayerNorm;
+    specs.push(
+      { name: ATTENTION_DOWN, shape: [d, r], group: 'attention', trainable: true },
+      { name: ATTENTION_UP, shape: [r, d], group: 'attention', trainable: true },
+      { name: ATTENTION_LN_GAMMA, shape: [d], group: 'attention', trainable: ln },
+      { name: ATTENTION_LN_BETA, shape: [d], group: 'attention', trainable: ln },
+    );
+  }
+  for (const s of config.sources) {
+    specs.push({ name: sourceName(s), shape: [n, d], group: 'prompt', trainable: false });
+  }
+  return specs;
+}
+
+let instances = 0;
+
+/**
+ * ATTEMPT (Asai et al., EMNLP 2022), METHODS.md section 2. For input embeddings E [B, L, d]:
+ *   x_hat = max-pool of E over (real) positions; k_j = max over the n tokens of candidate C_j (sources, then the
+ *   example's target prompt); a = softmax_j(k_j . q / T) with q from AttentionVariant;
+ *   P_ins = sum_j a_j C_j + P_tgt; encoder input [P_ins ; E].
+ * Gradients reach the target prompt through the mix, the residual and its key, and the attention module through
+ * q; the source prompts and the backbone are constants.
+ */
+export class Attempt implements PromptMethod {
+  readonly name = NAME;
+  readonly params: MethodParam[] = [];
+  readonly frozen = new Map<string, tf.Tensor>();
+  readonly temperature: number;
+  /** [t, n, d] the source prompts stacked in candidate order. */
+  private readonly sourceStack: tf.Tensor3D;
+  /** [t, d] k_j of the sources: constant, so computed once. */
+  private readonly sourceKeys: tf.Tensor2D;
+  private readonly targets: tf.Variable[];
+  private readonly module: AttentionModule | undefined;
+
+  constructor(
+    readonly config: AttemptConfig,
+    readonly tasks: readonly string[],
+    ctx: MethodContext,
+  ) {
+    const d = ctx.model.config.dModel;
+    this.temperature = attemptTemperature(config, d);
+    if (config.multiTask && tasks.length === 0) {
+      throw new MethodConfigError(NAME, 'multiTask', 'needs at least one task to create target prompts for');
+    }
+    const specs = describe(config, { dModel: d, vocabSize: ctx.model.config.vocabSize, tasks });
+    const sourceData = this.readSources(ctx, d);
+    const instance = instances++;
+    const created: tf.Tensor[] = [];
+    try {
+      const byName = new Map<string, tf.Tensor>();
+      for (const spec of specs) {
+        const data = this.initialValue(spec, ctx, sourceData);
+        if (spec.trainable) {
+          // tf.variable shares the initial tensor's buffer and keeps it counted: dispose it or it leaks.
+          const initial = tf.tensor(data, spec.shape);
+          const variable = tf.variable(initial, true, `${NAME}/${instance}/${spec.name}`);
+          initial.dispose();
+          created.push(variable);
+          this.params.push({
+            name: spec.name,
+            variable,
+            group: spec.group,
+            ...(spec.task !== undefined ? { task: spec.task } : {}),
+          });
+          byName.set(spec.name, variable);
+        } else {
+          const t = tf.tensor(data, spec.shape);
+          created.push(t);
+          this.frozen.set(spec.name, t);
+          byName.set(spec.name, t);
+        }
+      }
+      this.targets = this.params.filter((p) => p.group === 'prompt').map((p) => p.variable);
+      this.module = hasAttentionModule(config)
+        ? {
+            down: byName.get(ATTENTION_DOWN) as tf.Tensor2D,
+            up: byName.get(ATTENTION_UP) as tf.Tensor2D,
+            gamma: byName.get(ATTENTION_LN_GAMMA) as tf.Tensor1D,
+            beta: byName.get(ATTENTION_LN_BETA) as tf.Tensor1D,
+          }
+        : undefined;
+      this.sourceStack = tf.stack(config.sources.map((s) => byName.get(sourceName(s))!)) as tf.Tensor3D;
+      created.push(this.sourceStack);
+      this.sourceKeys = tf.tidy(() => tf.max(this.sourceStack, 1) as tf.Tensor2D);
+    } catch (err) {
+      tf.dispose(created);
+      throw err;
+    }
+  }
+
+  encoderInputs(model: T5Model, batch: PromptBatch): EncoderInputs {
+    return tidyInputs(() => {
+      const embeds = tokenEmbeddings(model, batch);
+      const target = this.batchTargets(batch);
+      const weights = this.weights(embeds, batch.attentionMask, target);
+      return prependPrompt(mixPrompts(weights, this.sourceStack, target), embeds, batch.attentionMask);
+    });
+  }
+
+  /**
+   * a [B, J] for each example, over the sources in config order then (with `includeTarget`) the example's target
+   * prompt: what ATTEMPT's interpretability analyses plot.
+   */
+  attentionWeights(model: T5Model, batch: PromptBatch): number[][] {
+    return tf.tidy(() => {
+      const embeds = tokenEmbeddings(model, batch);
+      return this.weights(embeds, batch.attentionMask, this.batchTargets(batch)).arraySync();
+    });
+  }
+
+  /** The query input x_hat [B, d] (max-pooled input embeddings). */
+  pooledInput(model: T5Model, batch: PromptBatch): tf.Tensor2D {
+    return tf.tidy(() =>
+      poolInput(tokenEmbeddings(model, batch), batch.attentionMask, this.config.poolPadding),
+    );
+  }
+
+  touchedParams(batchTasks: readonly string[]): string[] {
+    if (!this.config.multiTask) return this.params.map((p) => p.name);
+    const present = new Set(batchTasks);
+    return this.params.filter((p) => p.task === undefined || present.has(p.task)).map((p) => p.name);
+  }
+
+  dispose(): void {
+    for (const p of this.params) p.variable.dispose();
+    for (const t of this.frozen.values()) t.dispose();
+    this.sourceStack.dispose();
+    this.sourceKeys.dispose();
+  }
+
+  /** Each example's target prompt, [B, n, d]. */
+  private batchTargets(batch: PromptBatch): tf.Tensor3D {
+    const B = batch.inputIds.shape[0];
+    if (this.config.multiTask) {
+      // gatherRows, not tf.gather: the latter's gradient needs a kernel wasm lacks. Targets of tasks absent from
+      // the batch get exactly zero gradient (what touchedParams promises the sparse all-reduce).
+      const [n, d] = this.targets[0]!.shape as [number, number];
+      const all = tf.reshape(tf.stack(this.targets), [this.targets.length, n * d]) as tf.Tensor2D;
+      const idx = tf.tensor1d(taskIndices(this.tasks, batch.tasks, this.name), 'int32');
+      return tf.reshape(gatherRows(all, idx), [B, n, d]) as tf.Tensor3D;
+    }
+    return tf.tile(tf.expandDims(this.targets[0]!, 0), [B, 1, 1]) as tf.Tensor3D;
+  }
+
+  private weights(embeds: tf.Tensor3D, mask: tf.Tensor2D, target: tf.Tensor3D): tf.Tensor2D {
+    const B = embeds.shape[0];
+    const J = this.config.sources.length + (this.config.includeTarget ? 1 : 0);
+    if (this.config.attn === 'constant') return tf.fill([B, J], 1 / J) as tf.Tensor2D;
+    const xHat = poolInput(embeds, mask, this.config.poolPadding);
+    const q = attentionQuery(this.config.attn, xHat, this.module);
+    const targetKeys = this.config.includeTarget ? (tf.max(target, 1) as tf.Tensor2D) : undefined;
+    return tf.softmax(candidateLogits(q, this.sourceKeys, targetKeys, this.temperature));
+  }
+
+  /** Source prompts by name from the stage inputs, each checked to be [n, d]. */
+  private readSources(ctx: MethodContext, d: number): Map<string, Float32Array> {
+    const n = this.config.promptLength;
+    const out = new Map<string, Float32Array>();
+    const available = [...(ctx.inputs?.keys() ?? [])].join(', ') || 'none';
+    for (const s of this.config.sources) {
+      const t = ctx.inputs?.get(s);
+      if (!t) {
+        throw new MethodConfigError(
+          NAME,
+          'sources',
+          `no input tensor '${s}' (available: ${available}); train it with prompt-tuning first`,
+        );
+      }
+      if (t.shape.length !== 2 || t.shape[0] !== n || t.shape[1] !== d || t.data.length !== n * d) {
+        throw new MethodConfigError(
+          NAME,
+          'sources',
+          `'${s}' has shape [${t.shape.join(', ')}] but ATTEMPT needs [${n}, ${d}] (promptLength x d_model)`,
+        );
+      }
+      out.set(s, t.data);
+    }
+    return out;
+  }
+
+  private initialValue(
+    spec: ParamSpec,
+    ctx: MethodContext,
+    sources: Map<string, Float32Array>,
+  ): Float32Array {
+    const size = spec.shape.reduce((a, b) => a * b, 1);
+    if (spec.name.startsWith('source.')) return Float32Array.from(sources.get(spec.name.slice(7))!);
+    if (spec.group === 'prompt') {
+      return this.config.targetInit === 'first-source'
+        ? Float32Array.from(sources.get(this.config.sources[0]!)!)
+        : vocabInit(ctx.model, spec.shape[0]!, ctx.seed, `${NAME}/${spec.name}`);
+    }
+    // torch.nn.Linear's default (what the released code leaves in place): U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    if (spec.name === ATTENTION_DOWN || spec.name === ATTENTION_UP) {
+      return uniformInit(size, 1 / Math.sqrt(spec.shape[0]!), ctx.seed, `${NAME}/${spec.name}`);
+    }
+    if (spec.name === ATTENTION_LN_GAMMA) return new Float32Array(size).fill(1);
+    if (spec.name === ATTENTION_LN_BETA) return new Float32Array(size);
+    throw new Error(`internal: no initialiser for ${spec.name}`);
+  }
+}
+
+export const attempt: MethodFactory<AttemptConfig> = {
+  name: NAME,
+  summary:
+    'Asai et al. 2022: input-dependent attention over frozen source prompts plus a trainable target prompt',
+  parseConfig: parseAttemptConfig,
+  describe,
+  create: (config, ctx) => new Attempt(config, ctx.tasks, ctx),
+  quickConfig: (flags) => ({
+    multiTask: flags.tasks.length > 1,
+    trainableLayerNorm: flags.trainableLayerNorm,
+    sources: Array.from({ length: flags.sources }, (_, i) => PAPER_SOURCES[i] ?? `source${i + 1}`),
+    ...(flags.promptLength !== undefined ? { promptLength: flags.promptLength } : {}),
+  }),
+};

@@ -1,0 +1,96 @@
+import { ConfigReader } from '../config-fields.js';
+import { MethodConfigError } from '../method.js';
+
+/**
+ * How the query q (B x d) that scores the candidate prompts is computed from x_hat, the max-pooled input
+ * embeddings. Parameters each variant owns are listed; the candidate keys k_j and the softmax over k_j . q / T are
+ * common to the first three.
+ *
+ * - 'sub'      (the paper's, default): q = LN(W_up . SiLU(W_down . x_hat)). Owns attention.down [d, r],
+ *              attention.up [r, d], attention.ln.gamma/beta [d] (trainable only with `trainableLayerNorm`).
+ * - 'linear':  q = LN(W_up . W_down . x_hat), the same without the SiLU. Same parameters as 'sub'.
+ * - 'dot':     q = x_hat: the input itself is the query. No attention parameters.
+ * - 'constant': a_j = 1 / (number of candidates) whatever the input. No attention parameters; `temperature`
+ *              and `poolPadding` have no effect.
+ */
+export type AttentionVariant = 'sub' | 'linear' | 'dot' | 'constant';
+
+export const ATTENTION_VARIANTS: readonly AttentionVariant[] = ['sub', 'linear', 'dot', 'constant'];
+
+export interface AttemptConfig {
+  /** n: tokens of the target prompt; every source prompt must have the same length (they are summed). */
+  promptLength: number;
+  /** r: width of the W_down / W_up bottleneck (100 in the paper). */
+  attentionDim: number;
+  attn: AttentionVariant;
+  /** Softmax temperature T. Absent = d_model * e, the released code's value (2087 for d = 768). */
+  temperature?: number;
+  /** The target prompt is a candidate of its own attention (the paper). It is added as a residual either way. */
+  includeTarget: boolean;
+  /**
+   * The query LayerNorm's gamma and beta are trained (the paper's parameter count, default) or stay at 1 / 0
+   * (the released code, where they are created but never handed to the optimiser).
+   */
+  trainableLayerNorm: boolean;
+  /** ATTEMPT-m: one target prompt per task with a shared attention module; false: one target prompt. */
+  multiTask: boolean;
+  /**
+   * true reproduces the released code, which max-pools over padded positions too (its inputs were padded to a
+   * fixed length, so x_hat then depends on the padded length); false (default) pools real tokens only.
+   */
+  poolPadding: boolean;
+  /** Names of the frozen source prompts in the stage inputs, each [n, d], in candidate order. */
+  sources: string[];
+  /** 'first-source': a copy of sources[0] (the paper: MNLI); 'vocab': frequent-token embedding rows. */
+  targetInit: 'first-source' | 'vocab';
+}
+
+const METHOD = 'attempt';
+
+export function parseAttemptConfig(raw: Readonly<Record<string, unknown>>): AttemptConfig {
+  const r = new ConfigReader(METHOD, raw);
+  // The reader has no optional-number field; reading with a placeholder keeps 'temperature' among the known
+  // options, and its absence (not the placeholder) selects the d-dependent default.
+  const hasTemperature = 'temperature' in raw && raw.temperature !== undefined;
+  const temperature = r.number('temperature', 1);
+  if (hasTemperature && !(temperature > 0)) {
+    throw new MethodConfigError(METHOD, 'temperature', `must be > 0, got ${temperature}`);
+  }
+  const cfg: AttemptConfig = {
+    promptLength: r.int('promptLength', 100, 1),
+    attentionDim: r.int('attentionDim', 100, 1),
+    attn: r.oneOf('attn', ATTENTION_VARIANTS, 'sub'),
+    includeTarget: r.bool('includeTarget', true),
+    trainableLayerNorm: r.bool('trainableLayerNorm', true),
+    multiTask: r.bool('multiTask', false),
+    poolPadding: r.bool('poolPadding', false),
+    sources: r.stringList('sources', []),
+    targetInit: r.oneOf('targetInit', ['first-source', 'vocab'] as const, 'first-source'),
+    ...(hasTemperature ? { temperature } : {}),
+  };
+  r.done();
+
+  if (cfg.sources.length === 0) {
+    throw new MethodConfigError(
+      METHOD,
+      'sources',
+      'ATTEMPT attends over trained source prompts: list at least one (names of [n, d] tensors in the stage inputs)',
+    );
+  }
+  const empty = cfg.sources.findIndex((s) => s.length === 0);
+  if (empty >= 0) throw new MethodConfigError(METHOD, 'sources', `entry ${empty} is an empty name`);
+  const dup = cfg.sources.find((s, i) => cfg.sources.indexOf(s) !== i);
+  if (dup !== undefined) {
+    throw new MethodConfigError(
+      METHOD,
+      'sources',
+      `'${dup}' is listed twice; each source prompt is one candidate`,
+    );
+  }
+  return cfg;
+}
+
+/** T = d * e unless configured. */
+export function attemptTemperature(config: AttemptConfig, dModel: number): number {
+  return config.temperature ?? dModel * Math.E;
+}
