@@ -1,6 +1,7 @@
 // Importing a method's folder registers it. Adding a method = adding a folder and a line here.
 import './attempt/index.js';
 import './prompt-tuning/index.js';
+import './spt/index.js';
 import './tpt/index.js';
 
 export { type ParameterReport, parameterReport } from './accounting.js';

@@ -1,0 +1,7 @@
+import { registerMethod } from '../registry.js';
+import { spt } from './spt.js';
+
+registerMethod(spt);
+
+export { parseSptConfig, type SptConfig } from './config.js';
+export { MissingTemplateError, Spt, type SptSelection, spt } from './spt.js';
