@@ -176,7 +176,7 @@ export class Attempt implements PromptMethod {
     });
   }
 
-  /** The query input x_hat [B, d] (max-pooled input embeddings). */
+  /** The query input x_hat [B, d] (max-pooled input embeddings); the caller disposes it. */
   pooledInput(model: T5Model, batch: PromptBatch): tf.Tensor2D {
     return tf.tidy(() =>
       poolInput(tokenEmbeddings(model, batch), batch.attentionMask, this.config.poolPadding),

@@ -32,7 +32,8 @@ export interface AttemptConfig {
    * (the released code, where they are created but never handed to the optimiser).
    */
   trainableLayerNorm: boolean;
-  /** ATTEMPT-m: one target prompt per task with a shared attention module; false: one target prompt. */
+  /** ATTEMPT-m: one target prompt per task with a shared attention module; false: one target prompt (shared by
+   * every task of the stage, the paper's single-task setting when there is one). */
   multiTask: boolean;
   /**
    * true reproduces the released code, which max-pools over padded positions too (its inputs were padded to a
