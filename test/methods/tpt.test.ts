@@ -148,6 +148,13 @@ describe('tpt', () => {
       tasks: ['rte'],
     });
     assert.equal(single.total, 76_800);
+    // What `promptmesh describe --method tpt [--tune-bank]` counts.
+    const quick = (tuneBank: boolean) =>
+      factory.parseConfig(
+        factory.quickConfig!({ tasks: dims.tasks, tuneBank, trainableLayerNorm: false, sources: 6 }),
+      );
+    assert.equal(parameterReport('tpt', factory.describe(quick(false), dims), dims).perTask, 76_800);
+    assert.equal(parameterReport('tpt', factory.describe(quick(true), dims), dims).perTask, 537_600);
     const stage1 = factory.parseConfig({ stage: 'bank' });
     const r3 = parameterReport('tpt', factory.describe(stage1, dims), dims);
     assert.equal(r3.total, 460_800);

@@ -275,4 +275,5 @@ export const spt: MethodFactory<SptConfig> = {
   parseConfig: parseSptConfig,
   describe,
   create: (config, ctx) => new Spt(config, ctx.tasks, ctx),
+  quickConfig: (flags) => (flags.promptLength !== undefined ? { promptLength: flags.promptLength } : {}),
 };

@@ -281,4 +281,9 @@ export const tpt: MethodFactory<TptConfig> = {
   parseConfig: parseTptConfig,
   describe,
   create: (config, ctx) => new Tpt(config, ctx.tasks, ctx),
+  // Stage 2 (target) is what the papers' per-task counts describe; the bank source does not change the count.
+  quickConfig: (flags) => ({
+    tuneBank: flags.tuneBank,
+    ...(flags.promptLength !== undefined ? { taskPromptLength: flags.promptLength } : {}),
+  }),
 };
