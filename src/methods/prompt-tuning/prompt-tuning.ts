@@ -56,14 +56,13 @@ class PromptTuning implements PromptMethod {
     this.params = describe(config, { dModel: d, vocabSize: ctx.model.config.vocabSize, tasks }).map(
       (spec) => {
         const data = this.initialValue(spec, ctx);
+        const init = tf.tensor(data, spec.shape);
+        const variable = tf.variable(init, true, `${this.name}/${spec.name}/${Math.random()}`);
+        init.dispose();
         return {
           name: spec.name,
           group: spec.group,
-          variable: tf.variable(
-            tf.tensor(data, spec.shape),
-            true,
-            `${this.name}/${spec.name}/${Math.random()}`,
-          ),
+          variable,
           ...(spec.task ? { task: spec.task } : {}),
         };
       },

@@ -1,0 +1,204 @@
+/**
+ * The control-plane protocol between the coordinator and the workers, carried by NATS as JSON.
+ * Subjects (JOB = the job id):
+ *   promptmesh.JOB.join        request/reply  worker -> coordinator   JoinRequest -> JoinReply
+ *   promptmesh.JOB.heartbeat   publish        worker -> coordinator   Heartbeat
+ *   promptmesh.JOB.leave       publish        worker -> coordinator   Leave
+ *   promptmesh.JOB.ctl         publish        coordinator -> workers  Control (generation, step, checkpoint, stop)
+ *   promptmesh.JOB.report      publish        worker -> coordinator   Report (ready, step result, checkpoint, error)
+ * Every message carries the coordinator's incarnation and the generation it belongs to; anything from another
+ * incarnation or an older generation is ignored (fenced), so a stale member can never act on the job.
+ */
+
+export const PROTOCOL_VERSION = 1;
+/** Largest control message accepted; plans of huge batches stay far below it. */
+export const MAX_CONTROL_BYTES = 512 * 1024;
+
+export function subjects(job: string) {
+  const base = `promptmesh.${job}`;
+  return {
+    join: `${base}.join`,
+    heartbeat: `${base}.heartbeat`,
+    leave: `${base}.leave`,
+    ctl: `${base}.ctl`,
+    report: `${base}.report`,
+  };
+}
+
+export interface JoinRequest {
+  type: 'join';
+  workerId: string;
+  jobId: string;
+  token: string;
+  protocol: number;
+  /** host:port of this worker's collective (gRPC) listener. */
+  address: string;
+  pid?: number;
+  host?: string;
+}
+
+export type JoinReply =
+  | { type: 'accepted'; incarnation: string; workerId: string; heartbeatMs: number }
+  | { type: 'refused'; reason: string };
+
+export interface Heartbeat {
+  type: 'heartbeat';
+  workerId: string;
+  incarnation: string;
+  generation: number;
+  step: number;
+}
+
+export interface Leave {
+  type: 'leave';
+  workerId: string;
+  incarnation: string;
+  reason: string;
+}
+
+export interface Member {
+  workerId: string;
+  rank: number;
+  address: string;
+}
+
+/** Where a generation starts from. */
+export type RestorePoint =
+  | { kind: 'fresh' }
+  /** Bank version holding params, optimizer moments and the step counter. */
+  | { kind: 'bank'; version: string };
+
+export interface GenerationMsg {
+  type: 'generation';
+  incarnation: string;
+  generation: number;
+  stage: number;
+  members: Member[];
+  /** The step the generation starts with (the first not yet committed). */
+  step: number;
+  restore: RestorePoint;
+  /** Bank version whose tensors are the stage's inputs (earlier stages' outputs), if any. */
+  inputs?: string;
+}
+
+/** One example of the plan: task name and index into that task's training set. */
+export type PlannedExample = [task: string, index: number];
+
+export interface StepMsg {
+  type: 'step';
+  incarnation: string;
+  generation: number;
+  stage: number;
+  step: number;
+  /** workerId -> its shard of the global batch. */
+  shards: Record<string, PlannedExample[]>;
+  /** Parameters this step updates (those the global batch touches), in fused-buffer order. */
+  touched: string[];
+}
+
+export interface CheckpointMsg {
+  type: 'checkpoint';
+  incarnation: string;
+  generation: number;
+  stage: number;
+  /** The committed step whose state to save (the worker's state after applying it). */
+  step: number;
+  workerId: string;
+  parent: string | null;
+  final: boolean;
+}
+
+export interface StopMsg {
+  type: 'stop';
+  incarnation: string;
+  reason: string;
+}
+
+export type Control = GenerationMsg | StepMsg | CheckpointMsg | StopMsg;
+
+export interface Timings {
+  data: number;
+  forwardBackward: number;
+  allReduce: number;
+  optimizer: number;
+}
+
+export type Report =
+  | { type: 'ready'; incarnation: string; generation: number; workerId: string; step: number }
+  | {
+      type: 'step-done';
+      incarnation: string;
+      generation: number;
+      workerId: string;
+      stage: number;
+      step: number;
+      loss: number;
+      tokens: number;
+      examples: number;
+      perTask: Record<string, { nllSum: number; tokens: number; examples: number }>;
+      checksum: string;
+      timings: Timings;
+      allReduceBytes: number;
+    }
+  | {
+      type: 'checkpoint-done';
+      incarnation: string;
+      generation: number;
+      workerId: string;
+      stage: number;
+      step: number;
+      version: string;
+    }
+  | { type: 'error'; incarnation: string; generation: number; workerId: string; step: number; error: string };
+
+export class ProtocolError extends Error {
+  override name = 'ProtocolError';
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Parses and shape-checks a control-plane message. Anything malformed, oversized or of an unexpected type is a
+ * ProtocolError: the receiver logs it and drops it, never crashes.
+ */
+export function decodeMessage<T extends { type: string }>(
+  data: Uint8Array,
+  allowed: readonly T['type'][],
+  required: Record<string, readonly string[]> = {},
+): T {
+  if (data.byteLength > MAX_CONTROL_BYTES) {
+    throw new ProtocolError(`message of ${data.byteLength} bytes exceeds the ${MAX_CONTROL_BYTES}-byte limit`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(new TextDecoder().decode(data));
+  } catch (err) {
+    throw new ProtocolError(`not JSON: ${(err as Error).message}`);
+  }
+  if (!isObj(v) || typeof v.type !== 'string') throw new ProtocolError('not an object with a string "type"');
+  if (!(allowed as readonly string[]).includes(v.type)) {
+    throw new ProtocolError(`unexpected message type '${v.type}' (expected ${allowed.join(', ')})`);
+  }
+  for (const f of required[v.type] ?? []) {
+    if (!(f in v)) throw new ProtocolError(`'${v.type}' message is missing '${f}'`);
+  }
+  return v as T;
+}
+
+export function encodeMessage(msg: object): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(msg));
+}
+
+export const REQUIRED_FIELDS: Record<string, readonly string[]> = {
+  join: ['workerId', 'jobId', 'token', 'protocol', 'address'],
+  heartbeat: ['workerId', 'incarnation', 'generation', 'step'],
+  leave: ['workerId', 'incarnation'],
+  ready: ['incarnation', 'generation', 'workerId', 'step'],
+  'step-done': ['incarnation', 'generation', 'workerId', 'stage', 'step', 'loss', 'tokens', 'checksum', 'timings'],
+  'checkpoint-done': ['incarnation', 'generation', 'workerId', 'stage', 'step', 'version'],
+  error: ['incarnation', 'generation', 'workerId', 'error'],
+  generation: ['incarnation', 'generation', 'stage', 'members', 'step', 'restore'],
+  step: ['incarnation', 'generation', 'stage', 'step', 'shards', 'touched'],
+  checkpoint: ['incarnation', 'generation', 'stage', 'step', 'workerId', 'parent', 'final'],
+  stop: ['incarnation', 'reason'],
+};

@@ -1,0 +1,448 @@
+import * as os from 'node:os';
+import type { NatsConnection, Subscription } from 'nats';
+import { type Collective, createCollective, GrpcTransport, type TlsFiles } from '../src/collective/index.js';
+import type { JobConfig, StageConfig } from '../src/config/job-config.js';
+import {
+  type CheckpointMsg,
+  type Control,
+  decodeMessage,
+  encodeMessage,
+  type GenerationMsg,
+  type JoinReply,
+  type JoinRequest,
+  PROTOCOL_VERSION,
+  REQUIRED_FIELDS,
+  type Report,
+  type StepMsg,
+  subjects,
+} from '../src/control/protocol.js';
+import type { PromptMethod } from '../src/methods/index.js';
+import type { T5Model } from '../src/model/t5/index.js';
+import type { Tokenizer } from '../src/model/tokenizer/index.js';
+import { ExampleEncoder } from '../src/train/batching.js';
+import { silentProgress } from '../src/train/progress.js';
+import { createStageMethod, trainerOptions } from '../src/train/run-job.js';
+import { loadTrainTasks } from '../src/train/task-source.js';
+import { Trainer } from '../src/train/trainer.js';
+import type { RuntimeBank } from './runtime-bank.js';
+import { type ReplicaState, snapshot, stateFromTensors, stateTensors, type TensorMap } from './worker-state.js';
+
+export interface WorkerOptions {
+  workerId: string;
+  token: string;
+  /** Collective listener host (default 127.0.0.1) and port (0 = any; kept for every later generation). */
+  host: string;
+  port: number;
+  /** Address peers should dial (default host:port as bound). */
+  advertise?: string;
+  heartbeatMs: number;
+  collectiveTimeoutMs: number;
+  tls?: TlsFiles;
+  log: (line: string) => void;
+}
+
+interface StageRuntime {
+  index: number;
+  stage: StageConfig;
+  method: PromptMethod;
+  trainer: Trainer;
+  inputsVersion: string | undefined;
+}
+
+type StepDone = Extract<Report, { type: 'step-done' }>;
+
+/**
+ * A worker: joins the job over NATS, then for each generation forms the collective with its peers and, for each
+ * step the coordinator plans, computes gradient sums on its shard, all-reduces them, applies the identical update
+ * and reports loss, counts and a parameter checksum. Control messages are handled strictly one at a time, in order.
+ */
+export class Worker {
+  private incarnation: string | undefined;
+  private generation = -1;
+  private rank = -1;
+  private collective: Collective | undefined;
+  private listener: GrpcTransport | undefined;
+  private port: number;
+  private stageRt: StageRuntime | undefined;
+  /** State after the last step the coordinator committed (the start of the step in flight). */
+  private committed: ReplicaState | undefined;
+  private lastResult: StepDone | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private subs: Subscription[] = [];
+  private heartbeat: NodeJS.Timeout | undefined;
+  private stopped: (reason: string) => void = () => {};
+  readonly done: Promise<string>;
+  private readonly encoder: ExampleEncoder;
+  private readonly subj: ReturnType<typeof subjects>;
+  private joining = false;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly bank: RuntimeBank,
+    private readonly job: JobConfig,
+    private readonly model: T5Model,
+    tokenizer: Tokenizer,
+    private readonly opts: WorkerOptions,
+  ) {
+    this.port = opts.port;
+    this.subj = subjects(job.jobId);
+    this.encoder = new ExampleEncoder(tokenizer, {
+      maxSourceLength: job.maxSourceLength,
+      maxTargetLength: job.maxTargetLength,
+    });
+    this.done = new Promise((resolve) => {
+      this.stopped = resolve;
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.listen();
+    this.subs.push(
+      this.nc.subscribe(this.subj.ctl, {
+        callback: (err, msg) => {
+          if (err) return;
+          let ctl: Control | { type: 'hello'; incarnation: string };
+          try {
+            ctl = decodeMessage(msg.data, ['generation', 'step', 'checkpoint', 'stop', 'hello'], REQUIRED_FIELDS);
+          } catch (e) {
+            this.opts.log(`ignored a malformed control message: ${(e as Error).message}`);
+            return;
+          }
+          this.enqueue(() => this.onControl(ctl));
+        },
+      }),
+    );
+    this.heartbeat = setInterval(() => this.sendHeartbeat(), this.opts.heartbeatMs);
+    await this.join();
+  }
+
+  /** Joins (or re-joins after a coordinator restart); retries until accepted, exits on a refusal. */
+  private async join(): Promise<void> {
+    if (this.joining) return;
+    this.joining = true;
+    const req: JoinRequest = {
+      type: 'join',
+      workerId: this.opts.workerId,
+      jobId: this.job.jobId,
+      token: this.opts.token,
+      protocol: PROTOCOL_VERSION,
+      address: this.address(),
+      pid: process.pid,
+      host: os.hostname(),
+    };
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const res = await this.nc.request(this.subj.join, encodeMessage(req), { timeout: 2000 });
+          const reply = JSON.parse(new TextDecoder().decode(res.data)) as JoinReply;
+          if (reply.type === 'refused') {
+            this.opts.log(`join refused: ${reply.reason}`);
+            await this.stop(`refused: ${reply.reason}`);
+            return;
+          }
+          this.incarnation = reply.incarnation;
+          this.opts.log(`joined job '${this.job.jobId}' (coordinator ${reply.incarnation})`);
+          return;
+        } catch (err) {
+          if (attempt % 10 === 0) this.opts.log(`waiting for the coordinator (${(err as Error).message})`);
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    } finally {
+      this.joining = false;
+    }
+  }
+
+  private address(): string {
+    return this.opts.advertise ?? `${this.opts.host}:${this.port}`;
+  }
+
+  private async listen(): Promise<void> {
+    this.listener = await GrpcTransport.listen({
+      host: this.opts.host,
+      port: this.port,
+      ...(this.opts.tls ? { tls: this.opts.tls } : {}),
+    });
+    const addr = this.listener.address;
+    this.port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+  }
+
+  private enqueue(fn: () => Promise<void>): void {
+    this.queue = this.queue.then(fn).catch((err: unknown) => {
+      this.opts.log(`error: ${err instanceof Error ? err.message : String(err)}`);
+    });
+  }
+
+  private sendHeartbeat(): void {
+    if (!this.incarnation || this.nc.isClosed()) return;
+    this.nc.publish(
+      this.subj.heartbeat,
+      encodeMessage({
+        type: 'heartbeat',
+        workerId: this.opts.workerId,
+        incarnation: this.incarnation,
+        generation: this.generation,
+        step: this.stageRt?.trainer.optimizer.step ?? 0,
+      }),
+    );
+  }
+
+  private report(r: Report): void {
+    if (!this.nc.isClosed()) this.nc.publish(this.subj.report, encodeMessage(r));
+  }
+
+  private async onControl(ctl: Control | { type: 'hello'; incarnation: string }): Promise<void> {
+    if (ctl.type === 'hello') {
+      if (ctl.incarnation !== this.incarnation) {
+        // A new coordinator incarnation (it restarted): drop everything and join it.
+        await this.closeCollective();
+        this.generation = -1;
+        this.incarnation = undefined;
+        void this.join();
+      }
+      return;
+    }
+    if (ctl.incarnation !== this.incarnation) return; // another (older or newer) coordinator: fenced
+    switch (ctl.type) {
+      case 'stop':
+        await this.stop(ctl.reason);
+        return;
+      case 'generation':
+        await this.onGeneration(ctl);
+        return;
+      case 'step':
+        if (ctl.generation === this.generation) await this.onStep(ctl);
+        return;
+      case 'checkpoint':
+        if (ctl.generation === this.generation && ctl.workerId === this.opts.workerId) await this.onCheckpoint(ctl);
+        return;
+    }
+  }
+
+  /**
+   * Generation change (recovery protocol, worker side):
+   * 1. Close the previous collective; keep listening on the same port.
+   * 2. If not a member, idle until the next generation.
+   * 3. Make sure the stage's method exists (creating it with the stage inputs from the bank).
+   * 4. Restore the state the generation starts from: our own committed snapshot when it is at that step
+   *    (survivors roll back an update applied for the step in flight), else the named bank version, else fresh.
+   * 5. Form the collective with the members in rank order and report ready.
+   */
+  private async onGeneration(g: GenerationMsg): Promise<void> {
+    if (g.generation <= this.generation) return;
+    await this.closeCollective();
+    this.generation = g.generation;
+    const me = g.members.find((m) => m.workerId === this.opts.workerId);
+    if (!me) {
+      this.rank = -1;
+      return;
+    }
+    this.rank = me.rank;
+    await this.ensureStage(g.stage, g.inputs);
+    const rt = this.stageRt!;
+    const opt = rt.trainer.optimizer;
+    if (this.committed && this.committed.step === g.step && opt.step >= g.step - 1) {
+      opt.restore(this.committed);
+    } else if (g.restore.kind === 'bank') {
+      const m = await this.bank.manifest(g.restore.version);
+      const tensors = await this.bank.load(g.restore.version);
+      const adamSteps = (m.extra?.adamSteps as Record<string, number> | undefined) ?? {};
+      opt.restore(stateFromTensors(rt.method, tensors, m.step, adamSteps, `bank version ${m.id}`));
+    } else if (opt.step !== 0) {
+      await this.resetStage();
+    }
+    if (this.stageRt!.trainer.optimizer.step !== g.step) {
+      throw new Error(`generation ${g.generation} starts at step ${g.step} but the restored state is at step ${this.stageRt!.trainer.optimizer.step}`);
+    }
+    this.committed = snapshot(this.stageRt!.trainer.optimizer);
+    this.lastResult = undefined;
+    if (!this.listener) await this.listen();
+    const peers = [...g.members].sort((a, b) => a.rank - b.rank).map((m) => ({ rank: m.rank, address: m.address }));
+    this.collective = await createCollective({
+      rank: me.rank,
+      peers,
+      jobId: this.job.jobId,
+      generation: g.generation,
+      listener: this.listener!,
+      timeoutMs: this.opts.collectiveTimeoutMs,
+      ...(this.opts.tls ? { tls: this.opts.tls } : {}),
+    });
+    this.listener = undefined; // owned by the collective now
+    this.opts.log(`generation ${g.generation}: rank ${me.rank} of ${g.members.length}, stage ${g.stage}, step ${g.step}`);
+    this.report({
+      type: 'ready',
+      incarnation: this.incarnation!,
+      generation: g.generation,
+      workerId: this.opts.workerId,
+      step: g.step,
+    });
+  }
+
+  private async ensureStage(index: number, inputsVersion: string | undefined): Promise<void> {
+    if (this.stageRt && this.stageRt.index === index && this.stageRt.inputsVersion === inputsVersion) return;
+    this.stageRt?.method.dispose();
+    this.stageRt = undefined;
+    this.committed = undefined;
+    const stage = this.job.stages[index];
+    if (!stage) throw new Error(`stage ${index} does not exist in this job (it has ${this.job.stages.length})`);
+    const inputs: TensorMap = inputsVersion ? await this.bank.load(inputsVersion) : new Map();
+    const method = createStageMethod(stage, this.model, this.encoder.tokenizer as Tokenizer, inputs);
+    const tasks = loadTrainTasks(this.job.data, stage.tasks);
+    const trainer = new Trainer(this.model, method, this.encoder, tasks, trainerOptions(stage, silentProgress));
+    this.stageRt = { index, stage, method, trainer, inputsVersion };
+  }
+
+  private async resetStage(): Promise<void> {
+    const rt = this.stageRt!;
+    this.stageRt = undefined;
+    rt.method.dispose();
+    await this.ensureStage(rt.index, rt.inputsVersion);
+  }
+
+  /**
+   * One step (worker side of the step protocol):
+   * 1. A repeated step message (the coordinator resends until every report arrived) re-sends the stored result.
+   * 2. Snapshot the committed state (the coordinator only plans step s after committing s-1).
+   * 3. Gradient sums of the summed token loss over this worker's shard (zeros for an empty shard).
+   * 4. Fuse the touched parameters' sums in plan order, plus the loss sum and token count, and all-reduce (sum).
+   * 5. Divide by the global token count and apply clip + AdamW: identical inputs give identical replicas.
+   * 6. Report loss, counts, timings and the parameter checksum.
+   */
+  private async onStep(s: StepMsg): Promise<void> {
+    const rt = this.stageRt;
+    if (!rt || !this.collective || s.stage !== rt.index) return;
+    const opt = rt.trainer.optimizer;
+    if (this.lastResult && this.lastResult.step === s.step && this.lastResult.generation === s.generation) {
+      this.report(this.lastResult);
+      return;
+    }
+    if (s.step !== opt.step) {
+      this.opts.log(`ignored step ${s.step}: this replica is at step ${opt.step}`);
+      return;
+    }
+    this.committed = snapshot(opt);
+    const t0 = performance.now();
+    const planned = s.shards[this.opts.workerId] ?? [];
+    const examples = rt.trainer.encodeBatch(planned.map(([task, index]) => ({ task, index, taskIndex: 0, epoch: 0 })));
+    const t1 = performance.now();
+    const sums =
+      examples.length > 0
+        ? rt.trainer.gradientSums(examples)
+        : { grads: new Map<string, Float32Array>(), nllSum: 0, tokens: 0, perTask: new Map() };
+    const t2 = performance.now();
+    const sizes = s.touched.map((name) => {
+      const p = rt.method.params.find((x) => x.name === name);
+      if (!p) throw new Error(`step ${s.step} names parameter '${name}', which stage ${rt.index} does not have`);
+      return p.variable.size;
+    });
+    const total = sizes.reduce((a, b) => a + b, 0);
+    const fused = new Float32Array(total + 2);
+    let off = 0;
+    s.touched.forEach((name, i) => {
+      const g = sums.grads.get(name);
+      if (g) fused.set(g, off);
+      off += sizes[i]!;
+    });
+    fused[total] = sums.nllSum;
+    fused[total + 1] = sums.tokens;
+    const reduced = await this.collective.allReduce(fused, { step: s.step, op: 'sum' });
+    const t3 = performance.now();
+    const tokens = Math.max(1, reduced[total + 1]!);
+    const grads = new Map<string, Float32Array>();
+    off = 0;
+    s.touched.forEach((name, i) => {
+      const g = reduced.slice(off, off + sizes[i]!);
+      for (let j = 0; j < g.length; j++) g[j] = g[j]! / tokens;
+      grads.set(name, g);
+      off += sizes[i]!;
+    });
+    opt.apply(grads);
+    const t4 = performance.now();
+    const result: StepDone = {
+      type: 'step-done',
+      incarnation: this.incarnation!,
+      generation: this.generation,
+      workerId: this.opts.workerId,
+      stage: rt.index,
+      step: s.step,
+      loss: reduced[total]! / tokens,
+      tokens: sums.tokens,
+      examples: examples.length,
+      perTask: Object.fromEntries(sums.perTask),
+      checksum: opt.checksum(),
+      timings: { data: t1 - t0, forwardBackward: t2 - t1, allReduce: t3 - t2, optimizer: t4 - t3 },
+      allReduceBytes: fused.byteLength,
+    };
+    this.lastResult = result;
+    this.report(result);
+  }
+
+  /** Writes this replica's state at the requested committed step as a bank version (rank 0 is asked). */
+  private async onCheckpoint(c: CheckpointMsg): Promise<void> {
+    const rt = this.stageRt;
+    if (!rt) return;
+    const opt = rt.trainer.optimizer;
+    const state = opt.step === c.step ? snapshot(opt) : this.committed?.step === c.step ? this.committed : undefined;
+    if (!state) {
+      this.report({
+        type: 'error',
+        incarnation: this.incarnation!,
+        generation: this.generation,
+        workerId: this.opts.workerId,
+        step: c.step,
+        error: `cannot checkpoint step ${c.step}: this replica is at step ${opt.step}`,
+      });
+      return;
+    }
+    let metrics: Record<string, number> = {};
+    if (c.final) {
+      const e = rt.trainer.evaluate(c.step);
+      metrics = { validationAverage: e.average, ...e.scores };
+    }
+    const { tensors, adamSteps } = stateTensors(rt.method, state);
+    const v = await this.bank.commit({
+      job: this.job.jobId,
+      parent: c.parent,
+      step: c.step,
+      method: rt.stage.method.name,
+      config: rt.stage.method,
+      tensors,
+      metrics,
+      tags: c.final ? [`stage:${rt.stage.name}`] : [],
+      extra: { stage: rt.index, stageName: rt.stage.name, final: c.final, adamSteps, inputs: rt.inputsVersion ?? null },
+    });
+    this.report({
+      type: 'checkpoint-done',
+      incarnation: this.incarnation!,
+      generation: this.generation,
+      workerId: this.opts.workerId,
+      stage: rt.index,
+      step: c.step,
+      version: v.id,
+    });
+  }
+
+  private async closeCollective(): Promise<void> {
+    const c = this.collective;
+    this.collective = undefined;
+    if (c) await c.close().catch(() => {});
+  }
+
+  async stop(reason: string): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+    for (const s of this.subs) s.unsubscribe();
+    this.subs = [];
+    if (this.incarnation && !this.nc.isClosed()) {
+      this.nc.publish(
+        this.subj.leave,
+        encodeMessage({ type: 'leave', workerId: this.opts.workerId, incarnation: this.incarnation, reason }),
+      );
+      await this.nc.flush().catch(() => {});
+    }
+    await this.closeCollective();
+    await this.listener?.close().catch(() => {});
+    this.stageRt?.method.dispose();
+    this.stopped(reason);
+  }
+}
