@@ -101,7 +101,7 @@ export class Worker {
       this.nc.subscribe(this.subj.ctl, {
         callback: (err, msg) => {
           if (err) return;
-          let ctl: Control | { type: 'hello'; incarnation: string };
+          let ctl: Control;
           try {
             ctl = decodeMessage(msg.data, ['generation', 'step', 'checkpoint', 'stop', 'hello'], REQUIRED_FIELDS);
           } catch (e) {
@@ -191,7 +191,7 @@ export class Worker {
     if (!this.nc.isClosed()) this.nc.publish(this.subj.report, encodeMessage(r));
   }
 
-  private async onControl(ctl: Control | { type: 'hello'; incarnation: string }): Promise<void> {
+  private async onControl(ctl: Control): Promise<void> {
     if (ctl.type === 'hello') {
       if (ctl.incarnation !== this.incarnation) {
         // A new coordinator incarnation (it restarted): drop everything and join it.

@@ -114,7 +114,13 @@ export interface StopMsg {
   reason: string;
 }
 
-export type Control = GenerationMsg | StepMsg | CheckpointMsg | StopMsg;
+/** Published by a coordinator when it starts (and while it waits for workers): workers of another incarnation re-join. */
+export interface HelloMsg {
+  type: 'hello';
+  incarnation: string;
+}
+
+export type Control = GenerationMsg | StepMsg | CheckpointMsg | StopMsg | HelloMsg;
 
 export interface Timings {
   data: number;
@@ -201,4 +207,5 @@ export const REQUIRED_FIELDS: Record<string, readonly string[]> = {
   step: ['incarnation', 'generation', 'stage', 'step', 'shards', 'touched'],
   checkpoint: ['incarnation', 'generation', 'stage', 'step', 'workerId', 'parent', 'final'],
   stop: ['incarnation', 'reason'],
+  hello: ['incarnation'],
 };

@@ -1,0 +1,565 @@
+import { randomUUID } from 'node:crypto';
+import type { Msg, NatsConnection, Subscription } from 'nats';
+import type { JobConfig } from '../src/config/job-config.js';
+import {
+  type Control,
+  decodeMessage,
+  encodeMessage,
+  type Heartbeat,
+  type JoinReply,
+  type JoinRequest,
+  type Leave,
+  type Member,
+  type PlannedExample,
+  PROTOCOL_VERSION,
+  REQUIRED_FIELDS,
+  type Report,
+  type RestorePoint,
+  subjects,
+} from '../src/control/protocol.js';
+import { MixtureSampler } from '../src/data/mixture-sampler.js';
+import { shardByTokens } from '../src/data/shard-by-tokens.js';
+import { methodFactory } from '../src/methods/index.js';
+import type { Tokenizer } from '../src/model/tokenizer/index.js';
+import { ExampleEncoder } from '../src/train/batching.js';
+import { formatDuration, type ProgressSink, silentProgress } from '../src/train/progress.js';
+import { loadTrainTasks } from '../src/train/task-source.js';
+import type { TrainTask } from '../src/train/trainer.js';
+import type { RuntimeBank } from '../workers/runtime-bank.js';
+
+export interface CoordinatorOptions {
+  token: string;
+  minWorkers: number;
+  maxWorkers: number;
+  heartbeatMs: number;
+  /** A member silent for this long is declared dead. */
+  heartbeatTimeoutMs: number;
+  /** Commit a bank version every K committed steps (and at the end of each stage). */
+  checkpointEvery: number;
+  /** Re-send the current plan when a report is missing for this long (lost messages, NATS restarts). */
+  resendMs: number;
+  /** A generation whose members are not all ready within this time is re-formed. */
+  formTimeoutMs: number;
+  progress: ProgressSink;
+  log: (line: string) => void;
+  now?: () => number;
+}
+
+type StepDone = Extract<Report, { type: 'step-done' }>;
+
+interface WorkerInfo {
+  workerId: string;
+  address: string;
+  lastSeen: number;
+  joinedAt: number;
+}
+
+export interface CommittedStep {
+  stage: number;
+  step: number;
+  loss: number;
+  perTask: Record<string, number>;
+  examples: number;
+  tokens: number;
+  generation: number;
+  worldSize: number;
+  ms: number;
+  timings: { data: number; forwardBackward: number; allReduce: number; optimizer: number; coordination: number };
+}
+
+export interface CoordinatorEvents {
+  onStep?(s: CommittedStep): void;
+  onGeneration?(g: { generation: number; members: Member[]; reason: string }): void;
+  onVersion?(v: { id: string; stage: number; step: number; final: boolean }): void;
+  onMembership?(reason: 'joined' | 'left' | 'timeout' | 'failed' | 'refused'): void;
+}
+
+type Phase =
+  | { kind: 'waiting' }
+  | { kind: 'forming'; since: number; ready: Set<string> }
+  | { kind: 'stepping'; step: number; sentAt: number; startedAt: number; results: Map<string, StepDone> }
+  | { kind: 'checkpointing'; step: number; final: boolean; sentAt: number; after: 'continue' | 'next-stage' }
+  | { kind: 'done' };
+
+/**
+ * The coordinator: admits workers, forms generations, plans every step's global batch and commits it, versions
+ * the state in the prompt bank, and recovers from failures. It keeps no training state of its own: the replicas
+ * hold it and the bank persists it, so a restarted coordinator resumes from the bank head.
+ */
+export class Coordinator {
+  readonly incarnation = randomUUID();
+  private readonly subj: ReturnType<typeof subjects>;
+  private readonly workers = new Map<string, WorkerInfo>();
+  private members: Member[] = [];
+  private generation = 0;
+  private stage = 0;
+  /** Number of committed steps of the current stage (= the next step to run). */
+  private step = 0;
+  private head: string | null = null;
+  private headStep = -1;
+  private stageInputs: string | undefined;
+  private phase: Phase = { kind: 'waiting' };
+  private subs: Subscription[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private sampler: MixtureSampler | undefined;
+  private tasks: TrainTask[] = [];
+  private readonly encoder: ExampleEncoder;
+  private finished: (ok: boolean) => void = () => {};
+  readonly done: Promise<boolean>;
+  private readonly now: () => number;
+  private stageStarted = 0;
+  private examplesDone = 0;
+  private lastCommitAt = 0;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly bank: RuntimeBank,
+    private readonly job: JobConfig,
+    tokenizer: Tokenizer,
+    private readonly opts: CoordinatorOptions,
+    private readonly events: CoordinatorEvents = {},
+  ) {
+    this.subj = subjects(job.jobId);
+    this.now = opts.now ?? Date.now;
+    this.encoder = new ExampleEncoder(tokenizer, {
+      maxSourceLength: job.maxSourceLength,
+      maxTargetLength: job.maxTargetLength,
+    });
+    this.done = new Promise((resolve) => {
+      this.finished = resolve;
+    });
+  }
+
+  /** Resumes from the bank head when there is one, subscribes, and announces itself. */
+  async start(): Promise<void> {
+    const head = await this.bank.head(this.job.jobId);
+    if (head) {
+      const extra = head.extra ?? {};
+      const stage = Number(extra.stage ?? 0);
+      this.head = head.id;
+      this.headStep = head.step;
+      if (extra.final === true) {
+        this.stage = stage + 1;
+        this.step = 0;
+        this.stageInputs = head.id;
+      } else {
+        this.stage = stage;
+        this.step = head.step;
+        this.stageInputs = (extra.inputs as string | null | undefined) ?? undefined;
+      }
+      this.opts.log(`resuming job '${this.job.jobId}' from bank version ${head.id.slice(0, 12)} (stage ${this.stage}, step ${this.step})`);
+    }
+    if (this.stage >= this.job.stages.length) {
+      this.opts.log(`job '${this.job.jobId}' already completed (bank head ${head?.id.slice(0, 12)})`);
+      this.phase = { kind: 'done' };
+      this.finished(true);
+      return;
+    }
+    this.loadStage();
+    const on = (subject: string, fn: (m: Msg) => void) =>
+      this.subs.push(
+        this.nc.subscribe(subject, {
+          callback: (err, m) => {
+            if (err) return;
+            try {
+              fn(m);
+            } catch (e) {
+              // A bad request must never take the coordinator down.
+              this.opts.log(`dropped a bad message on ${subject}: ${(e as Error).message}`);
+            }
+          },
+        }),
+      );
+    on(this.subj.join, (m) => this.onJoin(m));
+    on(this.subj.heartbeat, (m) => this.onHeartbeat(decodeMessage<Heartbeat>(m.data, ['heartbeat'], REQUIRED_FIELDS)));
+    on(this.subj.leave, (m) => this.onLeave(decodeMessage<Leave>(m.data, ['leave'], REQUIRED_FIELDS)));
+    on(this.subj.report, (m) =>
+      this.onReport(decodeMessage<Report>(m.data, ['ready', 'step-done', 'checkpoint-done', 'error'], REQUIRED_FIELDS)),
+    );
+    this.publish({ type: 'hello', incarnation: this.incarnation });
+    this.timer = setInterval(() => this.tick(), 100);
+  }
+
+  private loadStage(): void {
+    const stage = this.job.stages[this.stage]!;
+    this.tasks = loadTrainTasks(this.job.data, stage.tasks);
+    this.sampler = new MixtureSampler(
+      this.tasks.map((t) => ({ name: t.name, size: t.train.length })),
+      { batchSize: stage.train.batchSize, seed: stage.train.seed, ...stage.train.mixing },
+    );
+    this.stageStarted = this.now();
+    this.examplesDone = 0;
+  }
+
+  private publish(msg: Control): void {
+    if (!this.nc.isClosed()) this.nc.publish(this.subj.ctl, encodeMessage(msg));
+  }
+
+  /** Admission: right job, right token, right protocol, room in the world, not a duplicate of a live member. */
+  private onJoin(m: Msg): void {
+    let reply: JoinReply;
+    try {
+      const req = decodeMessage<JoinRequest>(m.data, ['join'], REQUIRED_FIELDS);
+      reply = this.admit(req);
+    } catch (e) {
+      reply = { type: 'refused', reason: `malformed join request: ${(e as Error).message}` };
+    }
+    if (reply.type === 'refused') {
+      this.opts.log(`refused a worker: ${reply.reason}`);
+      this.events.onMembership?.('refused');
+    }
+    m.respond(encodeMessage(reply));
+  }
+
+  private admit(req: JoinRequest): JoinReply {
+    if (req.jobId !== this.job.jobId) {
+      return { type: 'refused', reason: `wrong job '${req.jobId}': this coordinator runs '${this.job.jobId}'` };
+    }
+    if (req.token !== this.opts.token) return { type: 'refused', reason: 'invalid join token' };
+    if (req.protocol !== PROTOCOL_VERSION) {
+      return { type: 'refused', reason: `protocol ${req.protocol} is not supported (coordinator speaks ${PROTOCOL_VERSION}); upgrade the worker` };
+    }
+    if (typeof req.workerId !== 'string' || !req.workerId || typeof req.address !== 'string' || !/^.+:\d+$/.test(req.address)) {
+      return { type: 'refused', reason: 'workerId and address host:port are required' };
+    }
+    const existing = this.workers.get(req.workerId);
+    const now = this.now();
+    if (existing && existing.address !== req.address && now - existing.lastSeen < this.opts.heartbeatTimeoutMs) {
+      return { type: 'refused', reason: `worker id '${req.workerId}' is already a live member at ${existing.address}` };
+    }
+    if (!existing && this.workers.size >= this.opts.maxWorkers) {
+      return { type: 'refused', reason: `the job is full (${this.opts.maxWorkers} workers)` };
+    }
+    this.workers.set(req.workerId, { workerId: req.workerId, address: req.address, lastSeen: now, joinedAt: existing?.joinedAt ?? now });
+    this.opts.log(`worker ${req.workerId} joined from ${req.address} (${this.workers.size} known)`);
+    this.events.onMembership?.('joined');
+    return { type: 'accepted', incarnation: this.incarnation, workerId: req.workerId, heartbeatMs: this.opts.heartbeatMs };
+  }
+
+  private onHeartbeat(h: Heartbeat): void {
+    if (h.incarnation !== this.incarnation) return;
+    const w = this.workers.get(h.workerId);
+    if (w) w.lastSeen = this.now();
+  }
+
+  private onLeave(l: Leave): void {
+    if (l.incarnation !== this.incarnation || !this.workers.has(l.workerId)) return;
+    this.workers.delete(l.workerId);
+    this.opts.log(`worker ${l.workerId} left (${l.reason})`);
+    this.events.onMembership?.('left');
+    if (this.isMember(l.workerId)) this.reform(`worker ${l.workerId} left`);
+  }
+
+  private isMember(id: string): boolean {
+    return this.members.some((m) => m.workerId === id);
+  }
+
+  private onReport(r: Report): void {
+    if (r.incarnation !== this.incarnation || r.generation !== this.generation || !this.isMember(r.workerId)) return;
+    const w = this.workers.get(r.workerId);
+    if (w) w.lastSeen = this.now();
+    const p = this.phase;
+    switch (r.type) {
+      case 'ready':
+        if (p.kind === 'forming') {
+          p.ready.add(r.workerId);
+          if (p.ready.size === this.members.length) this.sendStep();
+        }
+        return;
+      case 'error':
+        this.opts.log(`worker ${r.workerId} failed at step ${r.step}: ${r.error}`);
+        this.events.onMembership?.('failed');
+        this.reform(`worker ${r.workerId} reported: ${r.error}`);
+        return;
+      case 'step-done':
+        if (p.kind === 'stepping' && r.step === p.step && r.stage === this.stage) {
+          p.results.set(r.workerId, r);
+          if (p.results.size === this.members.length) this.commitStep(p);
+        }
+        return;
+      case 'checkpoint-done':
+        if (p.kind === 'checkpointing' && r.step === p.step) void this.onCheckpointDone(r.version, p);
+        return;
+    }
+  }
+
+  /**
+   * Membership check and resends, every 100 ms:
+   * 1. A member silent for heartbeatTimeoutMs is dead: drop it and re-form the generation.
+   * 2. Waiting with enough live workers: form a generation.
+   * 3. A generation not fully ready in formTimeoutMs is re-formed (a member may have died while forming).
+   * 4. A step or checkpoint whose reports are missing after resendMs is re-sent (workers answer repeats from memory).
+   */
+  private tick(): void {
+    const now = this.now();
+    for (const w of [...this.workers.values()]) {
+      if (now - w.lastSeen > this.opts.heartbeatTimeoutMs) {
+        this.workers.delete(w.workerId);
+        this.opts.log(`worker ${w.workerId} missed heartbeats for ${now - w.lastSeen} ms: declared dead`);
+        this.events.onMembership?.('timeout');
+        if (this.isMember(w.workerId)) this.reform(`worker ${w.workerId} timed out`);
+      }
+    }
+    const p = this.phase;
+    if (p.kind === 'waiting') {
+      if (this.workers.size >= this.opts.minWorkers) void this.formGeneration('start');
+      else if (now % 2000 < 100) this.publish({ type: 'hello', incarnation: this.incarnation });
+    } else if (p.kind === 'forming' && now - p.since > this.opts.formTimeoutMs) {
+      this.reform('generation did not become ready in time');
+    } else if (p.kind === 'stepping' && now - p.sentAt > this.opts.resendMs) {
+      p.sentAt = now;
+      this.publish(this.stepMessage(p.step));
+    } else if (p.kind === 'checkpointing' && now - p.sentAt > this.opts.resendMs * 4) {
+      p.sentAt = now;
+      this.sendCheckpoint(p.step, p.final);
+    }
+  }
+
+  private reform(reason: string): void {
+    if (this.phase.kind === 'done') return;
+    this.phase = { kind: 'waiting' };
+    if (this.workers.size >= this.opts.minWorkers) void this.formGeneration(reason);
+    else this.opts.log(`${reason}; waiting for ${this.opts.minWorkers - this.workers.size} more worker(s)`);
+  }
+
+  /**
+   * Forming generation g+1 (recovery protocol, coordinator side):
+   * 1. Bump the generation: every message of the old one is now ignored by everyone (fencing).
+   * 2. Members = live workers in join order, ranks 0..N-1 (the ring order), at most maxWorkers.
+   * 3. The generation restarts at the first uncommitted step. Workers that hold the committed state (survivors)
+   *    restore it from memory; the others load the bank head, so a version at that step is needed when the
+   *    head is older. The state of a step is never lost while one survivor holds it.
+   * 4. Each member forms the collective and reports ready; then the step is (re-)planned with the same global batch.
+   */
+  private async formGeneration(reason: string): Promise<void> {
+    this.generation += 1;
+    const live = [...this.workers.values()].sort((a, b) => a.joinedAt - b.joinedAt).slice(0, this.opts.maxWorkers);
+    const newcomers = live.filter((w) => !this.isMember(w.workerId));
+    const survivors = live.filter((w) => this.isMember(w.workerId));
+    this.members = live.map((w, rank) => ({ workerId: w.workerId, rank, address: w.address }));
+    let restore: RestorePoint = this.head ? { kind: 'bank', version: this.head } : { kind: 'fresh' };
+    if (this.head && this.headStep !== this.step) restore = { kind: 'fresh' };
+    if (this.step > 0 && this.headStep !== this.step && newcomers.length > 0 && survivors.length > 0) {
+      // Newcomers need the committed state: have a survivor write it first (a generation of survivors only).
+      this.members = survivors.map((w, rank) => ({ workerId: w.workerId, rank, address: w.address }));
+    }
+    if (this.step > 0 && this.headStep !== this.step && survivors.length === 0) {
+      // Nobody holds the committed state any more: fall back to the last bank version and redo the steps since.
+      this.opts.log(`no survivor holds step ${this.step}; rolling back to the bank head at step ${this.headStep}`);
+      this.step = Math.max(0, this.headStep);
+      restore = this.head && this.headStep >= 0 ? { kind: 'bank', version: this.head } : { kind: 'fresh' };
+    }
+    this.phase = { kind: 'forming', since: this.now(), ready: new Set() };
+    this.opts.log(`generation ${this.generation} (${reason}): ${this.members.map((m) => m.workerId).join(', ')} from step ${this.step}`);
+    this.events.onGeneration?.({ generation: this.generation, members: this.members, reason });
+    this.publish({
+      type: 'generation',
+      incarnation: this.incarnation,
+      generation: this.generation,
+      stage: this.stage,
+      members: this.members,
+      step: this.step,
+      restore,
+      ...(this.stageInputs ? { inputs: this.stageInputs } : {}),
+    });
+  }
+
+  /**
+   * Planning step s (step protocol, coordinator side):
+   * 1. Draw global batch s from the mixture: a pure function of (seed, s), so a retried step sees the same batch.
+   * 2. Shard it across the members balancing source tokens (longest first), in rank order.
+   * 3. Name the parameters the batch touches (the fused buffer's layout), so no negotiation is needed.
+   * 4. Publish; workers compute, all-reduce among themselves, apply, and report (see Worker.onStep).
+   */
+  private stepMessage(step: number): Control {
+    const stage = this.job.stages[this.stage]!;
+    const batch = this.sampler!.globalBatch(step);
+    const lengths = batch.map((b) => {
+      const ex = this.tasks[b.taskIndex]!.train[b.index]!;
+      return this.encoder.encode(`${b.task}/train/${b.index}`, b.task, ex.source, ex.target).source.length;
+    });
+    const shards = shardByTokens(batch, lengths, this.members.length);
+    const plan: Record<string, PlannedExample[]> = {};
+    this.members.forEach((m, i) => {
+      plan[m.workerId] = (shards[i] ?? []).map((b) => [b.task, b.index]);
+    });
+    return {
+      type: 'step',
+      incarnation: this.incarnation,
+      generation: this.generation,
+      stage: this.stage,
+      step,
+      shards: plan,
+      touched: this.touchedParams(stage, [...new Set(batch.map((b) => b.task))]),
+    };
+  }
+
+  private touchedParams(stage: JobConfig['stages'][number], present: string[]): string[] {
+    const { name, ...options } = stage.method;
+    const f = methodFactory(name);
+    const specs = f.describe(f.parseConfig(options), { dModel: 0, vocabSize: 0, tasks: stage.tasks });
+    // The method decides which of its tensors a set of tasks touches; describe() gives the stable order.
+    const trainable = specs.filter((s) => s.trainable);
+    const touched = new Set(
+      trainable.filter((s) => !s.task || present.includes(s.task)).map((s) => s.name),
+    );
+    return trainable.filter((s) => touched.has(s.name)).map((s) => s.name);
+  }
+
+  private sendStep(): void {
+    if (this.step >= this.job.stages[this.stage]!.train.steps) {
+      this.finishStage();
+      return;
+    }
+    const now = this.now();
+    this.phase = { kind: 'stepping', step: this.step, sentAt: now, startedAt: now, results: new Map() };
+    this.publish(this.stepMessage(this.step));
+  }
+
+  /**
+   * Committing step s:
+   * 1. Every member reported; their parameter checksums must agree (replicas identical), else re-form from the
+   *    bank.
+   * 2. The step counts as done: losses and timings go to progress and metrics.
+   * 3. Every checkpointEvery steps, rank 0 writes a bank version; the stage's last step is always versioned.
+   */
+  private commitStep(p: Extract<Phase, { kind: 'stepping' }>): void {
+    const results = [...p.results.values()];
+    const sums = new Set(results.map((r) => r.checksum));
+    if (sums.size !== 1) {
+      this.opts.log(`replicas diverged at step ${p.step} (checksums ${[...sums].join(', ')}); restoring from the bank`);
+      this.step = Math.max(0, this.headStep);
+      this.members = [];
+      this.reform('replica divergence');
+      return;
+    }
+    const now = this.now();
+    const tokens = results.reduce((a, r) => a + r.tokens, 0);
+    const perTask: Record<string, { nll: number; tokens: number }> = {};
+    for (const r of results) {
+      for (const [t, l] of Object.entries(r.perTask)) {
+        const e = (perTask[t] ??= { nll: 0, tokens: 0 });
+        e.nll += l.nllSum;
+        e.tokens += l.tokens;
+      }
+    }
+    const max = (k: keyof StepDone['timings']) => Math.max(...results.map((r) => r.timings[k]));
+    const examples = results.reduce((a, r) => a + r.examples, 0);
+    const ms = now - p.startedAt;
+    const compute = max('data') + max('forwardBackward') + max('allReduce') + max('optimizer');
+    const committed: CommittedStep = {
+      stage: this.stage,
+      step: p.step,
+      loss: results[0]!.loss,
+      perTask: Object.fromEntries(Object.entries(perTask).map(([t, e]) => [t, e.nll / Math.max(1, e.tokens)])),
+      examples,
+      tokens,
+      generation: this.generation,
+      worldSize: this.members.length,
+      ms,
+      timings: {
+        data: max('data'),
+        forwardBackward: max('forwardBackward'),
+        allReduce: max('allReduce'),
+        optimizer: max('optimizer'),
+        coordination: Math.max(0, ms - compute),
+      },
+    };
+    this.step = p.step + 1;
+    this.examplesDone += examples;
+    this.lastCommitAt = now;
+    this.events.onStep?.(committed);
+    const stage = this.job.stages[this.stage]!;
+    const elapsed = (now - this.stageStarted) / 1000;
+    const rate = this.examplesDone / Math.max(1e-9, elapsed);
+    const eta = ((stage.train.steps - this.step) * stage.train.batchSize) / Math.max(1e-9, rate);
+    this.opts.progress.update(
+      `[${stage.name}] step ${this.step}/${stage.train.steps} loss ${committed.loss.toFixed(4)} | ${Object.entries(committed.perTask)
+        .map(([t, l]) => `${t} ${l.toFixed(3)}`)
+        .join(' ')} | ${rate.toFixed(1)} ex/s | ${this.members.length} workers, gen ${this.generation} | ETA ${formatDuration(eta)}`,
+    );
+    const last = this.step >= stage.train.steps;
+    if (last || this.step % this.opts.checkpointEvery === 0) {
+      this.phase = { kind: 'checkpointing', step: this.step, final: last, sentAt: now, after: last ? 'next-stage' : 'continue' };
+      this.sendCheckpoint(this.step, last);
+    } else {
+      this.sendStep();
+    }
+  }
+
+  private sendCheckpoint(step: number, final: boolean): void {
+    this.publish({
+      type: 'checkpoint',
+      incarnation: this.incarnation,
+      generation: this.generation,
+      stage: this.stage,
+      step,
+      workerId: this.members[0]!.workerId,
+      parent: this.head,
+      final,
+    });
+  }
+
+  private async onCheckpointDone(version: string, p: Extract<Phase, { kind: 'checkpointing' }>): Promise<void> {
+    let manifest: { id: string; step: number };
+    try {
+      manifest = await this.bank.manifest(version);
+    } catch (e) {
+      this.opts.log(`checkpoint ${version} is not readable from the bank (${(e as Error).message}); retrying`);
+      return;
+    }
+    if (manifest.step !== p.step) return;
+    this.head = manifest.id;
+    this.headStep = p.step;
+    this.opts.progress.log(`bank version ${manifest.id.slice(0, 12)} committed at stage ${this.stage} step ${p.step}${p.final ? ' (stage final)' : ''}`);
+    this.events.onVersion?.({ id: manifest.id, stage: this.stage, step: p.step, final: p.final });
+    if (p.after === 'next-stage') this.finishStage();
+    else if (this.members.length < Math.min(this.workers.size, this.opts.maxWorkers)) this.reform('workers waiting to join');
+    else this.sendStep();
+  }
+
+  private finishStage(): void {
+    this.opts.progress.done();
+    this.stage += 1;
+    if (this.stage >= this.job.stages.length) {
+      this.phase = { kind: 'done' };
+      this.opts.log(`job '${this.job.jobId}' complete; bank head ${this.head?.slice(0, 12)}`);
+      this.publish({ type: 'stop', incarnation: this.incarnation, reason: 'job complete' });
+      this.finished(true);
+      return;
+    }
+    this.stageInputs = this.head ?? undefined;
+    this.step = 0;
+    this.headStep = -1;
+    this.loadStage();
+    this.members = [];
+    this.reform(`stage ${this.job.stages[this.stage]!.name}`);
+  }
+
+  get status() {
+    return {
+      incarnation: this.incarnation,
+      generation: this.generation,
+      stage: this.stage,
+      step: this.step,
+      members: this.members.length,
+      workers: this.workers.size,
+      head: this.head,
+      phase: this.phase.kind,
+      lastCommitAt: this.lastCommitAt,
+    };
+  }
+
+  async stop(reason = 'coordinator stopping'): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    for (const s of this.subs) s.unsubscribe();
+    this.subs = [];
+    if (this.phase.kind !== 'done') {
+      this.publish({ type: 'stop', incarnation: this.incarnation, reason });
+      this.phase = { kind: 'done' };
+      this.finished(false);
+    }
+    await this.nc.flush().catch(() => {});
+  }
+}
