@@ -167,9 +167,9 @@ export class Trainer {
         bestParams = this.optimizer.parameters();
       }
       const per = Object.entries(r.scores)
-        .map(([t, s]) => `${t} ${(100 * s).toFixed(1)}`)
+        .map(([t, s]) => `${t} ${s.toFixed(1)}`)
         .join(', ');
-      progress.log(`eval @ step ${step}: average ${(100 * r.average).toFixed(2)}${isBest ? ' (best)' : ''} | ${per}`);
+      progress.log(`eval @ step ${step}: average ${r.average.toFixed(2)}${isBest ? ' (best)' : ''} | ${per}`);
     };
     for (let s = this.optimizer.step; s < this.options.steps; s++) {
       const r = this.trainStep(s);

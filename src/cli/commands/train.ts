@@ -42,9 +42,9 @@ For several workers, use 'promptmesh up' (one machine) or 'promptmesh coordinato
       );
     } else {
       for (const r of results) {
-        const scores = r.best ? Object.entries(r.best.scores).map(([t, s]) => `${t} ${(100 * s).toFixed(1)}`) : [];
+        const scores = r.best ? Object.entries(r.best.scores).map(([t, s]) => `${t} ${s.toFixed(1)}`) : [];
         ctx.stdout.write(
-          `${r.stage} (${r.method}): best validation average ${r.best ? (100 * r.best.average).toFixed(2) : '-'} at step ${r.best?.step ?? '-'} in ${formatDuration(r.ms / 1000)}${scores.length ? ` | ${scores.join(', ')}` : ''}\n`,
+          `${r.stage} (${r.method}): best validation average ${r.best ? r.best.average.toFixed(2) : '-'} at step ${r.best?.step ?? '-'} in ${formatDuration(r.ms / 1000)}${scores.length ? ` | ${scores.join(', ')}` : ''}\n`,
         );
       }
       if (out) ctx.stdout.write(`saved under ${out}/\n`);
