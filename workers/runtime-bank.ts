@@ -1,6 +1,8 @@
+import type { NatsConnection } from 'nats';
+import { announceVersion, DirectoryStore, JetStreamStore, PromptBank } from '../src/bank/index.js';
 import type { TensorMap } from './worker-state.js';
 
-/** What the runtime needs from the prompt bank (implemented by src/bank's PromptBank). */
+/** What the runtime needs from the prompt bank. */
 export interface RuntimeBank {
   commit(input: {
     job: string;
@@ -16,4 +18,30 @@ export interface RuntimeBank {
   load(id: string): Promise<TensorMap>;
   manifest(id: string): Promise<{ id: string; step: number; extra?: Record<string, unknown> }>;
   head(job: string): Promise<{ id: string; step: number; extra?: Record<string, unknown> } | undefined>;
+}
+
+export type BankLocation = { kind: 'dir'; dir: string } | { kind: 'nats'; bucketPrefix?: string };
+
+/**
+ * The bank the coordinator and workers share: a folder (one machine, or a shared volume) or NATS JetStream.
+ * Every commit is announced on NATS (`promptmesh.<job>.bank.version`).
+ */
+export async function openRuntimeBank(where: BankLocation, nc: NatsConnection): Promise<RuntimeBank> {
+  const store =
+    where.kind === 'dir'
+      ? new DirectoryStore(where.dir)
+      : await JetStreamStore.open(nc, where.bucketPrefix ? { bucketPrefix: where.bucketPrefix } : {});
+  const bank = new PromptBank(store);
+  return {
+    async commit(input) {
+      const m = await bank.commit(input);
+      await announceVersion(nc, m).catch(() => {});
+      return m;
+    },
+    load: (id) => bank.load(id),
+    manifest: (id) => bank.get(id),
+    async head(job) {
+      return (await bank.head(job)) ?? undefined;
+    },
+  };
 }

@@ -16,12 +16,13 @@ export class TerminalProgress implements ProgressSink {
   ) {}
 
   private get tty(): boolean {
-    return (this.out as NodeJS.WriteStream).isTTY === true;
+    // `promptmesh up` pipes its children's stderr to a terminal and asks them to draw live lines anyway.
+    return (this.out as NodeJS.WriteStream).isTTY === true || process.env.PROMPTMESH_PROGRESS === 'tty';
   }
 
   update(line: string): void {
     if (this.tty) {
-      const width = (this.out as NodeJS.WriteStream).columns ?? 120;
+      const width = (this.out as NodeJS.WriteStream).columns ?? Number(process.env.COLUMNS ?? 160);
       this.out.write(`\r\x1b[2K${line.slice(0, width - 1)}`);
       this.pending = true;
       return;

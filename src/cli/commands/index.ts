@@ -1,8 +1,12 @@
 import type { CliCommand } from '../command.js';
+import { command as coordinator } from './coordinator.js';
 import { command as describe } from './describe.js';
 import { command as modelRun } from './model-run.js';
+import { command as pretrain } from './pretrain.js';
 import { command as tokenize } from './tokenize.js';
 import { command as train } from './train.js';
+import { command as up } from './up.js';
+import { command as worker } from './worker.js';
 
 /** Every subcommand, in the order `promptmesh --help` lists them. */
-export const commands: CliCommand[] = [train, describe, modelRun, tokenize];
+export const commands: CliCommand[] = [up, train, coordinator, worker, describe, pretrain, modelRun, tokenize];

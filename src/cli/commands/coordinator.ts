@@ -1,0 +1,69 @@
+import { Coordinator } from '../../../coordinator/coordinator.js';
+import { openRuntimeBank } from '../../../workers/runtime-bank.js';
+import { RUNTIME_ENV } from '../../config/runtime-env.js';
+import { connectNats } from '../../control/nats-connect.js';
+import { loadTokenizer } from '../../model/tokenizer/index.js';
+import { TerminalProgress } from '../../train/progress.js';
+import { type CliCommand, optInt, UsageError } from '../command.js';
+import { COMMON_OPTIONS, readBank, readJob, readNats, readToken } from '../runtime-options.js';
+
+function envInt(name: string): number | undefined {
+  const v = process.env[name];
+  return v === undefined ? undefined : Number(v);
+}
+
+export const command: CliCommand = {
+  path: ['coordinator'],
+  summary: 'Run the coordinator of a distributed job (membership, step planning, commits, bank versions)',
+  usage: '--nats URL --bank DIR --token TOKEN [--config JOB.json] [--min-workers N] [--max-workers N]',
+  description: `
+The coordinator admits workers that present the job id and join token, forms generations (ranks and ring
+order), plans each step's global batch and shards it across the workers by tokens, commits steps whose replicas
+agree, and has rank 0 write a bank version every --checkpoint-every steps and at the end of each stage. It holds
+no training state: restarted, it resumes from the bank head. It exits 0 when the job completes.`,
+  examples: [
+    'promptmesh coordinator --nats nats://127.0.0.1:4222 --bank ./bank --token s3cret --min-workers 2',
+    'NATS_URL=nats://nats:4222 PROMPTMESH_BANK=/data/bank PROMPTMESH_JOIN_TOKEN=s3cret promptmesh coordinator --config job.json',
+  ],
+  options: [
+    ...COMMON_OPTIONS,
+    { name: 'min-workers', type: 'string', value: 'N', description: `start when N workers joined (env ${RUNTIME_ENV.minWorkers})`, default: '1' },
+    { name: 'max-workers', type: 'string', value: 'N', description: `admit at most N (env ${RUNTIME_ENV.maxWorkers})`, default: '64' },
+    { name: 'checkpoint-every', type: 'string', value: 'K', description: 'bank version every K steps', default: '20' },
+    { name: 'heartbeat-timeout-ms', type: 'string', value: 'MS', description: 'declare a silent worker dead', default: '4000' },
+  ],
+  async run(ctx) {
+    const job = readJob(ctx);
+    const nats = readNats(ctx);
+    const bankSpec = readBank(ctx);
+    const token = readToken(ctx);
+    const minWorkers = envInt(RUNTIME_ENV.minWorkers) ?? optInt(ctx, 'min-workers', 1)!;
+    const maxWorkers = envInt(RUNTIME_ENV.maxWorkers) ?? optInt(ctx, 'max-workers', 64)!;
+    if (!(minWorkers >= 1 && maxWorkers >= minWorkers)) throw new UsageError('need 1 <= --min-workers <= --max-workers');
+    const log = (l: string) => ctx.stderr.write(`[coordinator] ${l}\n`);
+    const tokenizer = await loadTokenizer(job.backbone.tokenizer);
+    const nc = await connectNats(nats, `promptmesh-coordinator-${job.jobId}`);
+    const bank = await openRuntimeBank(bankSpec.kind === 'dir' ? bankSpec : { kind: 'nats' }, nc);
+    const progress = new TerminalProgress(ctx.stderr as NodeJS.WriteStream, 2000);
+    const coord = new Coordinator(nc, bank, job, tokenizer, {
+      token,
+      minWorkers,
+      maxWorkers,
+      heartbeatMs: 500,
+      heartbeatTimeoutMs: optInt(ctx, 'heartbeat-timeout-ms', 4000)!,
+      checkpointEvery: optInt(ctx, 'checkpoint-every', 20)!,
+      resendMs: 3000,
+      formTimeoutMs: 60_000,
+      progress,
+      log,
+    });
+    const onSignal = () => void coord.stop('coordinator interrupted');
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    await coord.start();
+    const ok = await coord.done;
+    await coord.stop();
+    await nc.drain().catch(() => {});
+    return ok ? 0 : 1;
+  },
+};

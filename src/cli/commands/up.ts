@@ -1,0 +1,110 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NATS_ENV } from '../../control/nats-connect.js';
+import { type NatsServerHandle, startNatsServer } from '../../control/nats-server.js';
+import { type CliCommand, optInt, optString, UsageError } from '../command.js';
+
+const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'main.js');
+
+export const command: CliCommand = {
+  path: ['up'],
+  summary: 'Run a whole job on this machine: nats-server, the coordinator and N workers, with live progress',
+  usage: '[--workers N] [--config JOB.json] [--steps S] [--bank DIR] [--backend NAME]',
+  description: `
+Starts a nats-server (from PATH, JetStream on, a free loopback port, its own temp store) unless NATS_URL is set,
+then the coordinator and N worker processes, all bound to 127.0.0.1. Shows the coordinator's live progress and
+stops everything on Ctrl-C or when the job ends (exit 0 when it completes). Without --config it trains the
+built-in demo job (ATTEMPT on the demo suite with the shipped tiny backbone). The bank folder keeps every
+version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to resume from the bank head.`,
+  examples: [
+    'promptmesh up --workers 2',
+    'promptmesh up --workers 3 --config job.json --bank ./runs/bank',
+    'NATS_URL=nats://127.0.0.1:4222 promptmesh up --workers 2 --steps 100',
+  ],
+  options: [
+    { name: 'workers', type: 'string', value: 'N', description: 'worker processes', default: '2' },
+    { name: 'config', type: 'string', value: 'FILE', description: 'job config (default: the demo job)' },
+    { name: 'steps', type: 'string', value: 'S', description: "override every stage's step count" },
+    { name: 'bank', type: 'string', value: 'DIR', description: 'prompt bank folder', default: 'promptmesh-bank' },
+    { name: 'backend', type: 'string', value: 'NAME', description: "workers' tfjs backend (node-gpu | node | wasm | cpu)" },
+    { name: 'checkpoint-every', type: 'string', value: 'K', description: 'bank version every K steps', default: '20' },
+  ],
+  async run(ctx) {
+    const n = optInt(ctx, 'workers', 2)!;
+    if (n < 1) throw new UsageError('--workers must be at least 1');
+    const bank = path.resolve(optString(ctx, 'bank') ?? 'promptmesh-bank');
+    const token = randomBytes(16).toString('hex');
+    let nats: NatsServerHandle | undefined;
+    let url = process.env[NATS_ENV.url];
+    const say = (l: string) => ctx.stderr.write(`[up] ${l}\n`);
+    if (!url) {
+      nats = await startNatsServer();
+      url = nats.url;
+      say(`nats-server with JetStream on ${url} (store ${nats.storeDir})`);
+    } else {
+      say(`using NATS at ${url}`);
+    }
+    const common = ['--nats', url, '--bank', bank, '--token', token];
+    for (const f of ['config', 'steps'] as const) {
+      const v = optString(ctx, f);
+      if (v) common.push(`--${f}`, v);
+    }
+    const env = { ...process.env, PROMPTMESH_PROGRESS: (ctx.stderr as NodeJS.WriteStream).isTTY ? 'tty' : 'lines' };
+    const children: ChildProcess[] = [];
+    const launch = (args: string[]) => {
+      const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'inherit', 'pipe'], env });
+      child.stderr!.on('data', (d: Buffer) => ctx.stderr.write(d));
+      children.push(child);
+      return child;
+    };
+    const coordinator = launch([
+      'coordinator',
+      ...common,
+      '--min-workers',
+      String(n),
+      '--max-workers',
+      String(n),
+      '--checkpoint-every',
+      optString(ctx, 'checkpoint-every') ?? '20',
+    ]);
+    for (let i = 0; i < n; i++) {
+      const backend = optString(ctx, 'backend');
+      launch(['worker', ...common, '--worker-id', `worker-${i}`, ...(backend ? ['--backend', backend] : [])]);
+    }
+    say(`coordinator and ${n} workers started; bank ${bank}; Ctrl-C stops everything`);
+    let interrupted = false;
+    const onSignal = () => {
+      interrupted = true;
+      say('stopping...');
+      for (const c of children) c.kill('SIGTERM');
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const code: number = await new Promise((resolve) => coordinator.once('exit', (c) => resolve(c ?? 1)));
+    // Workers get 'stop' from the coordinator; give them a moment, then make sure.
+    await Promise.all(
+      children
+        .filter((c) => c !== coordinator)
+        .map(
+          (c) =>
+            new Promise<void>((resolve) => {
+              if (c.exitCode !== null || c.signalCode !== null) return resolve();
+              const t = setTimeout(() => c.kill('SIGKILL'), 5000);
+              c.once('exit', () => {
+                clearTimeout(t);
+                resolve();
+              });
+              if (code !== 0) c.kill('SIGTERM');
+            }),
+        ),
+    );
+    await nats?.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (interrupted) return 130;
+    say(code === 0 ? `job complete; versions: promptmesh bank ls --bank ${bank}` : `coordinator exited with ${code}`);
+    return code;
+  },
+};

@@ -1,0 +1,80 @@
+import * as os from 'node:os';
+import { Worker } from '../../../workers/worker.js';
+import { openRuntimeBank } from '../../../workers/runtime-bank.js';
+import { selectBackend } from '../../backend/index.js';
+import { RUNTIME_ENV } from '../../config/runtime-env.js';
+import { connectNats } from '../../control/nats-connect.js';
+import { loadT5Model } from '../../model/load-t5.js';
+import { loadTokenizer } from '../../model/tokenizer/index.js';
+import { type CliCommand, optString, UsageError } from '../command.js';
+import { COMMON_OPTIONS, readBank, readJob, readNats, readToken } from '../runtime-options.js';
+
+export const command: CliCommand = {
+  path: ['worker'],
+  summary: 'Run a worker of a distributed job (gradients on its shard, all-reduce over gRPC)',
+  usage: '--nats URL --bank DIR --token TOKEN [--config JOB.json] [--listen HOST:PORT] [--worker-id ID]',
+  description: `
+A worker loads the frozen backbone, joins the job over NATS, and for each step computes the gradients of its
+shard, all-reduces them with the other workers over gRPC (ring or halving-doubling), applies the identical
+AdamW update, and reports. Its collective listener binds --listen (default 127.0.0.1:0, loopback only); on a
+cluster use --listen 0.0.0.0:7070 --advertise $(POD_IP):7070. Mutual TLS for the collective: --tls-cert, --tls-key
+and --tls-ca.`,
+  examples: [
+    'promptmesh worker --nats nats://127.0.0.1:4222 --bank ./bank --token s3cret',
+    'promptmesh worker --listen 0.0.0.0:7070 --advertise 10.0.3.7:7070 --worker-id worker-0 --backend node-gpu',
+  ],
+  options: [
+    ...COMMON_OPTIONS,
+    { name: 'worker-id', type: 'string', value: 'ID', description: `stable identity (env ${RUNTIME_ENV.workerId}; default host-pid)` },
+    { name: 'listen', type: 'string', value: 'HOST:PORT', description: `collective listener (env ${RUNTIME_ENV.listen})`, default: '127.0.0.1:0' },
+    { name: 'advertise', type: 'string', value: 'HOST:PORT', description: `address peers dial (env ${RUNTIME_ENV.advertise})` },
+    { name: 'backend', type: 'string', value: 'NAME', description: 'node-gpu | node | wasm | cpu | auto' },
+    { name: 'tls-cert', type: 'string', value: 'FILE', description: `PEM certificate (env ${RUNTIME_ENV.tlsCert})` },
+    { name: 'tls-key', type: 'string', value: 'FILE', description: `PEM private key (env ${RUNTIME_ENV.tlsKey})` },
+    { name: 'tls-ca', type: 'string', value: 'FILE', description: `PEM CA that signed the peers' certificates; mutual TLS (env ${RUNTIME_ENV.tlsCa})` },
+  ],
+  async run(ctx) {
+    const job = readJob(ctx);
+    const nats = readNats(ctx);
+    const bankSpec = readBank(ctx);
+    const token = readToken(ctx);
+    const workerId = optString(ctx, 'worker-id') ?? process.env[RUNTIME_ENV.workerId] ?? `${os.hostname()}-${process.pid}`;
+    const listen = (process.env[RUNTIME_ENV.listen] && !ctx.values.listen ? process.env[RUNTIME_ENV.listen] : optString(ctx, 'listen')) ?? '127.0.0.1:0';
+    const m = /^(.*):(\d+)$/.exec(listen);
+    if (!m) throw new UsageError(`--listen expects HOST:PORT, got '${listen}'`);
+    const pick = (flag: string, env: string) => optString(ctx, flag) ?? process.env[env];
+    const cert = pick('tls-cert', RUNTIME_ENV.tlsCert);
+    const key = pick('tls-key', RUNTIME_ENV.tlsKey);
+    const ca = pick('tls-ca', RUNTIME_ENV.tlsCa);
+    if ((cert || key || ca) && !(cert && key && ca)) {
+      throw new UsageError('TLS needs --tls-cert, --tls-key and --tls-ca together (the CA verifies peers)');
+    }
+    const log = (l: string) => ctx.stderr.write(`[${workerId}] ${l}\n`);
+    await selectBackend({ requested: optString(ctx, 'backend'), log });
+    const tokenizer = await loadTokenizer(job.backbone.tokenizer);
+    const { model } = loadT5Model(job.backbone.checkpoint);
+    const nc = await connectNats(nats, `promptmesh-worker-${workerId}`);
+    const bank = await openRuntimeBank(bankSpec.kind === 'dir' ? bankSpec : { kind: 'nats' }, nc);
+    const advertise = optString(ctx, 'advertise') ?? process.env[RUNTIME_ENV.advertise];
+    const worker = new Worker(nc, bank, job, model, tokenizer, {
+      workerId,
+      token,
+      host: m[1]!,
+      port: Number(m[2]),
+      ...(advertise ? { advertise } : {}),
+      heartbeatMs: 500,
+      collectiveTimeoutMs: 10_000,
+      ...(cert && key && ca ? { tls: { certFile: cert, keyFile: key, caFile: ca } } : {}),
+      log,
+    });
+    const onSignal = () => void worker.stop('interrupted');
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    await worker.start();
+    const reason = await worker.done;
+    log(`stopped: ${reason}`);
+    await nc.drain().catch(() => {});
+    model.dispose();
+    return reason.startsWith('refused') ? 3 : 0;
+  },
+};
