@@ -146,6 +146,8 @@ export class DirectoryStore implements BankStore {
       `${file}.lock`,
       (): HeadCasResult => {
         const actual = readPointer(file);
+        // Already at `next` (the same content committed again): idempotent, like the JetStream store.
+        if (actual === next) return { ok: true };
         if (actual !== expected) return { ok: false, actual };
         writeText(file, `${next}\n`);
         return { ok: true };
