@@ -5,7 +5,6 @@ import { currentBackend, selectBackend } from '../../backend/index.js';
 import { DEFAULT_DEMO_SEED, DEMO_LABEL_WORDS } from '../../data/demo/index.js';
 import { writeT5Checkpoint } from '../../model/checkpoint/index.js';
 import { loadTokenizer, type Tokenizer, writeTokenizerJson } from '../../model/tokenizer/index.js';
-import { TerminalProgress } from '../../train/progress.js';
 import {
   type BackboneShape,
   demoPretrainText,
@@ -16,7 +15,16 @@ import {
   spmTrainArgs,
   trainSentencePiece,
 } from '../../train/pretrain/index.js';
-import { type CliCommand, type CliContext, optInt, optNumber, optString, requireString, UsageError } from '../command.js';
+import { TerminalProgress } from '../../train/progress.js';
+import {
+  type CliCommand,
+  type CliContext,
+  optInt,
+  optNumber,
+  optString,
+  requireString,
+  UsageError,
+} from '../command.js';
 
 /** The shipped assets/demo-backbone was produced with exactly these defaults. */
 export const PRETRAIN_DEFAULTS = {
@@ -25,15 +33,15 @@ export const PRETRAIN_DEFAULTS = {
   dKv: 16,
   numHeads: 4,
   dFf: 256,
-  numLayers: 3,
-  numDecoderLayers: 3,
+  numLayers: 2,
+  numDecoderLayers: 2,
   buckets: 32,
   maxDistance: 128,
   vocabSize: 1000,
-  steps: 1500,
+  steps: 800,
   batchSize: 32,
   lr: 3e-3,
-  warmup: 100,
+  warmup: 50,
   clip: 1.0,
   seed: DEFAULT_DEMO_SEED,
   textCount: 30000,
@@ -65,7 +73,8 @@ function readTextFile(file: string): string[] {
 export const command: CliCommand = {
   path: ['pretrain'],
   summary: 'Pretrain a small T5 from scratch (span corruption + source-task mixture) and save a HF folder',
-  usage: '--out DIR [--steps N] [--batch-size N] [--lr X] [--seed N] [--d-model N ...] [--text FILE] [--tokenizer DIR]',
+  usage:
+    '--out DIR [--steps N] [--batch-size N] [--lr X] [--seed N] [--d-model N ...] [--text FILE] [--tokenizer DIR]',
   description: `
 Trains a fresh T5 (all weights) with T5's span-corruption objective (15% of the tokens in spans of mean length 3,
 each span replaced by <extra_id_N>) on text, and writes a Hugging Face folder (config.json, model.safetensors,
@@ -83,10 +92,25 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
   options: [
     { name: 'out', short: 'o', type: 'string', value: 'DIR', description: 'output folder (created)' },
     { name: 'steps', type: 'string', value: 'N', description: `updates (default ${D.steps})` },
-    { name: 'batch-size', type: 'string', value: 'N', description: `examples per update (default ${D.batchSize})` },
+    {
+      name: 'batch-size',
+      type: 'string',
+      value: 'N',
+      description: `examples per update (default ${D.batchSize})`,
+    },
     { name: 'lr', type: 'string', value: 'X', description: `peak AdamW learning rate (default ${D.lr})` },
-    { name: 'warmup', type: 'string', value: 'N', description: `linear warm-up updates (default ${D.warmup})` },
-    { name: 'seed', type: 'string', value: 'N', description: `seed for init, text, data order (default ${D.seed})` },
+    {
+      name: 'warmup',
+      type: 'string',
+      value: 'N',
+      description: `linear warm-up updates (default ${D.warmup})`,
+    },
+    {
+      name: 'seed',
+      type: 'string',
+      value: 'N',
+      description: `seed for init, text, data order (default ${D.seed})`,
+    },
     { name: 'variant', type: 'string', value: 'v1|v1.1', description: `T5 variant (default ${D.variant})` },
     { name: 'd-model', type: 'string', value: 'N', description: `hidden size (default ${D.dModel})` },
     { name: 'd-kv', type: 'string', value: 'N', description: `size per head (default ${D.dKv})` },
@@ -129,13 +153,19 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       value: 'X',
       description: `share of each batch drawn from the demo source tasks (default ${D.supervisedFraction}; 0: none)`,
     },
-    { name: 'chunk-tokens', type: 'string', value: 'N', description: `tokens per text chunk (default ${D.chunkTokens})` },
+    {
+      name: 'chunk-tokens',
+      type: 'string',
+      value: 'N',
+      description: `tokens per text chunk (default ${D.chunkTokens})`,
+    },
     { name: 'backend', type: 'string', value: 'NAME', description: 'auto, node-gpu, node, wasm or cpu' },
   ],
   async run(ctx) {
     const out = requireString(ctx, 'out');
     const variant = optString(ctx, 'variant') ?? D.variant;
-    if (variant !== 'v1' && variant !== 'v1.1') throw new UsageError(`--variant must be v1 or v1.1, got '${variant}'`);
+    if (variant !== 'v1' && variant !== 'v1.1')
+      throw new UsageError(`--variant must be v1 or v1.1, got '${variant}'`);
     const shape: BackboneShape = {
       variant,
       dModel: positiveInt(ctx, 'd-model', D.dModel),
@@ -165,7 +195,9 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
     const log = (line: string) => ctx.stderr.write(`${line}\n`);
 
     await selectBackend({ requested: optString(ctx, 'backend'), log });
-    const texts = textFile ? readTextFile(textFile) : demoPretrainText(positiveInt(ctx, 'text-count', D.textCount), seed);
+    const texts = textFile
+      ? readTextFile(textFile)
+      : demoPretrainText(positiveInt(ctx, 'text-count', D.textCount), seed);
     const supervised: SupervisedPair[] = supervisedFraction > 0 ? demoSourcePairs(DEFAULT_DEMO_SEED) : [];
     log(
       `pretrain: ${texts.length} passages${textFile ? ` from ${textFile}` : ' of demo text'}, ` +
@@ -179,7 +211,8 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       tokenizer = await loadTokenizer(tokenizerDir);
       for (const f of ['spiece.model', 'tokenizer.json']) {
         const src = path.join(tokenizerDir, f);
-        if (fs.existsSync(src) && path.resolve(src) !== path.resolve(out, f)) fs.copyFileSync(src, path.join(out, f));
+        if (fs.existsSync(src) && path.resolve(src) !== path.resolve(out, f))
+          fs.copyFileSync(src, path.join(out, f));
       }
       tokenizerRecord = { from: tokenizerDir };
     } else {
@@ -198,11 +231,15 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
         if (split.length > 0) throw new Error(`internal: label words not single pieces: ${split.join(' ')}`);
       }
       tokenizerRecord = { spmTrain: spmArgs, corpusLines: corpus.length };
-      log(`pretrain: trained SentencePiece model: ${tokenizer.vocabSize} ids (${tokenizer.extraIds} extra ids)`);
+      log(
+        `pretrain: trained SentencePiece model: ${tokenizer.vocabSize} ids (${tokenizer.extraIds} extra ids)`,
+      );
     }
     await writeTokenizerJson(tokenizer, path.join(out, 'tokenizer.json'));
 
-    log(`pretrain: backend ${currentBackend()?.name ?? '?'}, ${steps} steps of ${batchSize}, lr ${lr}, seed ${seed}`);
+    log(
+      `pretrain: backend ${currentBackend()?.name ?? '?'}, ${steps} steps of ${batchSize}, lr ${lr}, seed ${seed}`,
+    );
     const progress = new TerminalProgress(ctx.stderr);
     const result = pretrainBackbone(tokenizer, texts, supervised, {
       shape,

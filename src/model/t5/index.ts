@@ -3,4 +3,12 @@ export { tokenNll } from './cross-entropy.js';
 export { assertShape, ShapeMismatchError } from './errors.js';
 export { FrozenLinear } from './frozen-linear.js';
 export { relativePositionBucket, relativePositionBuckets } from './relative-position.js';
-export { type LossTerms, type RawTensor, type Seq2SeqBatch, T5Model } from './t5-model.js';
+export {
+  type LossTerms,
+  type RawTensor,
+  type Seq2SeqBatch,
+  T5Model,
+  type T5ModelOptions,
+} from './t5-model.js';
+export { trainableAttentionCore } from './trainable-attention.js';
+export { TrainableLinear } from './trainable-linear.js';

@@ -7,6 +7,9 @@ import { tokenNll } from './cross-entropy.js';
 import { assertShape, ShapeMismatchError } from './errors.js';
 import { FrozenLinear } from './frozen-linear.js';
 import { relativePositionBuckets } from './relative-position.js';
+import { trainableAttentionCore } from './trainable-attention.js';
+import { gatherRowsTrainable } from './trainable-embedding.js';
+import { TrainableLinear } from './trainable-linear.js';
 
 /** A weight as read from a checkpoint: Hugging Face name, shape and float32 data. */
 export interface RawTensor {
@@ -18,17 +21,28 @@ export interface RawTensor {
 const MASK_VALUE = -1e9;
 const POSITION_CACHE_LIMIT = 64;
 
+/** FrozenLinear normally; TrainableLinear when the backbone itself is trained (pretraining). */
+type Linear = FrozenLinear | TrainableLinear;
+
+export interface T5ModelOptions {
+  /**
+   * Make every weight a tf.Variable that receives gradients (for pretraining the backbone). The default frozen
+   * mode keeps plain tensors and the input-gradient-only fast paths.
+   */
+  trainable?: boolean;
+}
+
 interface Attention {
-  q: FrozenLinear;
-  k: FrozenLinear;
-  v: FrozenLinear;
-  o: FrozenLinear;
+  q: Linear;
+  k: Linear;
+  v: Linear;
+  o: Linear;
 }
 
 interface FeedForward {
   /** v1.0: [wi]; v1.1 gated: [wi_0 (gelu), wi_1 (linear)]. */
-  wi: FrozenLinear[];
-  wo: FrozenLinear;
+  wi: Linear[];
+  wo: Linear;
 }
 
 interface EncoderBlock {
@@ -76,16 +90,32 @@ export class T5Model {
   private readonly decFinalLn: tf.Tensor1D;
   private readonly encRelBias: tf.Tensor2D;
   private readonly decRelBias: tf.Tensor2D;
-  private readonly lmHead: FrozenLinear;
+  private readonly lmHead: Linear;
   private readonly positionCache = new Map<string, tf.Tensor>();
+  private readonly trainable: boolean;
+  /** Every weight by its Hugging Face name (variables in trainable mode). */
+  private readonly named = new Map<string, tf.Tensor>();
+  private readonly attentionCore: typeof attentionCore;
   private disposed = false;
 
-  private constructor(config: T5Config, get: (name: string, shape: number[]) => tf.Tensor) {
+  private constructor(
+    config: T5Config,
+    getWeight: (name: string, shape: number[]) => tf.Tensor,
+    trainable: boolean,
+  ) {
     this.config = config;
+    this.trainable = trainable;
+    this.attentionCore = trainable ? trainableAttentionCore : attentionCore;
+    const get = (name: string, shape: number[]) => {
+      const t = getWeight(name, shape);
+      this.named.set(name, t);
+      return t;
+    };
+    const makeLinear = (w: tf.Tensor2D): Linear => (trainable ? new TrainableLinear(w) : new FrozenLinear(w));
     const d = config.dModel;
     const inner = config.numHeads * config.dKv;
     const lin = (name: string, out: number, inn: number) =>
-      new FrozenLinear(get(`${name}.weight`, [out, inn]) as tf.Tensor2D);
+      makeLinear(get(`${name}.weight`, [out, inn]) as tf.Tensor2D);
     const ln = (name: string) => get(`${name}.weight`, [d]) as tf.Tensor1D;
     const attention = (prefix: string): Attention => ({
       q: lin(`${prefix}.q`, inner, d),
@@ -134,38 +164,67 @@ export class T5Model {
     ]) as tf.Tensor2D;
     this.encFinalLn = ln('encoder.final_layer_norm');
     this.decFinalLn = ln('decoder.final_layer_norm');
-    this.lmHead = config.tieWordEmbeddings
-      ? new FrozenLinear(this.shared)
-      : lin('lm_head', config.vocabSize, d);
+    this.lmHead = config.tieWordEmbeddings ? makeLinear(this.shared) : lin('lm_head', config.vocabSize, d);
   }
 
   /**
    * Builds the model from checkpoint tensors (Hugging Face names and shapes). Every tensor becomes a frozen
-   * tf.Tensor; a missing one or a wrong shape throws naming the tensor.
+   * tf.Tensor (a tf.Variable with `trainable: true`); a missing one or a wrong shape throws naming the tensor.
    */
-  static fromWeights(config: T5Config, weights: ReadonlyMap<string, RawTensor>): T5Model {
+  static fromWeights(
+    config: T5Config,
+    weights: ReadonlyMap<string, RawTensor>,
+    options: T5ModelOptions = {},
+  ): T5Model {
+    const trainable = options.trainable === true;
     const created: tf.Tensor[] = [];
     try {
-      return new T5Model(config, (name, shape) => {
-        const w = weights.get(name);
-        if (!w)
-          throw new Error(`checkpoint tensor '${name}' is missing (expected shape [${shape.join(', ')}])`);
-        assertShape(name, w.shape, shape);
-        const t = tf.tensor(w.data, shape, 'float32');
-        created.push(t);
-        return t;
-      });
+      return new T5Model(
+        config,
+        (name, shape) => {
+          const w = weights.get(name);
+          if (!w)
+            throw new Error(`checkpoint tensor '${name}' is missing (expected shape [${shape.join(', ')}])`);
+          assertShape(name, w.shape, shape);
+          // Copy: a variable's updates must not write through to the caller's checkpoint arrays.
+          const t = trainable
+            ? tf.variable(tf.tensor(Float32Array.from(w.data), shape, 'float32'), true)
+            : tf.tensor(w.data, shape, 'float32');
+          created.push(t);
+          return t;
+        },
+        trainable,
+      );
     } catch (err) {
       for (const t of created) t.dispose();
       throw err;
     }
   }
 
+  /** The weights as tf.Variables by Hugging Face name (trainable mode); empty for a frozen model. */
+  trainableVariables(): Map<string, tf.Variable> {
+    if (!this.trainable) return new Map();
+    return new Map([...this.named].map(([name, t]) => [name, t as tf.Variable]));
+  }
+
+  /** The current weights as a Hugging Face-named map (what writeT5Checkpoint takes), copied off the backend. */
+  exportWeights(): Map<string, RawTensor> {
+    const out = new Map<string, RawTensor>();
+    for (const [name, t] of this.named)
+      out.set(name, { shape: [...t.shape], data: t.dataSync() as Float32Array });
+    return out;
+  }
+
   /** Frozen embedding lookup: ids [B, L] int32 -> [B, L, d]. */
   embed(ids: tf.Tensor2D): tf.Tensor3D {
     const [B, L] = ids.shape;
     return tf.tidy(() =>
-      tf.reshape(tf.gather(this.shared, tf.reshape(ids, [-1])), [B, L, this.config.dModel]),
+      tf.reshape(
+        this.trainable
+          ? gatherRowsTrainable(this.shared, tf.reshape(ids, [-1]) as tf.Tensor1D)
+          : tf.gather(this.shared, tf.reshape(ids, [-1])),
+        [B, L, this.config.dModel],
+      ),
     );
   }
 
@@ -354,7 +413,7 @@ export class T5Model {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    const lins: FrozenLinear[] = [];
+    const lins: Linear[] = [];
     const others: tf.Tensor[] = [
       this.shared,
       this.encFinalLn,
@@ -371,8 +430,9 @@ export class T5Model {
         others.push(db.crossLn);
       }
     }
-    if (this.config.tieWordEmbeddings) this.lmHead.wT.dispose();
-    else lins.push(this.lmHead);
+    if (this.config.tieWordEmbeddings) {
+      if (this.lmHead instanceof FrozenLinear) this.lmHead.wT.dispose();
+    } else lins.push(this.lmHead);
     for (const l of lins) l.dispose();
     for (const t of others) t.dispose();
     for (const t of this.positionCache.values()) t.dispose();
@@ -415,7 +475,7 @@ export class T5Model {
       const src = kv ?? x;
       const heads = (t: tf.Tensor2D, L: number) =>
         tf.transpose(tf.reshape(t, [B, L, H, dk]), [0, 2, 1, 3]) as tf.Tensor4D;
-      const out = attentionCore(
+      const out = this.attentionCore(
         heads(att.q.apply(x), Lq),
         heads(att.k.apply(src), Lk),
         heads(att.v.apply(src), Lk),
@@ -430,11 +490,24 @@ export class T5Model {
    * depends only on the lengths and the frozen bias table.
    */
   private positionBias(Lq: number, Lk: number, bidirectional: boolean): tf.Tensor {
+    // A trained bias table changes every update, and a cached gather would cut its gradient.
+    if (this.trainable) return this.computePositionBias(Lq, Lk, bidirectional);
     const key = `${bidirectional ? 'e' : 'd'}:${Lq}:${Lk}`;
     const hit = this.positionCache.get(key);
     if (hit) return hit;
+    const t = this.computePositionBias(Lq, Lk, bidirectional);
+    if (this.positionCache.size >= POSITION_CACHE_LIMIT) {
+      const oldest = this.positionCache.keys().next().value as string;
+      this.positionCache.get(oldest)?.dispose();
+      this.positionCache.delete(oldest);
+    }
+    this.positionCache.set(key, tf.keep(t));
+    return t;
+  }
+
+  private computePositionBias(Lq: number, Lk: number, bidirectional: boolean): tf.Tensor {
     const c = this.config;
-    const t = tf.tidy(() => {
+    return tf.tidy(() => {
       const buckets = relativePositionBuckets(
         Lq,
         Lk,
@@ -443,7 +516,8 @@ export class T5Model {
         c.relativeAttentionMaxDistance,
       );
       const table = bidirectional ? this.encRelBias : this.decRelBias;
-      const vals = tf.gather(table, tf.tensor1d(buckets, 'int32')); // [Lq*Lk, H]
+      const idx = tf.tensor1d(buckets, 'int32');
+      const vals = this.trainable ? gatherRowsTrainable(table, idx) : tf.gather(table, idx); // [Lq*Lk, H]
       let bias: tf.Tensor = tf.reshape(tf.transpose(vals), [1, c.numHeads, Lq, Lk]);
       if (!bidirectional) {
         const causal = new Float32Array(Lq * Lk);
@@ -452,13 +526,6 @@ export class T5Model {
       }
       return bias;
     });
-    if (this.positionCache.size >= POSITION_CACHE_LIMIT) {
-      const oldest = this.positionCache.keys().next().value as string;
-      this.positionCache.get(oldest)?.dispose();
-      this.positionCache.delete(oldest);
-    }
-    this.positionCache.set(key, tf.keep(t));
-    return t;
   }
 }
 

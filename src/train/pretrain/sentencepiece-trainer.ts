@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 export const SPM_INSTALL_HINT =
-  'install SentencePiece\'s command-line tools (`sudo apt-get install sentencepiece` on Debian/Ubuntu, ' +
+  "install SentencePiece's command-line tools (`sudo apt-get install sentencepiece` on Debian/Ubuntu, " +
   '`brew install sentencepiece` on macOS, or scripts/setup.sh), or pass --tokenizer DIR with an existing ' +
   'spiece.model/tokenizer.json';
 
@@ -48,12 +48,17 @@ export function spmTrainArgs(options: SpmTrainOptions): string[] {
     '--num_threads=1',
     '--minloglevel=2',
   ];
-  if (options.userDefinedSymbols?.length) args.push(`--user_defined_symbols=${options.userDefinedSymbols.join(',')}`);
+  if (options.userDefinedSymbols?.length)
+    args.push(`--user_defined_symbols=${options.userDefinedSymbols.join(',')}`);
   return args;
 }
 
 /** Writes `spiece.model` (and spiece.vocab) into `outDir` trained on `lines`; returns the model's path. */
-export function trainSentencePiece(lines: readonly string[], outDir: string, options: SpmTrainOptions): string {
+export function trainSentencePiece(
+  lines: readonly string[],
+  outDir: string,
+  options: SpmTrainOptions,
+): string {
   const probe = spawnSync('spm_train', ['--version'], { encoding: 'utf8' });
   if (probe.error) {
     throw new SentencePieceNotInstalledError(`spm_train was not found on PATH: ${SPM_INSTALL_HINT}`, {
@@ -66,10 +71,14 @@ export function trainSentencePiece(lines: readonly string[], outDir: string, opt
     const corpus = path.join(tmp, 'corpus.txt');
     fs.writeFileSync(corpus, `${lines.join('\n')}\n`);
     const prefix = path.join(tmp, 'spiece');
-    const r = spawnSync('spm_train', [`--input=${corpus}`, `--model_prefix=${prefix}`, ...spmTrainArgs(options)], {
-      encoding: 'utf8',
-      maxBuffer: 1 << 26,
-    });
+    const r = spawnSync(
+      'spm_train',
+      [`--input=${corpus}`, `--model_prefix=${prefix}`, ...spmTrainArgs(options)],
+      {
+        encoding: 'utf8',
+        maxBuffer: 1 << 26,
+      },
+    );
     if (r.status !== 0) {
       const tail = (r.stderr ?? '').trim().split('\n').slice(-5).join('\n');
       throw new SentencePieceTrainError(

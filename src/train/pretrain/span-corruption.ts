@@ -17,7 +17,10 @@ export interface SpanCorruptionOptions {
   meanSpanLength: number;
 }
 
-export const T5_SPAN_CORRUPTION: SpanCorruptionOptions = Object.freeze({ noiseDensity: 0.15, meanSpanLength: 3 });
+export const T5_SPAN_CORRUPTION: SpanCorruptionOptions = Object.freeze({
+  noiseDensity: 0.15,
+  meanSpanLength: 3,
+});
 
 /** Splits `items` (>= segments) into `segments` positive lengths, uniformly over the compositions. */
 function randomSegmentation(rng: Rng, items: number, segments: number): number[] {
@@ -53,7 +56,11 @@ export function randomSpansNoiseMask(
   const mask = new Array<boolean>(length).fill(false);
   if (length < 2) return mask;
   const numNoise = Math.min(Math.max(Math.round(length * options.noiseDensity), 1), length - 1);
-  const numSpans = Math.min(Math.max(Math.round(numNoise / options.meanSpanLength), 1), numNoise, length - numNoise);
+  const numSpans = Math.min(
+    Math.max(Math.round(numNoise / options.meanSpanLength), 1),
+    numNoise,
+    length - numNoise,
+  );
   const noiseLens = randomSegmentation(rng, numNoise, numSpans);
   const keepLens = randomSegmentation(rng, length - numNoise, numSpans);
   let pos = 0;

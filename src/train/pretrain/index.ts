@@ -1,0 +1,26 @@
+export { demoPretrainText, demoSourcePairs, splitLabelWords } from './demo-corpus.js';
+export {
+  type BackboneShape,
+  type PretrainOptions,
+  type PretrainResult,
+  type PretrainStepReport,
+  packTokens,
+  pretrainBackbone,
+  type SupervisedPair,
+} from './pretrain.js';
+export {
+  SentencePieceNotInstalledError,
+  SentencePieceTrainError,
+  SPM_INSTALL_HINT,
+  type SpmTrainOptions,
+  spmTrainArgs,
+  trainSentencePiece,
+} from './sentencepiece-trainer.js';
+export {
+  applyNoiseMask,
+  type CorruptedExample,
+  randomSpansNoiseMask,
+  type SpanCorruptionOptions,
+  spanCorrupt,
+  T5_SPAN_CORRUPTION,
+} from './span-corruption.js';

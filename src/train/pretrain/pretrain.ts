@@ -1,0 +1,250 @@
+/**
+ * Pretraining a small T5 from scratch with span corruption, optionally mixed with supervised examples (T5 itself
+ * was trained on such a multi-task mixture, Raffel et al. 2020 section 3.5.2). Only used to build the demo backbone:
+ * prompt training never updates backbone weights.
+ *
+ * Every update is a pure function of (seed, step): the examples of batch `step` are drawn from rngFor(seed, step),
+ * so a run is reproducible on any machine with the same backend arithmetic.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+import { randInt, rngFor } from '../../data/rng.js';
+import { makeTinyT5 } from '../../model/checkpoint/index.js';
+import { T5Model } from '../../model/t5/index.js';
+import type { T5Config } from '../../model/t5-config.js';
+import type { Tokenizer } from '../../model/tokenizer/index.js';
+import { AdamW } from '../adamw.js';
+import { clipGlobalNorm } from '../clip.js';
+import { formatDuration, type ProgressSink, silentProgress } from '../progress.js';
+import { linearWarmupDecay } from '../schedule.js';
+import { type SpanCorruptionOptions, spanCorrupt, T5_SPAN_CORRUPTION } from './span-corruption.js';
+
+/** Architecture of a backbone trained from scratch. */
+export interface BackboneShape {
+  /** 'v1': relu feed-forward, tied embeddings; 'v1.1': gated-gelu, separate lm_head. */
+  variant: 'v1' | 'v1.1';
+  dModel: number;
+  dKv: number;
+  numHeads: number;
+  dFf: number;
+  numLayers: number;
+  numDecoderLayers: number;
+  relativeAttentionNumBuckets: number;
+  relativeAttentionMaxDistance: number;
+}
+
+export interface PretrainOptions {
+  shape: BackboneShape;
+  steps: number;
+  batchSize: number;
+  /** Peak learning rate of AdamW (linear warm-up, then linear decay to 0). */
+  lr: number;
+  warmupSteps: number;
+  weightDecay: number;
+  /** Global gradient-norm clip (0: off). */
+  clipNorm: number;
+  seed: number;
+  /** Length in tokens of a packed text chunk before corruption. */
+  chunkTokens: number;
+  /** Longest supervised source kept (longer ones are truncated, keeping </s>). */
+  maxSourceTokens: number;
+  /** Probability that an example of a batch is a supervised one rather than span corruption. */
+  supervisedFraction: number;
+  noise?: SpanCorruptionOptions;
+  progress?: ProgressSink;
+  /** Called after every update (tests, curves). */
+  onStep?: (report: PretrainStepReport) => void;
+}
+
+export interface PretrainStepReport {
+  step: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+}
+
+export interface PretrainResult {
+  model: T5Model;
+  config: T5Config;
+  /** Mean token loss of every update. */
+  losses: number[];
+  seconds: number;
+}
+
+export interface SupervisedPair {
+  source: string;
+  target: string;
+}
+
+/** Concatenates tokenized passages and cuts the stream into chunks of `chunkTokens` (the last partial one kept). */
+export function packTokens(passages: readonly (readonly number[])[], chunkTokens: number): number[][] {
+  const chunks: number[][] = [];
+  let cur: number[] = [];
+  for (const p of passages) {
+    for (const id of p) {
+      cur.push(id);
+      if (cur.length === chunkTokens) {
+        chunks.push(cur);
+        cur = [];
+      }
+    }
+  }
+  if (cur.length >= 2) chunks.push(cur);
+  return chunks;
+}
+
+interface Example {
+  input: number[];
+  target: number[];
+}
+
+function validate(o: PretrainOptions): void {
+  const positive: [string, number][] = [
+    ['steps', o.steps],
+    ['batchSize', o.batchSize],
+    ['chunkTokens', o.chunkTokens],
+    ['maxSourceTokens', o.maxSourceTokens],
+  ];
+  for (const [k, v] of positive) {
+    if (!Number.isInteger(v) || v < 1)
+      throw new RangeError(`pretrain: ${k} must be a positive integer, got ${v}`);
+  }
+  if (!(o.lr > 0)) throw new RangeError(`pretrain: lr must be > 0, got ${o.lr}`);
+  if (!(o.supervisedFraction >= 0 && o.supervisedFraction <= 1)) {
+    throw new RangeError(`pretrain: supervisedFraction must be in [0, 1], got ${o.supervisedFraction}`);
+  }
+}
+
+/**
+ * Trains a fresh backbone of `options.shape` (vocabulary = the tokenizer's) on span corruption of `texts` mixed
+ * with `supervised` pairs. Returns the trained model (trainable mode; the caller exports and disposes it).
+ */
+export function pretrainBackbone(
+  tokenizer: Tokenizer,
+  texts: readonly string[],
+  supervised: readonly SupervisedPair[],
+  options: PretrainOptions,
+): PretrainResult {
+  validate(options);
+  const progress = options.progress ?? silentProgress;
+  const noise = options.noise ?? T5_SPAN_CORRUPTION;
+  const chunks = packTokens(
+    texts.map((t) => tokenizer.encode(t, { addEos: false })),
+    options.chunkTokens,
+  );
+  if (chunks.length === 0) throw new RangeError('pretrain: the text gave no token chunks (is it empty?)');
+  const sentinel = (i: number) => tokenizer.extraId(i);
+  const eos = tokenizer.eosId;
+  const supervisedCache = new Map<number, Example>();
+  const supervisedExample = (i: number): Example => {
+    let hit = supervisedCache.get(i);
+    if (!hit) {
+      const pair = supervised[i]!;
+      let input = tokenizer.encode(pair.source);
+      if (input.length > options.maxSourceTokens)
+        input = [...input.slice(0, options.maxSourceTokens - 1), eos];
+      hit = { input, target: tokenizer.encode(pair.target) };
+      supervisedCache.set(i, hit);
+    }
+    return hit;
+  };
+  const batchExamples = (step: number): Example[] => {
+    const rng = rngFor(options.seed, 'pretrain-batch', step);
+    const out: Example[] = [];
+    for (let b = 0; b < options.batchSize; b++) {
+      if (supervised.length > 0 && rng() < options.supervisedFraction) {
+        out.push(supervisedExample(randInt(rng, supervised.length)));
+      } else {
+        out.push(spanCorrupt(chunks[randInt(rng, chunks.length)]!, rng, sentinel, eos, noise));
+      }
+    }
+    return out;
+  };
+
+  const { config, tensors } = makeTinyT5({
+    ...options.shape,
+    vocabSize: tokenizer.vocabSize,
+    seed: options.seed,
+  });
+  // transformers initialises an untied lm_head with std 1, so a fresh v1.1 model starts with logits of std
+  // sqrt(d) and a loss near 25; scaling it like the tied v1 head (d^-0.5) starts near log(vocab) and saves updates.
+  const head = tensors.get('lm_head.weight');
+  if (head) for (let i = 0; i < head.data.length; i++) head.data[i] = head.data[i]! * config.dModel ** -0.5;
+  const model = T5Model.fromWeights(config, tensors, { trainable: true });
+  const vars = [...model.trainableVariables()];
+  const values = new Map(vars.map(([name, v]) => [name, Float32Array.from(v.dataSync() as Float32Array)]));
+  const adamw = new AdamW({ weightDecay: options.weightDecay });
+  const losses: number[] = [];
+  const t0 = performance.now();
+  let ema: number | undefined;
+  try {
+    for (let step = 0; step < options.steps; step++) {
+      const examples = batchExamples(step);
+      const loss = tf.tidy(() => {
+        const { ids, mask, labels, labelMask } = padBatch(examples, tokenizer.padId);
+        const { value, grads } = tf.variableGrads(
+          () =>
+            model.loss({
+              inputsEmbeds: model.embed(ids),
+              attentionMask: mask,
+              labels,
+              labelMask,
+            }),
+          vars.map(([, v]) => v),
+        );
+        const gradArrays = vars.map(([, v]) => {
+          const g = grads[v.name];
+          if (!g) throw new Error(`internal: no gradient for ${v.name}`);
+          return Float32Array.from(g.dataSync() as Float32Array);
+        });
+        const gradNorm = clipGlobalNorm(gradArrays, options.clipNorm);
+        const lr = options.lr * linearWarmupDecay(step, options.warmupSteps, options.steps);
+        vars.forEach(([name, v], i) => {
+          const p = values.get(name)!;
+          adamw.update(name, p, gradArrays[i]!, lr);
+          v.assign(tf.tensor(p, v.shape, 'float32'));
+        });
+        const l = value.dataSync()[0]!;
+        options.onStep?.({ step, loss: l, lr, gradNorm });
+        return l;
+      });
+      losses.push(loss);
+      ema = ema === undefined ? loss : 0.95 * ema + 0.05 * loss;
+      const elapsed = (performance.now() - t0) / 1000;
+      const perStep = elapsed / (step + 1);
+      progress.update(
+        `pretrain step ${step + 1}/${options.steps}  loss ${ema.toFixed(3)}  ` +
+          `${((options.batchSize * (step + 1)) / elapsed).toFixed(1)} ex/s  ` +
+          `elapsed ${formatDuration(elapsed)}  ETA ${formatDuration(perStep * (options.steps - step - 1))}`,
+      );
+    }
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  progress.done();
+  return { model, config, losses, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Pads inputs and targets of a batch into the tensors T5Model.loss takes. */
+function padBatch(examples: readonly Example[], padId: number) {
+  const B = examples.length;
+  const L = Math.max(...examples.map((e) => e.input.length));
+  const T = Math.max(...examples.map((e) => e.target.length));
+  const ids = new Int32Array(B * L).fill(padId);
+  const mask = new Float32Array(B * L);
+  const labels = new Int32Array(B * T).fill(padId);
+  const labelMask = new Float32Array(B * T);
+  examples.forEach((e, b) => {
+    ids.set(e.input, b * L);
+    mask.fill(1, b * L, b * L + e.input.length);
+    labels.set(e.target, b * T);
+    labelMask.fill(1, b * T, b * T + e.target.length);
+  });
+  return {
+    ids: tf.tensor2d(ids, [B, L], 'int32'),
+    mask: tf.tensor2d(mask, [B, L]),
+    labels: tf.tensor2d(labels, [B, T], 'int32'),
+    labelMask: tf.tensor2d(labelMask, [B, T]),
+  };
+}
