@@ -25,6 +25,8 @@ export const DIRECTORY_LAYOUT = 'promptmesh-bank/1';
 export interface DirectoryStoreOptions {
   /** Head lock: stale after `staleMs` (default 30 s), give up after `timeoutMs` (default 15 s). */
   lock?: FileLockOptions;
+  /** Create the bank when `root` holds none (default true). False: a missing bank is an error (read-only tools). */
+  create?: boolean;
 }
 
 export class DirectoryStore implements BankStore {
@@ -41,6 +43,11 @@ export class DirectoryStore implements BankStore {
     const marker = path.join(this.root, 'BANK');
     if (fs.existsSync(this.root) && !fs.statSync(this.root).isDirectory()) {
       throw new BankStoreError(`bank path ${this.root} exists and is not a directory`);
+    }
+    if (opts.create === false && !fs.existsSync(marker)) {
+      throw new BankStoreError(
+        `no bank at ${this.root} (no BANK file there); check the path, or commit to create one`,
+      );
     }
     for (const d of ['blobs/sha256', 'versions', 'heads', 'tags'])
       fs.mkdirSync(path.join(this.root, d), { recursive: true });

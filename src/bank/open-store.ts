@@ -11,6 +11,8 @@ export interface OpenBankStoreOptions {
   /** NATS server URL(s), comma-separated: use the JetStream store. */
   natsUrl?: string;
   bucketPrefix?: string;
+  /** Directory store: create the bank if missing (default true; false for read-only commands). */
+  create?: boolean;
   /** Extra connection options (credentials, TLS) for the NATS connection. */
   natsOptions?: Partial<ConnectionOptions>;
 }
@@ -26,7 +28,7 @@ export async function openBankStore(opts: OpenBankStoreOptions): Promise<OpenedB
   if (opts.dir && opts.natsUrl)
     throw new BankInputError('give either a bank directory or a NATS URL, not both');
   if (opts.dir) {
-    const store = new DirectoryStore(opts.dir);
+    const store = new DirectoryStore(opts.dir, { create: opts.create ?? true });
     return { store, nc: null, close: () => store.close() };
   }
   if (opts.natsUrl) {

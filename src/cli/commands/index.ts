@@ -1,4 +1,5 @@
 import type { CliCommand } from '../command.js';
+import { commands as bankCommands } from './bank.js';
 import { command as coordinator } from './coordinator.js';
 import { command as describe } from './describe.js';
 import { command as modelRun } from './model-run.js';
@@ -9,4 +10,14 @@ import { command as up } from './up.js';
 import { command as worker } from './worker.js';
 
 /** Every subcommand, in the order `promptmesh --help` lists them. */
-export const commands: CliCommand[] = [up, train, coordinator, worker, describe, pretrain, modelRun, tokenize];
+export const commands: CliCommand[] = [
+  up,
+  train,
+  coordinator,
+  worker,
+  describe,
+  pretrain,
+  modelRun,
+  tokenize,
+  ...bankCommands,
+];
