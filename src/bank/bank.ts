@@ -204,7 +204,7 @@ export class PromptBank {
     const metrics = checkMetrics(input.metrics ?? {}, where);
     const tags = (input.tags ?? []).map(checkTagName);
     const tensors = toMap(input.tensors);
-    if (input.parent !== null) await this.readManifest(input.parent, `the parent of a ${where}`);
+    if (input.parent !== null) await this.readManifest(input.parent, `the parent of a ${where}`, false);
 
     const entries: Record<string, TensorEntry> = {};
     for (const name of [...tensors.keys()].sort()) {
@@ -642,11 +642,12 @@ export class PromptBank {
     return { shape: [...entry.shape], data: bytesToFloat32(bytes) };
   }
 
-  private async readManifest(id: string, referrer: string): Promise<Manifest> {
+  private async readManifest(id: string, referrer: string, currentTags = true): Promise<Manifest> {
     const text = await this.store.getManifest(id);
     if (text === null) throw new MissingManifestError(id, referrer);
     try {
-      return await this.withTags(parseManifest(text, id, this.where(id)));
+      const m = parseManifest(text, id, this.where(id));
+      return currentTags ? await this.withTags(m) : m;
     } catch (e) {
       if (e instanceof InvalidManifestError)
         throw new MissingManifestError(id, referrer, e.reason, { cause: e });

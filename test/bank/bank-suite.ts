@@ -141,6 +141,42 @@ export function defineBankSuite(
       assert.notEqual(other.id, v.id);
     });
 
+    test('resume from an older version: parent is the old version, expectHead the current head', async () => {
+      const job = freshJob('resume');
+      const v1 = await bank.commit({
+        job,
+        parent: null,
+        step: 1,
+        method: 'm',
+        tensors: { p: tensor([2], 1) },
+      });
+      const v2 = await bank.commit({
+        job,
+        parent: v1.id,
+        step: 2,
+        method: 'm',
+        tensors: { p: tensor([2], 2) },
+      });
+      // Without expectHead the CAS expects the parent to be the head: refused.
+      await assert.rejects(
+        bank.commit({ job, parent: v1.id, step: 2, method: 'm', tensors: { p: tensor([2], 3) } }),
+        BankConflictError,
+      );
+      const r = await bank.commit({
+        job,
+        parent: v1.id,
+        expectHead: v2.id,
+        step: 2,
+        method: 'm',
+        tensors: { p: tensor([2], 3) },
+      });
+      assert.equal(r.parent, v1.id);
+      assert.equal((await bank.head(job))?.id, r.id);
+      // The abandoned branch stays listed and loadable.
+      assert.deepEqual(new Set((await bank.list({ job })).map((v) => v.id)), new Set([v1.id, v2.id, r.id]));
+      assert.deepEqual((await bank.load(v2.id)).get('p')?.data, tensor([2], 2).data);
+    });
+
     test('content addressing stores identical tensors once', async () => {
       const job = freshJob('dedup');
       const existing = new Set((await store.listBlobs()).map((b) => b.digest));

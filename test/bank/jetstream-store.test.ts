@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from 'nats';
 import {
   announceVersion,
@@ -146,6 +149,34 @@ describe('JetStreamStore on a real nats-server', { skip }, () => {
     assert.deepEqual(
       (await bank.list({ job: 'restart' })).map((v) => v.step),
       [3, 2, 1],
+    );
+  });
+
+  test('`promptmesh bank ls --nats URL --json` lists the JetStream bank', async () => {
+    const v = await bank.commit({
+      job: 'clijob',
+      parent: null,
+      step: 42,
+      method: 'm',
+      tensors: { p: tensor([2], 9) },
+    });
+    const mainJs = path.resolve(
+      path.dirname(fileURLToPath(import.meta.url)),
+      '..',
+      '..',
+      'src',
+      'cli',
+      'main.js',
+    );
+    const r = spawnSync(
+      process.execPath,
+      [mainJs, 'bank', 'ls', '--nats', server.url, '--bucket-prefix', 'big', '--job', 'clijob', '--json'],
+      { encoding: 'utf8' },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(
+      (JSON.parse(r.stdout) as { id: string; step: number }[]).map((x) => [x.id, x.step]),
+      [[v.id, 42]],
     );
   });
 
