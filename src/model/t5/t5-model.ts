@@ -188,7 +188,7 @@ export class T5Model {
           assertShape(name, w.shape, shape);
           // Copy: a variable's updates must not write through to the caller's checkpoint arrays.
           const t = trainable
-            ? tf.variable(tf.tensor(Float32Array.from(w.data), shape, 'float32'), true)
+            ? tf.tidy(() => tf.variable(tf.tensor(Float32Array.from(w.data), shape, 'float32'), true))
             : tf.tensor(w.data, shape, 'float32');
           created.push(t);
           return t;
