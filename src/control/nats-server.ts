@@ -195,7 +195,13 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
       });
     });
 
-  let current = await launch(opts.port ?? 0);
+  let current: Launched;
+  try {
+    current = await launch(opts.port ?? 0);
+  } catch (e) {
+    if (ownStore) fs.rmSync(storeDir, { recursive: true, force: true });
+    throw e;
+  }
   const port = current.port;
   let stopped = false;
 

@@ -64,7 +64,18 @@ describe('startNatsServer', { skip: natsSkipReason() }, () => {
   });
 
   test('a bad argument gives a start error with the server log', async () => {
-    await assert.rejects(startNatsServer({ args: ['--no-such-flag'] }), /exited during start-up/);
+    // A private TMPDIR (read by os.tmpdir() at each call) so servers started by other test files cannot interfere.
+    const privateTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-'));
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = privateTmp;
+    try {
+      await assert.rejects(startNatsServer({ args: ['--no-such-flag'] }), /exited during start-up/);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+    assert.deepEqual(fs.readdirSync(privateTmp), [], 'a failed start removes its temp store');
+    fs.rmSync(privateTmp, { recursive: true, force: true });
   });
 });
 
