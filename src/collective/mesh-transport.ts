@@ -9,6 +9,7 @@ import { PeerInboxes } from './peer-inboxes.js';
 import type { OpTag, Transport, TransportStats } from './transport.js';
 
 interface DrainWait {
+  readonly tag: OpTag;
   resolve(): void;
   reject(e: Error): void;
 }
@@ -98,15 +99,18 @@ export abstract class MeshTransport implements Transport {
 
   private waitDrain(to: number, tag: OpTag): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      let set = this.drainWaits.get(to);
-      if (!set) this.drainWaits.set(to, (set = new Set()));
-      const waits = set;
+      let waits = this.drainWaits.get(to);
+      if (!waits) {
+        waits = new Set();
+        this.drainWaits.set(to, waits);
+      }
       const done = (): void => {
         clearTimeout(timer);
         off();
         waits.delete(w);
       };
       const w: DrainWait = {
+        tag,
         resolve: () => {
           done();
           resolve();
@@ -147,7 +151,17 @@ export abstract class MeshTransport implements Transport {
       { cause },
     );
     this.inboxes.peerEnded(peer, err);
-    for (const w of [...(this.drainWaits.get(peer) ?? [])]) w.reject(err);
+    for (const w of [...(this.drainWaits.get(peer) ?? [])]) {
+      w.reject(
+        new PeerFailedError(
+          `${err.message} (rank ${this.rank} was sending at step ${w.tag.step}, op ${w.tag.op})`,
+          peer,
+          err.peerAddress,
+          w.tag.step,
+          { cause },
+        ),
+      );
+    }
   }
 
   abort(error: Error, tag: OpTag | undefined): void {
