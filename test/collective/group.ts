@@ -38,7 +38,12 @@ export class WorkerGroup {
   static async start(n: number, o: GroupOptions = {}): Promise<WorkerGroup> {
     const file = fileURLToPath(new URL('./worker.js', import.meta.url));
     const children = Array.from({ length: n }, () =>
-      fork(file, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+      fork(file, [], {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        // Not the test runner's flags or its child-process context: the worker is a plain program.
+        execArgv: [],
+        env: { ...process.env, NODE_TEST_CONTEXT: undefined },
+      }),
     );
     const addresses = await Promise.all(
       children.map((c) => waitFor<{ address: string }>(c, (m) => m.type === 'listening')),
