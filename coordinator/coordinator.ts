@@ -40,6 +40,8 @@ export interface CoordinatorOptions {
   resendMs: number;
   /** A generation whose members are not all ready within this time is re-formed. */
   formTimeoutMs: number;
+  /** Consecutive failures (worker errors, re-formations) without a committed step before the job stops. */
+  maxFailures: number;
   progress: ProgressSink;
   log: (line: string) => void;
   now?: () => number;
@@ -108,6 +110,8 @@ export class Coordinator {
   readonly done: Promise<boolean>;
   private readonly now: () => number;
   private stageStarted = 0;
+  /** Failures since the last committed step; a job that cannot make progress stops instead of looping. */
+  private failures = 0;
   private examplesDone = 0;
   private lastCommitAt = 0;
 
@@ -269,6 +273,10 @@ export class Coordinator {
       case 'error':
         this.opts.log(`worker ${r.workerId} failed at step ${r.step}: ${r.error}`);
         this.events.onMembership?.('failed');
+        if (++this.failures > this.opts.maxFailures) {
+          this.fail(`giving up after ${this.failures} consecutive failures; last: ${r.error}`);
+          return;
+        }
         this.reform(`worker ${r.workerId} reported: ${r.error}`);
         return;
       case 'step-done':
@@ -466,6 +474,7 @@ export class Coordinator {
       },
     };
     this.step = p.step + 1;
+    this.failures = 0;
     this.examplesDone += examples;
     this.lastCommitAt = now;
     this.events.onStep?.(committed);
@@ -534,6 +543,13 @@ export class Coordinator {
     this.loadStage();
     this.members = [];
     this.reform(`stage ${this.job.stages[this.stage]!.name}`);
+  }
+
+  private fail(reason: string): void {
+    this.opts.log(reason);
+    this.phase = { kind: 'done' };
+    this.publish({ type: 'stop', incarnation: this.incarnation, reason });
+    this.finished(false);
   }
 
   get status() {

@@ -75,6 +75,7 @@ export class Worker {
   private readonly encoder: ExampleEncoder;
   private readonly subj: ReturnType<typeof subjects>;
   private joining = false;
+  private stopping = false;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -167,9 +168,22 @@ export class Worker {
     this.port = Number(addr.slice(addr.lastIndexOf(':') + 1));
   }
 
+  /** Runs control handlers one at a time; a failure is logged and reported, so the coordinator can re-form. */
   private enqueue(fn: () => Promise<void>): void {
     this.queue = this.queue.then(fn).catch((err: unknown) => {
-      this.opts.log(`error: ${err instanceof Error ? err.message : String(err)}`);
+      const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      this.opts.log(`error: ${error}`);
+      void this.closeCollective();
+      if (this.incarnation) {
+        this.report({
+          type: 'error',
+          incarnation: this.incarnation,
+          generation: this.generation,
+          workerId: this.opts.workerId,
+          step: this.stageRt?.trainer.optimizer.step ?? 0,
+          error,
+        });
+      }
     });
   }
 
@@ -231,6 +245,8 @@ export class Worker {
   private async onGeneration(g: GenerationMsg): Promise<void> {
     if (g.generation <= this.generation) return;
     await this.closeCollective();
+    // Listen again at once, before the slow set-up below, so peers that finish first find us.
+    if (!this.listener) await this.listen();
     this.generation = g.generation;
     const me = g.members.find((m) => m.workerId === this.opts.workerId);
     if (!me) {
@@ -256,18 +272,19 @@ export class Worker {
     }
     this.committed = snapshot(this.stageRt!.trainer.optimizer);
     this.lastResult = undefined;
-    if (!this.listener) await this.listen();
     const peers = [...g.members].sort((a, b) => a.rank - b.rank).map((m) => ({ rank: m.rank, address: m.address }));
+    const listener = this.listener!;
+    // The collective owns the listener from here on, and closes it when it closes or fails to form.
+    this.listener = undefined;
     this.collective = await createCollective({
       rank: me.rank,
       peers,
       jobId: this.job.jobId,
       generation: g.generation,
-      listener: this.listener!,
+      listener,
       timeoutMs: this.opts.collectiveTimeoutMs,
       ...(this.opts.tls ? { tls: this.opts.tls } : {}),
     });
-    this.listener = undefined; // owned by the collective now
     this.opts.log(`generation ${g.generation}: rank ${me.rank} of ${g.members.length}, stage ${g.stage}, step ${g.step}`);
     this.report({
       type: 'ready',
@@ -408,7 +425,7 @@ export class Worker {
       config: rt.stage.method,
       tensors,
       metrics,
-      tags: c.final ? [`stage:${rt.stage.name}`] : [],
+      tags: c.final ? [`${this.job.jobId}.${rt.stage.name}`.replace(/[^A-Za-z0-9_.-]/g, '-')] : [],
       extra: { stage: rt.index, stageName: rt.stage.name, final: c.final, adamSteps, inputs: rt.inputsVersion ?? null },
     });
     this.report({
@@ -426,9 +443,11 @@ export class Worker {
     const c = this.collective;
     this.collective = undefined;
     if (c) await c.close().catch(() => {});
+    if (!this.listener && !this.stopping) await this.listen().catch((e: unknown) => this.opts.log(`cannot listen: ${(e as Error).message}`));
   }
 
   async stop(reason: string): Promise<void> {
+    this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = undefined;
     for (const s of this.subs) s.unsubscribe();

@@ -54,6 +54,7 @@ no training state: restarted, it resumes from the bank head. It exits 0 when the
       checkpointEvery: optInt(ctx, 'checkpoint-every', 20)!,
       resendMs: 3000,
       formTimeoutMs: 60_000,
+      maxFailures: 10,
       progress,
       log,
     });
