@@ -16,5 +16,6 @@ export {
   type ParamSpec,
   type PromptBatch,
   type PromptMethod,
+  type QuickFlags,
 } from './method.js';
 export { methodFactory, methodNames, registerMethod, UnknownMethodError } from './registry.js';
