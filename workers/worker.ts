@@ -24,6 +24,7 @@ import { silentProgress } from '../src/train/progress.js';
 import { createStageMethod, trainerOptions } from '../src/train/run-job.js';
 import { loadTrainTasks } from '../src/train/task-source.js';
 import { Trainer } from '../src/train/trainer.js';
+import { type HeartbeatSender, timerHeartbeat } from './heartbeat.js';
 import type { RuntimeBank } from './runtime-bank.js';
 import { type ReplicaState, snapshot, stateFromTensors, stateTensors, type TensorMap } from './worker-state.js';
 
@@ -69,12 +70,12 @@ export class Worker {
   private lastResult: StepDone | undefined;
   private queue: Promise<void> = Promise.resolve();
   private subs: Subscription[] = [];
-  private heartbeat: NodeJS.Timeout | undefined;
   private stopped: (reason: string) => void = () => {};
   readonly done: Promise<string>;
   private readonly encoder: ExampleEncoder;
   private readonly subj: ReturnType<typeof subjects>;
   private joining = false;
+  private readonly heartbeat: HeartbeatSender;
   private stopping = false;
 
   constructor(
@@ -84,7 +85,9 @@ export class Worker {
     private readonly model: T5Model,
     tokenizer: Tokenizer,
     private readonly opts: WorkerOptions,
+    heartbeat?: HeartbeatSender,
   ) {
+    this.heartbeat = heartbeat ?? timerHeartbeat(nc, subjects(job.jobId).heartbeat, opts.workerId, opts.heartbeatMs);
     this.port = opts.port;
     this.subj = subjects(job.jobId);
     this.encoder = new ExampleEncoder(tokenizer, {
@@ -113,7 +116,6 @@ export class Worker {
         },
       }),
     );
-    this.heartbeat = setInterval(() => this.sendHeartbeat(), this.opts.heartbeatMs);
     await this.join();
   }
 
@@ -142,6 +144,7 @@ export class Worker {
             return;
           }
           this.incarnation = reply.incarnation;
+          this.beat();
           this.opts.log(`joined job '${this.job.jobId}' (coordinator ${reply.incarnation})`);
           return;
         } catch (err) {
@@ -187,18 +190,13 @@ export class Worker {
     });
   }
 
-  private sendHeartbeat(): void {
-    if (!this.incarnation || this.nc.isClosed()) return;
-    this.nc.publish(
-      this.subj.heartbeat,
-      encodeMessage({
-        type: 'heartbeat',
-        workerId: this.opts.workerId,
-        incarnation: this.incarnation,
-        generation: this.generation,
-        step: this.stageRt?.trainer.optimizer.step ?? 0,
-      }),
-    );
+  /** Tells the heartbeat what to report; called on every state change. */
+  private beat(): void {
+    this.heartbeat.update({
+      incarnation: this.incarnation,
+      generation: this.generation,
+      step: this.stageRt?.trainer.optimizer.step ?? 0,
+    });
   }
 
   private report(r: Report): void {
@@ -248,6 +246,7 @@ export class Worker {
     // Listen again at once, before the slow set-up below, so peers that finish first find us.
     if (!this.listener) await this.listen();
     this.generation = g.generation;
+    this.beat();
     const me = g.members.find((m) => m.workerId === this.opts.workerId);
     if (!me) {
       this.rank = -1;
@@ -391,6 +390,7 @@ export class Worker {
       allReduceBytes: fused.byteLength,
     };
     this.lastResult = result;
+    this.beat();
     this.report(result);
   }
 
@@ -448,8 +448,7 @@ export class Worker {
 
   async stop(reason: string): Promise<void> {
     this.stopping = true;
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = undefined;
+    await this.heartbeat.stop();
     for (const s of this.subs) s.unsubscribe();
     this.subs = [];
     if (this.incarnation && !this.nc.isClosed()) {

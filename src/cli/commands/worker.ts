@@ -1,6 +1,8 @@
 import * as os from 'node:os';
 import { Worker } from '../../../workers/worker.js';
+import { threadHeartbeat } from '../../../workers/heartbeat.js';
 import { openRuntimeBank } from '../../../workers/runtime-bank.js';
+import { subjects } from '../../control/protocol.js';
 import { selectBackend } from '../../backend/index.js';
 import { RUNTIME_ENV } from '../../config/runtime-env.js';
 import { connectNats } from '../../control/nats-connect.js';
@@ -66,7 +68,7 @@ and --tls-ca.`,
       collectiveTimeoutMs: 10_000,
       ...(cert && key && ca ? { tls: { certFile: cert, keyFile: key, caFile: ca } } : {}),
       log,
-    });
+    }, threadHeartbeat(nats, subjects(job.jobId).heartbeat, workerId, 500));
     const onSignal = () => void worker.stop('interrupted');
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
