@@ -22,7 +22,7 @@ import { shardByTokens } from '../src/data/shard-by-tokens.js';
 import { methodFactory } from '../src/methods/index.js';
 import type { Tokenizer } from '../src/model/tokenizer/index.js';
 import { ExampleEncoder } from '../src/train/batching.js';
-import { formatDuration, type ProgressSink, silentProgress } from '../src/train/progress.js';
+import { formatDuration, type ProgressSink } from '../src/train/progress.js';
 import { loadTrainTasks } from '../src/train/task-source.js';
 import type { TrainTask } from '../src/train/trainer.js';
 import type { RuntimeBank } from '../workers/runtime-bank.js';
@@ -66,7 +66,13 @@ export interface CommittedStep {
   generation: number;
   worldSize: number;
   ms: number;
-  timings: { data: number; forwardBackward: number; allReduce: number; optimizer: number; coordination: number };
+  timings: {
+    data: number;
+    forwardBackward: number;
+    allReduce: number;
+    optimizer: number;
+    coordination: number;
+  };
 }
 
 export interface CoordinatorEvents {
@@ -151,7 +157,9 @@ export class Coordinator {
         this.step = head.step;
         this.stageInputs = (extra.inputs as string | null | undefined) ?? undefined;
       }
-      this.opts.log(`resuming job '${this.job.jobId}' from bank version ${head.id.slice(0, 12)} (stage ${this.stage}, step ${this.step})`);
+      this.opts.log(
+        `resuming job '${this.job.jobId}' from bank version ${head.id.slice(0, 12)} (stage ${this.stage}, step ${this.step})`,
+      );
     }
     if (this.stage >= this.job.stages.length) {
       this.opts.log(`job '${this.job.jobId}' already completed (bank head ${head?.id.slice(0, 12)})`);
@@ -175,10 +183,14 @@ export class Coordinator {
         }),
       );
     on(this.subj.join, (m) => this.onJoin(m));
-    on(this.subj.heartbeat, (m) => this.onHeartbeat(decodeMessage<Heartbeat>(m.data, ['heartbeat'], REQUIRED_FIELDS)));
+    on(this.subj.heartbeat, (m) =>
+      this.onHeartbeat(decodeMessage<Heartbeat>(m.data, ['heartbeat'], REQUIRED_FIELDS)),
+    );
     on(this.subj.leave, (m) => this.onLeave(decodeMessage<Leave>(m.data, ['leave'], REQUIRED_FIELDS)));
     on(this.subj.report, (m) =>
-      this.onReport(decodeMessage<Report>(m.data, ['ready', 'step-done', 'checkpoint-done', 'error'], REQUIRED_FIELDS)),
+      this.onReport(
+        decodeMessage<Report>(m.data, ['ready', 'step-done', 'checkpoint-done', 'error'], REQUIRED_FIELDS),
+      ),
     );
     this.publish({ type: 'hello', incarnation: this.incarnation });
     this.timer = setInterval(() => this.tick(), 100);
@@ -217,27 +229,55 @@ export class Coordinator {
 
   private admit(req: JoinRequest): JoinReply {
     if (req.jobId !== this.job.jobId) {
-      return { type: 'refused', reason: `wrong job '${req.jobId}': this coordinator runs '${this.job.jobId}'` };
+      return {
+        type: 'refused',
+        reason: `wrong job '${req.jobId}': this coordinator runs '${this.job.jobId}'`,
+      };
     }
     if (req.token !== this.opts.token) return { type: 'refused', reason: 'invalid join token' };
     if (req.protocol !== PROTOCOL_VERSION) {
-      return { type: 'refused', reason: `protocol ${req.protocol} is not supported (coordinator speaks ${PROTOCOL_VERSION}); upgrade the worker` };
+      return {
+        type: 'refused',
+        reason: `protocol ${req.protocol} is not supported (coordinator speaks ${PROTOCOL_VERSION}); upgrade the worker`,
+      };
     }
-    if (typeof req.workerId !== 'string' || !req.workerId || typeof req.address !== 'string' || !/^.+:\d+$/.test(req.address)) {
+    if (
+      typeof req.workerId !== 'string' ||
+      !req.workerId ||
+      typeof req.address !== 'string' ||
+      !/^.+:\d+$/.test(req.address)
+    ) {
       return { type: 'refused', reason: 'workerId and address host:port are required' };
     }
     const existing = this.workers.get(req.workerId);
     const now = this.now();
-    if (existing && existing.address !== req.address && now - existing.lastSeen < this.opts.heartbeatTimeoutMs) {
-      return { type: 'refused', reason: `worker id '${req.workerId}' is already a live member at ${existing.address}` };
+    if (
+      existing &&
+      existing.address !== req.address &&
+      now - existing.lastSeen < this.opts.heartbeatTimeoutMs
+    ) {
+      return {
+        type: 'refused',
+        reason: `worker id '${req.workerId}' is already a live member at ${existing.address}`,
+      };
     }
     if (!existing && this.workers.size >= this.opts.maxWorkers) {
       return { type: 'refused', reason: `the job is full (${this.opts.maxWorkers} workers)` };
     }
-    this.workers.set(req.workerId, { workerId: req.workerId, address: req.address, lastSeen: now, joinedAt: existing?.joinedAt ?? now });
+    this.workers.set(req.workerId, {
+      workerId: req.workerId,
+      address: req.address,
+      lastSeen: now,
+      joinedAt: existing?.joinedAt ?? now,
+    });
     this.opts.log(`worker ${req.workerId} joined from ${req.address} (${this.workers.size} known)`);
     this.events.onMembership?.('joined');
-    return { type: 'accepted', incarnation: this.incarnation, workerId: req.workerId, heartbeatMs: this.opts.heartbeatMs };
+    return {
+      type: 'accepted',
+      incarnation: this.incarnation,
+      workerId: req.workerId,
+      heartbeatMs: this.opts.heartbeatMs,
+    };
   }
 
   private onHeartbeat(h: Heartbeat): void {
@@ -259,7 +299,8 @@ export class Coordinator {
   }
 
   private onReport(r: Report): void {
-    if (r.incarnation !== this.incarnation || r.generation !== this.generation || !this.isMember(r.workerId)) return;
+    if (r.incarnation !== this.incarnation || r.generation !== this.generation || !this.isMember(r.workerId))
+      return;
     const w = this.workers.get(r.workerId);
     if (w) w.lastSeen = this.now();
     const p = this.phase;
@@ -341,7 +382,9 @@ export class Coordinator {
    */
   private async formGeneration(reason: string): Promise<void> {
     this.generation += 1;
-    const live = [...this.workers.values()].sort((a, b) => a.joinedAt - b.joinedAt).slice(0, this.opts.maxWorkers);
+    const live = [...this.workers.values()]
+      .sort((a, b) => a.joinedAt - b.joinedAt)
+      .slice(0, this.opts.maxWorkers);
     const newcomers = live.filter((w) => !this.isMember(w.workerId));
     const survivors = live.filter((w) => this.isMember(w.workerId));
     this.members = live.map((w, rank) => ({ workerId: w.workerId, rank, address: w.address }));
@@ -353,12 +396,16 @@ export class Coordinator {
     }
     if (this.step > 0 && this.headStep !== this.step && survivors.length === 0) {
       // Nobody holds the committed state any more: fall back to the last bank version and redo the steps since.
-      this.opts.log(`no survivor holds step ${this.step}; rolling back to the bank head at step ${this.headStep}`);
+      this.opts.log(
+        `no survivor holds step ${this.step}; rolling back to the bank head at step ${this.headStep}`,
+      );
       this.step = Math.max(0, this.headStep);
       restore = this.head && this.headStep >= 0 ? { kind: 'bank', version: this.head } : { kind: 'fresh' };
     }
     this.phase = { kind: 'forming', since: this.now(), ready: new Set() };
-    this.opts.log(`generation ${this.generation} (${reason}): ${this.members.map((m) => m.workerId).join(', ')} from step ${this.step}`);
+    this.opts.log(
+      `generation ${this.generation} (${reason}): ${this.members.map((m) => m.workerId).join(', ')} from step ${this.step}`,
+    );
     this.events.onGeneration?.({ generation: this.generation, members: this.members, reason });
     this.publish({
       type: 'generation',
@@ -408,9 +455,7 @@ export class Coordinator {
     const specs = f.describe(f.parseConfig(options), { dModel: 0, vocabSize: 0, tasks: stage.tasks });
     // The method decides which of its tensors a set of tasks touches; describe() gives the stable order.
     const trainable = specs.filter((s) => s.trainable);
-    const touched = new Set(
-      trainable.filter((s) => !s.task || present.includes(s.task)).map((s) => s.name),
-    );
+    const touched = new Set(trainable.filter((s) => !s.task || present.includes(s.task)).map((s) => s.name));
     return trainable.filter((s) => touched.has(s.name)).map((s) => s.name);
   }
 
@@ -435,7 +480,9 @@ export class Coordinator {
     const results = [...p.results.values()];
     const sums = new Set(results.map((r) => r.checksum));
     if (sums.size !== 1) {
-      this.opts.log(`replicas diverged at step ${p.step} (checksums ${[...sums].join(', ')}); restoring from the bank`);
+      this.opts.log(
+        `replicas diverged at step ${p.step} (checksums ${[...sums].join(', ')}); restoring from the bank`,
+      );
       this.step = Math.max(0, this.headStep);
       this.members = [];
       this.reform('replica divergence');
@@ -446,7 +493,8 @@ export class Coordinator {
     const perTask: Record<string, { nll: number; tokens: number }> = {};
     for (const r of results) {
       for (const [t, l] of Object.entries(r.perTask)) {
-        const e = (perTask[t] ??= { nll: 0, tokens: 0 });
+        const e = perTask[t] ?? { nll: 0, tokens: 0 };
+        perTask[t] = e;
         e.nll += l.nllSum;
         e.tokens += l.tokens;
       }
@@ -459,7 +507,9 @@ export class Coordinator {
       stage: this.stage,
       step: p.step,
       loss: results[0]!.loss,
-      perTask: Object.fromEntries(Object.entries(perTask).map(([t, e]) => [t, e.nll / Math.max(1, e.tokens)])),
+      perTask: Object.fromEntries(
+        Object.entries(perTask).map(([t, e]) => [t, e.nll / Math.max(1, e.tokens)]),
+      ),
       examples,
       tokens,
       generation: this.generation,
@@ -483,13 +533,23 @@ export class Coordinator {
     const rate = this.examplesDone / Math.max(1e-9, elapsed);
     const eta = ((stage.train.steps - this.step) * stage.train.batchSize) / Math.max(1e-9, rate);
     this.opts.progress.update(
-      `[${stage.name}] step ${this.step}/${stage.train.steps} loss ${committed.loss.toFixed(4)} | ${Object.entries(committed.perTask)
+      `[${stage.name}] step ${this.step}/${stage.train.steps} loss ${committed.loss.toFixed(4)} | ${Object.entries(
+        committed.perTask,
+      )
         .map(([t, l]) => `${t} ${l.toFixed(3)}`)
-        .join(' ')} | ${rate.toFixed(1)} ex/s | ${this.members.length} workers, gen ${this.generation} | ETA ${formatDuration(eta)}`,
+        .join(
+          ' ',
+        )} | ${rate.toFixed(1)} ex/s | ${this.members.length} workers, gen ${this.generation} | ETA ${formatDuration(eta)}`,
     );
     const last = this.step >= stage.train.steps;
     if (last || this.step % this.opts.checkpointEvery === 0) {
-      this.phase = { kind: 'checkpointing', step: this.step, final: last, sentAt: now, after: last ? 'next-stage' : 'continue' };
+      this.phase = {
+        kind: 'checkpointing',
+        step: this.step,
+        final: last,
+        sentAt: now,
+        after: last ? 'next-stage' : 'continue',
+      };
       this.sendCheckpoint(this.step, last);
     } else {
       this.sendStep();
@@ -509,21 +569,29 @@ export class Coordinator {
     });
   }
 
-  private async onCheckpointDone(version: string, p: Extract<Phase, { kind: 'checkpointing' }>): Promise<void> {
+  private async onCheckpointDone(
+    version: string,
+    p: Extract<Phase, { kind: 'checkpointing' }>,
+  ): Promise<void> {
     let manifest: { id: string; step: number };
     try {
       manifest = await this.bank.manifest(version);
     } catch (e) {
-      this.opts.log(`checkpoint ${version} is not readable from the bank (${(e as Error).message}); retrying`);
+      this.opts.log(
+        `checkpoint ${version} is not readable from the bank (${(e as Error).message}); retrying`,
+      );
       return;
     }
     if (manifest.step !== p.step) return;
     this.head = manifest.id;
     this.headStep = p.step;
-    this.opts.progress.log(`bank version ${manifest.id.slice(0, 12)} committed at stage ${this.stage} step ${p.step}${p.final ? ' (stage final)' : ''}`);
+    this.opts.progress.log(
+      `bank version ${manifest.id.slice(0, 12)} committed at stage ${this.stage} step ${p.step}${p.final ? ' (stage final)' : ''}`,
+    );
     this.events.onVersion?.({ id: manifest.id, stage: this.stage, step: p.step, final: p.final });
     if (p.after === 'next-stage') this.finishStage();
-    else if (this.members.length < Math.min(this.workers.size, this.opts.maxWorkers)) this.reform('workers waiting to join');
+    else if (this.members.length < Math.min(this.workers.size, this.opts.maxWorkers))
+      this.reform('workers waiting to join');
     else this.sendStep();
   }
 

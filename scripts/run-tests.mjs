@@ -21,7 +21,9 @@ function walk(dir) {
 const filters = process.argv.slice(2);
 const files = walk(testDir).filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
 if (files.length === 0) {
-  console.error(`no test files matched ${filters.join(', ') || '(all)'} under ${testDir}; did the build run?`);
+  console.error(
+    `no test files matched ${filters.join(', ') || '(all)'} under ${testDir}; did the build run?`,
+  );
   process.exit(1);
 }
 const concurrency = process.env.PROMPTMESH_TEST_CONCURRENCY ?? '2';

@@ -4,7 +4,12 @@ import { connectNats, type NatsAuth } from '../src/control/nats-connect.js';
 import { encodeMessage } from '../src/control/protocol.js';
 import type { HeartbeatState } from './heartbeat.js';
 
-const { auth, subject, workerId, everyMs } = workerData as { auth: NatsAuth; subject: string; workerId: string; everyMs: number };
+const { auth, subject, workerId, everyMs } = workerData as {
+  auth: NatsAuth;
+  subject: string;
+  workerId: string;
+  everyMs: number;
+};
 let state: HeartbeatState = { incarnation: undefined, generation: -1, step: 0 };
 const nc = await connectNats(auth, `promptmesh-heartbeat-${workerId}`);
 const timer = setInterval(() => {

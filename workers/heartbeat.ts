@@ -16,7 +16,12 @@ export interface HeartbeatSender {
 }
 
 /** Heartbeats from the worker's own event loop: fine while steps are short (tests, tiny models). */
-export function timerHeartbeat(nc: NatsConnection, subject: string, workerId: string, everyMs: number): HeartbeatSender {
+export function timerHeartbeat(
+  nc: NatsConnection,
+  subject: string,
+  workerId: string,
+  everyMs: number,
+): HeartbeatSender {
   let state: HeartbeatState = { incarnation: undefined, generation: -1, step: 0 };
   const t = setInterval(() => {
     if (!state.incarnation || nc.isClosed()) return;
@@ -37,12 +42,19 @@ export function timerHeartbeat(nc: NatsConnection, subject: string, workerId: st
  * timer-based heartbeats and get a healthy worker declared dead. A worker that is alive but stuck is caught by
  * the collective's timeouts instead.
  */
-export function threadHeartbeat(auth: NatsAuth, subject: string, workerId: string, everyMs: number): HeartbeatSender {
+export function threadHeartbeat(
+  auth: NatsAuth,
+  subject: string,
+  workerId: string,
+  everyMs: number,
+): HeartbeatSender {
   const thread = new Thread(new URL('./heartbeat-thread.js', import.meta.url), {
     workerData: { auth, subject, workerId, everyMs },
   });
   thread.unref();
-  thread.on('error', (err) => process.stderr.write(`[${workerId}] heartbeat thread failed: ${err.message}\n`));
+  thread.on('error', (err) =>
+    process.stderr.write(`[${workerId}] heartbeat thread failed: ${err.message}\n`),
+  );
   return {
     update: (s) => thread.postMessage(s),
     stop: async () => {

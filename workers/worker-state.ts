@@ -19,7 +19,10 @@ const M = 'optim.m/';
 const V = 'optim.v/';
 
 /** Flattens a replica state (plus the method's frozen tensors) into named tensors for a bank version. */
-export function stateTensors(method: PromptMethod, state: ReplicaState): { tensors: TensorMap; adamSteps: Record<string, number> } {
+export function stateTensors(
+  method: PromptMethod,
+  state: ReplicaState,
+): { tensors: TensorMap; adamSteps: Record<string, number> } {
   const tensors: TensorMap = new Map();
   const adamSteps: Record<string, number> = {};
   for (const p of method.params) {
@@ -32,7 +35,8 @@ export function stateTensors(method: PromptMethod, state: ReplicaState): { tenso
       adamSteps[p.name] = a.step;
     }
   }
-  for (const [k, t] of method.frozen) tensors.set(k, { shape: t.shape, data: (t.dataSync() as Float32Array).slice() });
+  for (const [k, t] of method.frozen)
+    tensors.set(k, { shape: t.shape, data: (t.dataSync() as Float32Array).slice() });
   return { tensors, adamSteps };
 }
 
@@ -50,7 +54,9 @@ export function stateFromTensors(
     const t = tensors.get(p.name);
     if (!t) throw new Error(`${source}: no tensor for parameter '${p.name}'`);
     if (t.shape.join(',') !== p.variable.shape.join(',')) {
-      throw new Error(`${source}: '${p.name}' has shape [${t.shape.join(', ')}], the method expects [${p.variable.shape.join(', ')}]`);
+      throw new Error(
+        `${source}: '${p.name}' has shape [${t.shape.join(', ')}], the method expects [${p.variable.shape.join(', ')}]`,
+      );
     }
     params.set(p.name, t.data.slice());
     const m = tensors.get(`${M}${p.name}`);

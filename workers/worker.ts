@@ -26,7 +26,13 @@ import { loadTrainTasks } from '../src/train/task-source.js';
 import { Trainer } from '../src/train/trainer.js';
 import { type HeartbeatSender, timerHeartbeat } from './heartbeat.js';
 import type { RuntimeBank } from './runtime-bank.js';
-import { type ReplicaState, snapshot, stateFromTensors, stateTensors, type TensorMap } from './worker-state.js';
+import {
+  type ReplicaState,
+  snapshot,
+  stateFromTensors,
+  stateTensors,
+  type TensorMap,
+} from './worker-state.js';
 
 export interface WorkerOptions {
   workerId: string;
@@ -87,7 +93,8 @@ export class Worker {
     private readonly opts: WorkerOptions,
     heartbeat?: HeartbeatSender,
   ) {
-    this.heartbeat = heartbeat ?? timerHeartbeat(nc, subjects(job.jobId).heartbeat, opts.workerId, opts.heartbeatMs);
+    this.heartbeat =
+      heartbeat ?? timerHeartbeat(nc, subjects(job.jobId).heartbeat, opts.workerId, opts.heartbeatMs);
     this.port = opts.port;
     this.subj = subjects(job.jobId);
     this.encoder = new ExampleEncoder(tokenizer, {
@@ -107,7 +114,11 @@ export class Worker {
           if (err) return;
           let ctl: Control;
           try {
-            ctl = decodeMessage(msg.data, ['generation', 'step', 'checkpoint', 'stop', 'hello'], REQUIRED_FIELDS);
+            ctl = decodeMessage(
+              msg.data,
+              ['generation', 'step', 'checkpoint', 'stop', 'hello'],
+              REQUIRED_FIELDS,
+            );
           } catch (e) {
             this.opts.log(`ignored a malformed control message: ${(e as Error).message}`);
             return;
@@ -226,7 +237,8 @@ export class Worker {
         if (ctl.generation === this.generation) await this.onStep(ctl);
         return;
       case 'checkpoint':
-        if (ctl.generation === this.generation && ctl.workerId === this.opts.workerId) await this.onCheckpoint(ctl);
+        if (ctl.generation === this.generation && ctl.workerId === this.opts.workerId)
+          await this.onCheckpoint(ctl);
         return;
     }
   }
@@ -267,11 +279,15 @@ export class Worker {
       await this.resetStage();
     }
     if (this.stageRt!.trainer.optimizer.step !== g.step) {
-      throw new Error(`generation ${g.generation} starts at step ${g.step} but the restored state is at step ${this.stageRt!.trainer.optimizer.step}`);
+      throw new Error(
+        `generation ${g.generation} starts at step ${g.step} but the restored state is at step ${this.stageRt!.trainer.optimizer.step}`,
+      );
     }
     this.committed = snapshot(this.stageRt!.trainer.optimizer);
     this.lastResult = undefined;
-    const peers = [...g.members].sort((a, b) => a.rank - b.rank).map((m) => ({ rank: m.rank, address: m.address }));
+    const peers = [...g.members]
+      .sort((a, b) => a.rank - b.rank)
+      .map((m) => ({ rank: m.rank, address: m.address }));
     const listener = this.listener!;
     // The collective owns the listener from here on, and closes it when it closes or fails to form.
     this.listener = undefined;
@@ -284,7 +300,9 @@ export class Worker {
       timeoutMs: this.opts.collectiveTimeoutMs,
       ...(this.opts.tls ? { tls: this.opts.tls } : {}),
     });
-    this.opts.log(`generation ${g.generation}: rank ${me.rank} of ${g.members.length}, stage ${g.stage}, step ${g.step}`);
+    this.opts.log(
+      `generation ${g.generation}: rank ${me.rank} of ${g.members.length}, stage ${g.stage}, step ${g.step}`,
+    );
     this.report({
       type: 'ready',
       incarnation: this.incarnation!,
@@ -300,11 +318,18 @@ export class Worker {
     this.stageRt = undefined;
     this.committed = undefined;
     const stage = this.job.stages[index];
-    if (!stage) throw new Error(`stage ${index} does not exist in this job (it has ${this.job.stages.length})`);
+    if (!stage)
+      throw new Error(`stage ${index} does not exist in this job (it has ${this.job.stages.length})`);
     const inputs: TensorMap = inputsVersion ? await this.bank.load(inputsVersion) : new Map();
     const method = createStageMethod(stage, this.model, this.encoder.tokenizer as Tokenizer, inputs);
     const tasks = loadTrainTasks(this.job.data, stage.tasks);
-    const trainer = new Trainer(this.model, method, this.encoder, tasks, trainerOptions(stage, silentProgress));
+    const trainer = new Trainer(
+      this.model,
+      method,
+      this.encoder,
+      tasks,
+      trainerOptions(stage, silentProgress),
+    );
     this.stageRt = { index, stage, method, trainer, inputsVersion };
   }
 
@@ -339,7 +364,9 @@ export class Worker {
     this.committed = snapshot(opt);
     const t0 = performance.now();
     const planned = s.shards[this.opts.workerId] ?? [];
-    const examples = rt.trainer.encodeBatch(planned.map(([task, index]) => ({ task, index, taskIndex: 0, epoch: 0 })));
+    const examples = rt.trainer.encodeBatch(
+      planned.map(([task, index]) => ({ task, index, taskIndex: 0, epoch: 0 })),
+    );
     const t1 = performance.now();
     const sums =
       examples.length > 0
@@ -348,7 +375,8 @@ export class Worker {
     const t2 = performance.now();
     const sizes = s.touched.map((name) => {
       const p = rt.method.params.find((x) => x.name === name);
-      if (!p) throw new Error(`step ${s.step} names parameter '${name}', which stage ${rt.index} does not have`);
+      if (!p)
+        throw new Error(`step ${s.step} names parameter '${name}', which stage ${rt.index} does not have`);
       return p.variable.size;
     });
     const total = sizes.reduce((a, b) => a + b, 0);
@@ -399,7 +427,8 @@ export class Worker {
     const rt = this.stageRt;
     if (!rt) return;
     const opt = rt.trainer.optimizer;
-    const state = opt.step === c.step ? snapshot(opt) : this.committed?.step === c.step ? this.committed : undefined;
+    const state =
+      opt.step === c.step ? snapshot(opt) : this.committed?.step === c.step ? this.committed : undefined;
     if (!state) {
       this.report({
         type: 'error',
@@ -426,7 +455,13 @@ export class Worker {
       tensors,
       metrics,
       tags: c.final ? [`${this.job.jobId}.${rt.stage.name}`.replace(/[^A-Za-z0-9_.-]/g, '-')] : [],
-      extra: { stage: rt.index, stageName: rt.stage.name, final: c.final, adamSteps, inputs: rt.inputsVersion ?? null },
+      extra: {
+        stage: rt.index,
+        stageName: rt.stage.name,
+        final: c.final,
+        adamSteps,
+        inputs: rt.inputsVersion ?? null,
+      },
     });
     this.report({
       type: 'checkpoint-done',
@@ -443,7 +478,8 @@ export class Worker {
     const c = this.collective;
     this.collective = undefined;
     if (c) await c.close().catch(() => {});
-    if (!this.listener && !this.stopping) await this.listen().catch((e: unknown) => this.opts.log(`cannot listen: ${(e as Error).message}`));
+    if (!this.listener && !this.stopping)
+      await this.listen().catch((e: unknown) => this.opts.log(`cannot listen: ${(e as Error).message}`));
   }
 
   async stop(reason: string): Promise<void> {

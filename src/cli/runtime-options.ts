@@ -6,13 +6,28 @@ import { type CliContext, type CliOption, optInt, optString, UsageError } from '
 
 /** Options shared by `coordinator`, `worker` and `up`. */
 export const COMMON_OPTIONS: CliOption[] = [
-  { name: 'config', type: 'string', value: 'FILE', description: `job config (env ${RUNTIME_ENV.config}; default: the demo job)` },
+  {
+    name: 'config',
+    type: 'string',
+    value: 'FILE',
+    description: `job config (env ${RUNTIME_ENV.config}; default: the demo job)`,
+  },
   { name: 'steps', type: 'string', value: 'N', description: "override every stage's step count" },
   { name: 'nats', type: 'string', value: 'URL', description: `NATS server (env ${NATS_ENV.url})` },
   { name: 'nats-user', type: 'string', value: 'USER', description: `NATS user (env ${NATS_ENV.user})` },
-  { name: 'nats-password', type: 'string', value: 'PW', description: `NATS password (env ${NATS_ENV.password})` },
+  {
+    name: 'nats-password',
+    type: 'string',
+    value: 'PW',
+    description: `NATS password (env ${NATS_ENV.password})`,
+  },
   { name: 'nats-token', type: 'string', value: 'TOKEN', description: `NATS token (env ${NATS_ENV.token})` },
-  { name: 'nats-creds', type: 'string', value: 'FILE', description: `NATS creds file (env ${NATS_ENV.credsFile})` },
+  {
+    name: 'nats-creds',
+    type: 'string',
+    value: 'FILE',
+    description: `NATS creds file (env ${NATS_ENV.credsFile})`,
+  },
   { name: 'bank', type: 'string', value: 'DIR', description: `prompt bank folder (env ${RUNTIME_ENV.bank})` },
   {
     name: 'bank-nats',
@@ -43,7 +58,10 @@ export function readNats(ctx: CliContext): NatsAuth {
   set('token', 'nats-token');
   set('credsFile', 'nats-creds');
   const auth = natsAuthFromEnv(process.env, flags);
-  if (!auth) throw new UsageError(`no NATS server: pass --nats URL or set ${NATS_ENV.url} (e.g. nats://127.0.0.1:4222)`);
+  if (!auth)
+    throw new UsageError(
+      `no NATS server: pass --nats URL or set ${NATS_ENV.url} (e.g. nats://127.0.0.1:4222)`,
+    );
   return auth;
 }
 
@@ -54,12 +72,16 @@ export function readBank(ctx: CliContext): BankSpec {
   const useNats = ctx.values['bank-nats'] === true || process.env[RUNTIME_ENV.bankNats] === '1';
   if (useNats && dir) throw new UsageError('give either --bank DIR or --bank-nats, not both');
   if (useNats) return { kind: 'nats' };
-  if (!dir) throw new UsageError(`no prompt bank: pass --bank DIR (or --bank-nats), or set ${RUNTIME_ENV.bank}`);
+  if (!dir)
+    throw new UsageError(`no prompt bank: pass --bank DIR (or --bank-nats), or set ${RUNTIME_ENV.bank}`);
   return { kind: 'dir', dir };
 }
 
 export function readToken(ctx: CliContext): string {
   const t = optString(ctx, 'token') ?? process.env[RUNTIME_ENV.token];
-  if (!t) throw new UsageError(`a join token is required: pass --token or set ${RUNTIME_ENV.token} (any shared secret)`);
+  if (!t)
+    throw new UsageError(
+      `a join token is required: pass --token or set ${RUNTIME_ENV.token} (any shared secret)`,
+    );
   return t;
 }

@@ -29,7 +29,12 @@ export function demoJob(overrides: { steps?: number; seed?: number } = {}): JobC
       maxSourceLength: 64,
       maxTargetLength: 8,
       stages: [
-        { name: 'sources', method: { name: 'prompt-tuning', perTask: true, promptLength: 10 }, tasks: sources, train },
+        {
+          name: 'sources',
+          method: { name: 'prompt-tuning', perTask: true, promptLength: 10 },
+          tasks: sources,
+          train,
+        },
         {
           name: 'targets',
           method: {

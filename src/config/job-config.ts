@@ -68,10 +68,22 @@ export const DEFAULT_TRAIN: TrainSettings = Object.freeze({
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function num(o: Obj, key: string, field: string, src: string, fallback: number, min: number, integer = false): number {
+function num(
+  o: Obj,
+  key: string,
+  field: string,
+  src: string,
+  fallback: number,
+  min: number,
+  integer = false,
+): number {
   const v = key in o ? o[key] : fallback;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
-    throw new JobConfigError(field, `expected ${integer ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(v)}`, src);
+    throw new JobConfigError(
+      field,
+      `expected ${integer ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(v)}`,
+      src,
+    );
   }
   return v;
 }
@@ -79,7 +91,11 @@ function num(o: Obj, key: string, field: string, src: string, fallback: number, 
 function checkKeys(o: Obj, allowed: readonly string[], field: string, src: string): void {
   for (const k of Object.keys(o)) {
     if (!allowed.includes(k)) {
-      throw new JobConfigError(`${field}${field ? '.' : ''}${k}`, `unknown option (known: ${allowed.join(', ')})`, src);
+      throw new JobConfigError(
+        `${field}${field ? '.' : ''}${k}`,
+        `unknown option (known: ${allowed.join(', ')})`,
+        src,
+      );
     }
   }
 }
@@ -89,7 +105,20 @@ function parseTrain(raw: unknown, base: TrainSettings, field: string, src: strin
   if (!isObj(raw)) throw new JobConfigError(field, 'expected an object', src);
   checkKeys(
     raw,
-    ['steps', 'batchSize', 'microBatchSize', 'seed', 'lr', 'weightDecay', 'warmupSteps', 'clipNorm', 'evalEvery', 'evalExamples', 'evalBatchSize', 'mixing'],
+    [
+      'steps',
+      'batchSize',
+      'microBatchSize',
+      'seed',
+      'lr',
+      'weightDecay',
+      'warmupSteps',
+      'clipNorm',
+      'evalEvery',
+      'evalExamples',
+      'evalBatchSize',
+      'mixing',
+    ],
     field,
     src,
   );
@@ -102,7 +131,8 @@ function parseTrain(raw: unknown, base: TrainSettings, field: string, src: strin
       for (const k of ['prompt', 'attention', 'bank', 'memory'] as const) {
         if (k in raw.lr) lr[k] = num(raw.lr, k, `${field}.lr.${k}`, src, 0, 0);
       }
-    } else throw new JobConfigError(`${field}.lr`, 'expected a number or {prompt, attention, bank, memory}', src);
+    } else
+      throw new JobConfigError(`${field}.lr`, 'expected a number or {prompt, attention, bank, memory}', src);
   }
   let mixing = base.mixing;
   if ('mixing' in raw) {
@@ -132,7 +162,11 @@ function parseTrain(raw: unknown, base: TrainSettings, field: string, src: strin
     mixing,
   };
   if (t.warmupSteps >= t.steps && t.warmupSteps > 0) {
-    throw new JobConfigError(`${field}.warmupSteps`, `must be below steps (${t.steps}); the rate would never decay`, src);
+    throw new JobConfigError(
+      `${field}.warmupSteps`,
+      `must be below steps (${t.steps}); the rate would never decay`,
+      src,
+    );
   }
   return t;
 }
@@ -174,12 +208,21 @@ export function parseJobConfig(raw: unknown, opts: { source?: string; baseDir?: 
   if (!isObj(raw.data)) throw new JobConfigError('data', 'expected {"suite": "demo"} or {"root": DIR}', src);
   if (raw.data.suite !== undefined) {
     checkKeys(raw.data, ['suite', 'seed'], 'data', src);
-    if (raw.data.suite !== 'demo') throw new JobConfigError('data.suite', `unknown suite ${JSON.stringify(raw.data.suite)}; the built-in one is "demo"`, src);
-    data = { suite: 'demo', ...(raw.data.seed !== undefined ? { seed: num(raw.data, 'seed', 'data.seed', src, 0, 0, true) } : {}) };
+    if (raw.data.suite !== 'demo')
+      throw new JobConfigError(
+        'data.suite',
+        `unknown suite ${JSON.stringify(raw.data.suite)}; the built-in one is "demo"`,
+        src,
+      );
+    data = {
+      suite: 'demo',
+      ...(raw.data.seed !== undefined ? { seed: num(raw.data, 'seed', 'data.seed', src, 0, 0, true) } : {}),
+    };
   } else if (typeof raw.data.root === 'string') {
     checkKeys(raw.data, ['root', 'onMalformed'], 'data', src);
     const om = raw.data.onMalformed ?? 'error';
-    if (om !== 'error' && om !== 'skip') throw new JobConfigError('data.onMalformed', 'expected "error" or "skip"', src);
+    if (om !== 'error' && om !== 'skip')
+      throw new JobConfigError('data.onMalformed', 'expected "error" or "skip"', src);
     data = { root: path.resolve(base, raw.data.root), onMalformed: om };
   } else {
     throw new JobConfigError('data', 'expected {"suite": "demo"} or {"root": DIR}', src);
@@ -190,7 +233,8 @@ export function parseJobConfig(raw: unknown, opts: { source?: string; baseDir?: 
     if (raw.method !== undefined || raw.tasks !== undefined) {
       throw new JobConfigError('stages', 'give either stages or a top-level method/tasks, not both', src);
     }
-    if (!Array.isArray(raw.stages) || raw.stages.length === 0) throw new JobConfigError('stages', 'expected a non-empty list', src);
+    if (!Array.isArray(raw.stages) || raw.stages.length === 0)
+      throw new JobConfigError('stages', 'expected a non-empty list', src);
     rawStages = raw.stages;
   } else {
     rawStages = [{ name: 'main', method: raw.method, tasks: raw.tasks }];

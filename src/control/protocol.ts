@@ -161,7 +161,8 @@ export class ProtocolError extends Error {
   override name = 'ProtocolError';
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * Parses and shape-checks a control-plane message. Anything malformed, oversized or of an unexpected type is a
@@ -173,7 +174,9 @@ export function decodeMessage<T extends { type: string }>(
   required: Record<string, readonly string[]> = {},
 ): T {
   if (data.byteLength > MAX_CONTROL_BYTES) {
-    throw new ProtocolError(`message of ${data.byteLength} bytes exceeds the ${MAX_CONTROL_BYTES}-byte limit`);
+    throw new ProtocolError(
+      `message of ${data.byteLength} bytes exceeds the ${MAX_CONTROL_BYTES}-byte limit`,
+    );
   }
   let v: unknown;
   try {
@@ -200,7 +203,17 @@ export const REQUIRED_FIELDS: Record<string, readonly string[]> = {
   heartbeat: ['workerId', 'incarnation', 'generation', 'step'],
   leave: ['workerId', 'incarnation'],
   ready: ['incarnation', 'generation', 'workerId', 'step'],
-  'step-done': ['incarnation', 'generation', 'workerId', 'stage', 'step', 'loss', 'tokens', 'checksum', 'timings'],
+  'step-done': [
+    'incarnation',
+    'generation',
+    'workerId',
+    'stage',
+    'step',
+    'loss',
+    'tokens',
+    'checksum',
+    'timings',
+  ],
   'checkpoint-done': ['incarnation', 'generation', 'workerId', 'stage', 'step', 'version'],
   error: ['incarnation', 'generation', 'workerId', 'error'],
   generation: ['incarnation', 'generation', 'stage', 'members', 'step', 'restore'],

@@ -15,7 +15,12 @@ export interface AdamWOptions {
   weightDecay: number;
 }
 
-export const DEFAULT_ADAMW: AdamWOptions = Object.freeze({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-5 });
+export const DEFAULT_ADAMW: AdamWOptions = Object.freeze({
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  weightDecay: 1e-5,
+});
 
 export interface AdamWParamState {
   step: number;
@@ -34,7 +39,9 @@ export class AdamW {
   /** Updates `value` in place with gradient `grad` at learning rate `lr`. */
   update(name: string, value: Float32Array, grad: Float32Array, lr: number): void {
     if (grad.length !== value.length) {
-      throw new Error(`AdamW: gradient of '${name}' has ${grad.length} values but the parameter has ${value.length}`);
+      throw new Error(
+        `AdamW: gradient of '${name}' has ${grad.length} values but the parameter has ${value.length}`,
+      );
     }
     let s = this.state.get(name);
     if (!s) {
@@ -61,12 +68,16 @@ export class AdamW {
   /** Moments and step counts by parameter name (for checkpoints). */
   snapshot(): Map<string, AdamWParamState> {
     return new Map(
-      [...this.state].map(([k, s]) => [k, { step: s.step, m: Float32Array.from(s.m), v: Float32Array.from(s.v) }]),
+      [...this.state].map(([k, s]) => [
+        k,
+        { step: s.step, m: Float32Array.from(s.m), v: Float32Array.from(s.v) },
+      ]),
     );
   }
 
   restore(state: ReadonlyMap<string, AdamWParamState>): void {
     this.state.clear();
-    for (const [k, s] of state) this.state.set(k, { step: s.step, m: Float32Array.from(s.m), v: Float32Array.from(s.v) });
+    for (const [k, s] of state)
+      this.state.set(k, { step: s.step, m: Float32Array.from(s.m), v: Float32Array.from(s.v) });
   }
 }

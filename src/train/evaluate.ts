@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { scoreTask, type ScoringSpec, type TaskScores } from '../data/metrics/index.js';
+import { type ScoringSpec, scoreTask, type TaskScores } from '../data/metrics/index.js';
 import type { PromptMethod } from '../methods/index.js';
 import type { T5Model } from '../model/t5/index.js';
 import { disposeBatch, type ExampleEncoder, makeBatch } from './batching.js';

@@ -65,12 +65,18 @@ export class PromptOptimizer {
   }
 
   /** Replaces parameters, moments and schedule position (for resume and recovery). */
-  restore(state: { params: ReadonlyMap<string, Float32Array>; adam: ReadonlyMap<string, AdamWParamState>; step: number }) {
+  restore(state: {
+    params: ReadonlyMap<string, Float32Array>;
+    adam: ReadonlyMap<string, AdamWParamState>;
+    step: number;
+  }) {
     for (const p of this.method.params) {
       const v = state.params.get(p.name);
       if (!v) throw new Error(`restore: no value for parameter '${p.name}'`);
       if (v.length !== p.variable.size) {
-        throw new Error(`restore: '${p.name}' has ${v.length} values, expected ${p.variable.size} [${p.variable.shape}]`);
+        throw new Error(
+          `restore: '${p.name}' has ${v.length} values, expected ${p.variable.size} [${p.variable.shape}]`,
+        );
       }
       this.values.set(p.name, v.slice());
       tf.tidy(() => p.variable.assign(tf.tensor(v, p.variable.shape)));

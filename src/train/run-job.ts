@@ -6,10 +6,10 @@ import { loadT5Model } from '../model/load-t5.js';
 import type { T5Model } from '../model/t5/index.js';
 import { loadTokenizer, type Tokenizer } from '../model/tokenizer/index.js';
 import { ExampleEncoder } from './batching.js';
-import { silentProgress, type ProgressSink } from './progress.js';
+import { type ProgressSink, silentProgress } from './progress.js';
+import { loadTrainTasks } from './task-source.js';
 import { saveTrainedState, type TrainedState } from './trained-state.js';
 import { type EvalReport, Trainer, type TrainerOptions } from './trainer.js';
-import { loadTrainTasks } from './task-source.js';
 
 export type StageTensors = Map<string, { shape: number[]; data: Float32Array }>;
 
@@ -65,7 +65,8 @@ export function createStageMethod(
 export function methodTensors(method: PromptMethod, params: Map<string, Float32Array>): StageTensors {
   const out: StageTensors = new Map();
   for (const p of method.params) out.set(p.name, { shape: p.variable.shape, data: params.get(p.name)! });
-  for (const [k, t] of method.frozen) out.set(k, { shape: t.shape, data: (t.dataSync() as Float32Array).slice() });
+  for (const [k, t] of method.frozen)
+    out.set(k, { shape: t.shape, data: (t.dataSync() as Float32Array).slice() });
   return out;
 }
 
@@ -90,7 +91,9 @@ export async function runJob(
   try {
     for (const stage of job.stages) {
       const t0 = performance.now();
-      progress.log(`stage '${stage.name}': ${stage.method.name} on ${stage.tasks.join(', ')} for ${stage.train.steps} steps`);
+      progress.log(
+        `stage '${stage.name}': ${stage.method.name} on ${stage.tasks.join(', ')} for ${stage.train.steps} steps`,
+      );
       const tasks = loadTrainTasks(job.data, stage.tasks);
       const method = createStageMethod(stage, model, tokenizer, inputs);
       try {
@@ -106,7 +109,10 @@ export async function runJob(
               tasks: stage.tasks,
               step: r.best?.step ?? stage.train.steps,
               tensors: Object.fromEntries(
-                [...tensors].map(([k, t]) => [k, { shape: t.shape, trainable: method.params.some((p) => p.name === k) }]),
+                [...tensors].map(([k, t]) => [
+                  k,
+                  { shape: t.shape, trainable: method.params.some((p) => p.name === k) },
+                ]),
               ),
               metrics: r.best ? { validationAverage: r.best.average, ...r.best.scores } : {},
               backbone: { dModel: model.config.dModel, vocabSize: model.config.vocabSize },

@@ -23,18 +23,22 @@ const GLUE_DIRS: Record<string, string> = {
 export function taskDir(root: string, task: string): string {
   const glue = GLUE_DIRS[task];
   const bare = task.replace(/^superglue-/, '');
-  const candidates = [task, bare, bare.toUpperCase(), ...(glue ? [glue, path.join('glue', glue)] : [])].map((c) =>
-    path.join(root, c),
+  const candidates = [task, bare, bare.toUpperCase(), ...(glue ? [glue, path.join('glue', glue)] : [])].map(
+    (c) => path.join(root, c),
   );
   const hit = candidates.find((c) => fs.existsSync(c) && fs.statSync(c).isDirectory());
-  if (!hit) throw new Error(`no folder for task '${task}' under ${root}; looked for ${candidates.join(', ')}`);
+  if (!hit)
+    throw new Error(`no folder for task '${task}' under ${root}; looked for ${candidates.join(', ')}`);
   return hit;
 }
 
 /** Loads the named tasks for a job: generated (demo suite) or read from files (GLUE/SuperGLUE/SQuAD). */
 export function loadTrainTasks(data: JobConfig['data'], names: readonly string[]): TrainTask[] {
   if ('suite' in data) {
-    const suite = generateDemoSuite({ tasks: names, ...(data.seed !== undefined ? { seed: data.seed } : {}) });
+    const suite = generateDemoSuite({
+      tasks: names,
+      ...(data.seed !== undefined ? { seed: data.seed } : {}),
+    });
     return names.map((name) => {
       const t = suite.tasks.find((x) => x.def.name === name);
       if (!t) throw new Error(`the demo suite has no task '${name}'`);

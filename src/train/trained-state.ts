@@ -46,19 +46,26 @@ export class TrainedStateError extends Error {
 export function loadTrainedState(dir: string): TrainedState {
   const manifestPath = path.join(dir, MANIFEST_FILE);
   if (!fs.existsSync(manifestPath)) {
-    throw new TrainedStateError(`${dir}: no ${MANIFEST_FILE}; is this a folder written by 'promptmesh train --out'?`);
+    throw new TrainedStateError(
+      `${dir}: no ${MANIFEST_FILE}; is this a folder written by 'promptmesh train --out'?`,
+    );
   }
   let manifest: TrainedManifest;
   try {
     manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as TrainedManifest;
   } catch (err) {
-    throw new TrainedStateError(`${manifestPath}: not valid JSON (${(err as Error).message})`, { cause: err });
+    throw new TrainedStateError(`${manifestPath}: not valid JSON (${(err as Error).message})`, {
+      cause: err,
+    });
   }
   const file = readSafetensors(path.join(dir, TENSORS_FILE), { float32: true });
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [name, info] of Object.entries(manifest.tensors)) {
     const t = file.tensors.get(name);
-    if (!t) throw new TrainedStateError(`${path.join(dir, TENSORS_FILE)}: tensor '${name}' listed in the manifest is missing`);
+    if (!t)
+      throw new TrainedStateError(
+        `${path.join(dir, TENSORS_FILE)}: tensor '${name}' listed in the manifest is missing`,
+      );
     if (t.shape.join(',') !== info.shape.join(',')) {
       throw new TrainedStateError(
         `${path.join(dir, TENSORS_FILE)}: tensor '${name}' has shape [${t.shape.join(', ')}] but the manifest says [${info.shape.join(', ')}]`,

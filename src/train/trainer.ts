@@ -100,7 +100,10 @@ export class Trainer {
   gradientSums(examples: readonly EncodedExample[]): GradientSums {
     const acc: GradientSums = { grads: new Map(), nllSum: 0, tokens: 0, perTask: new Map() };
     for (let i = 0; i < examples.length; i += this.options.microBatchSize) {
-      const batch = makeBatch(examples.slice(i, i + this.options.microBatchSize), this.encoder.tokenizer.padId);
+      const batch = makeBatch(
+        examples.slice(i, i + this.options.microBatchSize),
+        this.encoder.tokenizer.padId,
+      );
       try {
         addGradientSums(acc, gradientSums(this.model, this.method, batch));
       } finally {
@@ -179,13 +182,15 @@ export class Trainer {
       const elapsed = (performance.now() - started) / 1000;
       const rate = examplesDone / Math.max(1e-9, elapsed);
       const eta = ((this.options.steps - s - 1) * this.options.batchSize) / Math.max(1e-9, rate);
-      const losses = [...smooth]
-        .map(([t, l]) => `${t} ${l.toFixed(3)}`)
-        .join(' ');
+      const losses = [...smooth].map(([t, l]) => `${t} ${l.toFixed(3)}`).join(' ');
       progress.update(
         `step ${s + 1}/${this.options.steps} loss ${r.loss.toFixed(4)} | ${losses} | ${rate.toFixed(1)} ex/s | ETA ${formatDuration(eta)}`,
       );
-      if (this.options.evalEvery > 0 && (s + 1) % this.options.evalEvery === 0 && s + 1 < this.options.steps) {
+      if (
+        this.options.evalEvery > 0 &&
+        (s + 1) % this.options.evalEvery === 0 &&
+        s + 1 < this.options.steps
+      ) {
         doEval(s + 1);
       }
     }

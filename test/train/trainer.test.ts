@@ -142,12 +142,16 @@ describe('Trainer on a tiny T5 with a real SentencePiece tokenizer', () => {
         methodConfig: {},
         tasks: tasks.map((x) => x.name),
         step: 25,
-        tensors: Object.fromEntries(method.params.map((p) => [p.name, { shape: p.variable.shape, trainable: true }])),
+        tensors: Object.fromEntries(
+          method.params.map((p) => [p.name, { shape: p.variable.shape, trainable: true }]),
+        ),
         metrics: { validationAverage: evalReport.average },
         backbone: { dModel: model.config.dModel, vocabSize: model.config.vocabSize },
         createdAt: new Date().toISOString(),
       },
-      tensors: new Map(method.params.map((p) => [p.name, { shape: p.variable.shape, data: params.get(p.name)! }])),
+      tensors: new Map(
+        method.params.map((p) => [p.name, { shape: p.variable.shape, data: params.get(p.name)! }]),
+      ),
     });
     const loaded = loadTrainedState(tmp);
     for (const p of method.params) assert.deepEqual(loaded.tensors.get(p.name)!.data, params.get(p.name));

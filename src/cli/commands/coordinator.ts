@@ -27,10 +27,34 @@ no training state: restarted, it resumes from the bank head. It exits 0 when the
   ],
   options: [
     ...COMMON_OPTIONS,
-    { name: 'min-workers', type: 'string', value: 'N', description: `start when N workers joined (env ${RUNTIME_ENV.minWorkers})`, default: '1' },
-    { name: 'max-workers', type: 'string', value: 'N', description: `admit at most N (env ${RUNTIME_ENV.maxWorkers})`, default: '64' },
-    { name: 'checkpoint-every', type: 'string', value: 'K', description: 'bank version every K steps', default: '20' },
-    { name: 'heartbeat-timeout-ms', type: 'string', value: 'MS', description: 'declare a silent worker dead', default: '4000' },
+    {
+      name: 'min-workers',
+      type: 'string',
+      value: 'N',
+      description: `start when N workers joined (env ${RUNTIME_ENV.minWorkers})`,
+      default: '1',
+    },
+    {
+      name: 'max-workers',
+      type: 'string',
+      value: 'N',
+      description: `admit at most N (env ${RUNTIME_ENV.maxWorkers})`,
+      default: '64',
+    },
+    {
+      name: 'checkpoint-every',
+      type: 'string',
+      value: 'K',
+      description: 'bank version every K steps',
+      default: '20',
+    },
+    {
+      name: 'heartbeat-timeout-ms',
+      type: 'string',
+      value: 'MS',
+      description: 'declare a silent worker dead',
+      default: '4000',
+    },
   ],
   async run(ctx) {
     const job = readJob(ctx);
@@ -39,7 +63,8 @@ no training state: restarted, it resumes from the bank head. It exits 0 when the
     const token = readToken(ctx);
     const minWorkers = envInt(RUNTIME_ENV.minWorkers) ?? optInt(ctx, 'min-workers', 1)!;
     const maxWorkers = envInt(RUNTIME_ENV.maxWorkers) ?? optInt(ctx, 'max-workers', 64)!;
-    if (!(minWorkers >= 1 && maxWorkers >= minWorkers)) throw new UsageError('need 1 <= --min-workers <= --max-workers');
+    if (!(minWorkers >= 1 && maxWorkers >= minWorkers))
+      throw new UsageError('need 1 <= --min-workers <= --max-workers');
     const log = (l: string) => ctx.stderr.write(`[coordinator] ${l}\n`);
     const tokenizer = await loadTokenizer(job.backbone.tokenizer);
     const nc = await connectNats(nats, `promptmesh-coordinator-${job.jobId}`);

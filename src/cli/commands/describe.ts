@@ -1,5 +1,5 @@
 import { readJobConfig } from '../../config/job-config.js';
-import { methodFactory, methodNames, parameterReport, type ParameterReport } from '../../methods/index.js';
+import { methodFactory, methodNames, type ParameterReport, parameterReport } from '../../methods/index.js';
 import { readT5Config } from '../../model/checkpoint/index.js';
 import type { T5Config } from '../../model/t5-config.js';
 import { type CliCommand, optBool, optInt, optString, UsageError } from '../command.js';
@@ -24,10 +24,13 @@ function render(r: ParameterReport, tasks: number): string {
         `${t.count.toLocaleString('en-US').padStart(12)}  ${t.trainable ? t.group : 'frozen'}${t.task ? ` (task ${t.task})` : ''}`,
     );
   }
-  lines.push(`  trainable per task: ${Math.round(r.perTask).toLocaleString('en-US')}${tasks > 1 ? ` (over ${tasks} tasks)` : ''}`);
+  lines.push(
+    `  trainable per task: ${Math.round(r.perTask).toLocaleString('en-US')}${tasks > 1 ? ` (over ${tasks} tasks)` : ''}`,
+  );
   lines.push(`  trainable total:    ${r.total.toLocaleString('en-US')}`);
   if (r.frozen) lines.push(`  frozen (carried):   ${r.frozen.toLocaleString('en-US')}`);
-  if (r.percentOfBackbone !== undefined) lines.push(`  share of backbone:  ${r.percentOfBackbone.toFixed(4)}%`);
+  if (r.percentOfBackbone !== undefined)
+    lines.push(`  share of backbone:  ${r.percentOfBackbone.toFixed(4)}%`);
   return lines.join('\n');
 }
 
@@ -49,15 +52,41 @@ code freezes it; job configs default to trainable, as the paper counts it).`,
   ],
   options: [
     { name: 'config', type: 'string', value: 'FILE', description: 'job config to describe (all stages)' },
-    { name: 'method', type: 'string', value: 'NAME', description: `method (${'prompt-tuning, attempt, tpt, spt'})` },
+    {
+      name: 'method',
+      type: 'string',
+      value: 'NAME',
+      description: `method (${'prompt-tuning, attempt, tpt, spt'})`,
+    },
     { name: 'd-model', type: 'string', value: 'N', description: 'model width', default: '768' },
     { name: 'vocab-size', type: 'string', value: 'N', description: 'vocabulary size', default: '32128' },
-    { name: 'tasks', type: 'string', value: 'N', description: 'number of tasks trained together', default: '1' },
+    {
+      name: 'tasks',
+      type: 'string',
+      value: 'N',
+      description: 'number of tasks trained together',
+      default: '1',
+    },
     { name: 'prompt-length', type: 'string', value: 'N', description: 'prompt length (method default: 100)' },
-    { name: 'sources', type: 'string', value: 'N', description: 'ATTEMPT: number of source prompts', default: '6' },
-    { name: 'trainable-layernorm', type: 'boolean', description: "ATTEMPT: count the attention LayerNorm's 2d" },
+    {
+      name: 'sources',
+      type: 'string',
+      value: 'N',
+      description: 'ATTEMPT: number of source prompts',
+      default: '6',
+    },
+    {
+      name: 'trainable-layernorm',
+      type: 'boolean',
+      description: "ATTEMPT: count the attention LayerNorm's 2d",
+    },
     { name: 'tune-bank', type: 'boolean', description: 'TPT: the bank is fine-tuned per task (stage 2)' },
-    { name: 'checkpoint', type: 'string', value: 'DIR', description: 'read dimensions from this config.json' },
+    {
+      name: 'checkpoint',
+      type: 'string',
+      value: 'DIR',
+      description: 'read dimensions from this config.json',
+    },
     { name: 'backbone-params', type: 'string', value: 'N', description: 'backbone size, for the percentage' },
     { name: 'json', type: 'boolean', description: 'print JSON' },
   ],
@@ -73,11 +102,15 @@ code freezes it; job configs default to trainable, as the paper counts it).`,
         const { name, ...options } = stage.method;
         const f = methodFactory(name);
         const dims = { dModel: backbone.dModel, vocabSize: backbone.vocabSize, tasks: stage.tasks };
-        reports.push({ stage: stage.name, ...parameterReport(name, f.describe(f.parseConfig(options), dims), dims, total) });
+        reports.push({
+          stage: stage.name,
+          ...parameterReport(name, f.describe(f.parseConfig(options), dims), dims, total),
+        });
       }
     } else {
       const name = optString(ctx, 'method');
-      if (!name) throw new UsageError(`give --config FILE or --method NAME (one of ${methodNames().join(', ')})`);
+      if (!name)
+        throw new UsageError(`give --config FILE or --method NAME (one of ${methodNames().join(', ')})`);
       const f = methodFactory(name);
       const ckpt = optString(ctx, 'checkpoint');
       const cfg = ckpt ? readT5Config(ckpt) : undefined;
@@ -85,13 +118,14 @@ code freezes it; job configs default to trainable, as the paper counts it).`,
       if (nTasks < 1) throw new UsageError('--tasks must be at least 1');
       const tasks = Array.from({ length: nTasks }, (_, i) => `task${i}`);
       const promptLength = optInt(ctx, 'prompt-length');
-      const raw = f.quickConfig?.({
-        tasks,
-        trainableLayerNorm: optBool(ctx, 'trainable-layernorm'),
-        tuneBank: optBool(ctx, 'tune-bank'),
-        sources: optInt(ctx, 'sources', 6)!,
-        ...(promptLength !== undefined ? { promptLength } : {}),
-      }) ?? {};
+      const raw =
+        f.quickConfig?.({
+          tasks,
+          trainableLayerNorm: optBool(ctx, 'trainable-layernorm'),
+          tuneBank: optBool(ctx, 'tune-bank'),
+          sources: optInt(ctx, 'sources', 6)!,
+          ...(promptLength !== undefined ? { promptLength } : {}),
+        }) ?? {};
       const dims = {
         dModel: cfg?.dModel ?? optInt(ctx, 'd-model', 768)!,
         vocabSize: cfg?.vocabSize ?? optInt(ctx, 'vocab-size', 32128)!,

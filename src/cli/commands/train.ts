@@ -21,7 +21,12 @@ For several workers, use 'promptmesh up' (one machine) or 'promptmesh coordinato
     'PROMPTMESH_BACKEND=cpu promptmesh train --steps 20',
   ],
   options: [
-    { name: 'config', type: 'string', value: 'FILE', description: 'job config (default: the built-in demo job)' },
+    {
+      name: 'config',
+      type: 'string',
+      value: 'FILE',
+      description: 'job config (default: the built-in demo job)',
+    },
     { name: 'out', type: 'string', value: 'DIR', description: 'save each stage under DIR/<stage>/' },
     { name: 'steps', type: 'string', value: 'N', description: 'override every stage’s step count' },
     { name: 'backend', type: 'string', value: 'NAME', description: 'node-gpu | node | wasm | cpu | auto' },
@@ -32,13 +37,18 @@ For several workers, use 'promptmesh up' (one machine) or 'promptmesh coordinato
     const file = optString(ctx, 'config');
     const steps = optInt(ctx, 'steps');
     let job: JobConfig = file ? readJobConfig(file) : demoJob(steps !== undefined ? { steps } : {});
-    if (steps !== undefined && file) job = { ...job, stages: job.stages.map((s) => ({ ...s, train: { ...s.train, steps } })) };
+    if (steps !== undefined && file)
+      job = { ...job, stages: job.stages.map((s) => ({ ...s, train: { ...s.train, steps } })) };
     const progress = new TerminalProgress(ctx.stderr as NodeJS.WriteStream);
     const out = optString(ctx, 'out');
     const results = await runJob(job, { progress, ...(out ? { out } : {}) });
     if (optBool(ctx, 'json')) {
       ctx.stdout.write(
-        `${JSON.stringify(results.map(({ tensors, ...r }) => ({ ...r, tensors: [...tensors.keys()] })), null, 2)}\n`,
+        `${JSON.stringify(
+          results.map(({ tensors, ...r }) => ({ ...r, tensors: [...tensors.keys()] })),
+          null,
+          2,
+        )}\n`,
       );
     } else {
       for (const r of results) {

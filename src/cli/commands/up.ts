@@ -27,9 +27,26 @@ version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to re
     { name: 'workers', type: 'string', value: 'N', description: 'worker processes', default: '2' },
     { name: 'config', type: 'string', value: 'FILE', description: 'job config (default: the demo job)' },
     { name: 'steps', type: 'string', value: 'S', description: "override every stage's step count" },
-    { name: 'bank', type: 'string', value: 'DIR', description: 'prompt bank folder', default: 'promptmesh-bank' },
-    { name: 'backend', type: 'string', value: 'NAME', description: "workers' tfjs backend (node-gpu | node | wasm | cpu)" },
-    { name: 'checkpoint-every', type: 'string', value: 'K', description: 'bank version every K steps', default: '20' },
+    {
+      name: 'bank',
+      type: 'string',
+      value: 'DIR',
+      description: 'prompt bank folder',
+      default: 'promptmesh-bank',
+    },
+    {
+      name: 'backend',
+      type: 'string',
+      value: 'NAME',
+      description: "workers' tfjs backend (node-gpu | node | wasm | cpu)",
+    },
+    {
+      name: 'checkpoint-every',
+      type: 'string',
+      value: 'K',
+      description: 'bank version every K steps',
+      default: '20',
+    },
   ],
   async run(ctx) {
     const n = optInt(ctx, 'workers', 2)!;
@@ -51,7 +68,10 @@ version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to re
       const v = optString(ctx, f);
       if (v) common.push(`--${f}`, v);
     }
-    const env = { ...process.env, PROMPTMESH_PROGRESS: (ctx.stderr as NodeJS.WriteStream).isTTY ? 'tty' : 'lines' };
+    const env = {
+      ...process.env,
+      PROMPTMESH_PROGRESS: (ctx.stderr as NodeJS.WriteStream).isTTY ? 'tty' : 'lines',
+    };
     const children: ChildProcess[] = [];
     const launch = (args: string[]) => {
       const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'inherit', 'pipe'], env });
@@ -104,7 +124,11 @@ version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to re
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     if (interrupted) return 130;
-    say(code === 0 ? `job complete; versions: promptmesh bank ls --bank ${bank}` : `coordinator exited with ${code}`);
+    say(
+      code === 0
+        ? `job complete; versions: promptmesh bank ls --bank ${bank}`
+        : `coordinator exited with ${code}`,
+    );
     return code;
   },
 };

@@ -1,11 +1,11 @@
 import * as os from 'node:os';
-import { Worker } from '../../../workers/worker.js';
 import { threadHeartbeat } from '../../../workers/heartbeat.js';
 import { openRuntimeBank } from '../../../workers/runtime-bank.js';
-import { subjects } from '../../control/protocol.js';
+import { Worker } from '../../../workers/worker.js';
 import { selectBackend } from '../../backend/index.js';
 import { RUNTIME_ENV } from '../../config/runtime-env.js';
 import { connectNats } from '../../control/nats-connect.js';
+import { subjects } from '../../control/protocol.js';
 import { loadT5Model } from '../../model/load-t5.js';
 import { loadTokenizer } from '../../model/tokenizer/index.js';
 import { type CliCommand, optString, UsageError } from '../command.js';
@@ -27,21 +27,56 @@ and --tls-ca.`,
   ],
   options: [
     ...COMMON_OPTIONS,
-    { name: 'worker-id', type: 'string', value: 'ID', description: `stable identity (env ${RUNTIME_ENV.workerId}; default host-pid)` },
-    { name: 'listen', type: 'string', value: 'HOST:PORT', description: `collective listener (env ${RUNTIME_ENV.listen})`, default: '127.0.0.1:0' },
-    { name: 'advertise', type: 'string', value: 'HOST:PORT', description: `address peers dial (env ${RUNTIME_ENV.advertise})` },
+    {
+      name: 'worker-id',
+      type: 'string',
+      value: 'ID',
+      description: `stable identity (env ${RUNTIME_ENV.workerId}; default host-pid)`,
+    },
+    {
+      name: 'listen',
+      type: 'string',
+      value: 'HOST:PORT',
+      description: `collective listener (env ${RUNTIME_ENV.listen})`,
+      default: '127.0.0.1:0',
+    },
+    {
+      name: 'advertise',
+      type: 'string',
+      value: 'HOST:PORT',
+      description: `address peers dial (env ${RUNTIME_ENV.advertise})`,
+    },
     { name: 'backend', type: 'string', value: 'NAME', description: 'node-gpu | node | wasm | cpu | auto' },
-    { name: 'tls-cert', type: 'string', value: 'FILE', description: `PEM certificate (env ${RUNTIME_ENV.tlsCert})` },
-    { name: 'tls-key', type: 'string', value: 'FILE', description: `PEM private key (env ${RUNTIME_ENV.tlsKey})` },
-    { name: 'tls-ca', type: 'string', value: 'FILE', description: `PEM CA that signed the peers' certificates; mutual TLS (env ${RUNTIME_ENV.tlsCa})` },
+    {
+      name: 'tls-cert',
+      type: 'string',
+      value: 'FILE',
+      description: `PEM certificate (env ${RUNTIME_ENV.tlsCert})`,
+    },
+    {
+      name: 'tls-key',
+      type: 'string',
+      value: 'FILE',
+      description: `PEM private key (env ${RUNTIME_ENV.tlsKey})`,
+    },
+    {
+      name: 'tls-ca',
+      type: 'string',
+      value: 'FILE',
+      description: `PEM CA that signed the peers' certificates; mutual TLS (env ${RUNTIME_ENV.tlsCa})`,
+    },
   ],
   async run(ctx) {
     const job = readJob(ctx);
     const nats = readNats(ctx);
     const bankSpec = readBank(ctx);
     const token = readToken(ctx);
-    const workerId = optString(ctx, 'worker-id') ?? process.env[RUNTIME_ENV.workerId] ?? `${os.hostname()}-${process.pid}`;
-    const listen = (process.env[RUNTIME_ENV.listen] && !ctx.values.listen ? process.env[RUNTIME_ENV.listen] : optString(ctx, 'listen')) ?? '127.0.0.1:0';
+    const workerId =
+      optString(ctx, 'worker-id') ?? process.env[RUNTIME_ENV.workerId] ?? `${os.hostname()}-${process.pid}`;
+    const listen =
+      (process.env[RUNTIME_ENV.listen] && !ctx.values.listen
+        ? process.env[RUNTIME_ENV.listen]
+        : optString(ctx, 'listen')) ?? '127.0.0.1:0';
     const m = /^(.*):(\d+)$/.exec(listen);
     if (!m) throw new UsageError(`--listen expects HOST:PORT, got '${listen}'`);
     const pick = (flag: string, env: string) => optString(ctx, flag) ?? process.env[env];
@@ -58,17 +93,25 @@ and --tls-ca.`,
     const nc = await connectNats(nats, `promptmesh-worker-${workerId}`);
     const bank = await openRuntimeBank(bankSpec.kind === 'dir' ? bankSpec : { kind: 'nats' }, nc);
     const advertise = optString(ctx, 'advertise') ?? process.env[RUNTIME_ENV.advertise];
-    const worker = new Worker(nc, bank, job, model, tokenizer, {
-      workerId,
-      token,
-      host: m[1]!,
-      port: Number(m[2]),
-      ...(advertise ? { advertise } : {}),
-      heartbeatMs: 500,
-      collectiveTimeoutMs: 10_000,
-      ...(cert && key && ca ? { tls: { certFile: cert, keyFile: key, caFile: ca } } : {}),
-      log,
-    }, threadHeartbeat(nats, subjects(job.jobId).heartbeat, workerId, 500));
+    const worker = new Worker(
+      nc,
+      bank,
+      job,
+      model,
+      tokenizer,
+      {
+        workerId,
+        token,
+        host: m[1]!,
+        port: Number(m[2]),
+        ...(advertise ? { advertise } : {}),
+        heartbeatMs: 500,
+        collectiveTimeoutMs: 10_000,
+        ...(cert && key && ca ? { tls: { certFile: cert, keyFile: key, caFile: ca } } : {}),
+        log,
+      },
+      threadHeartbeat(nats, subjects(job.jobId).heartbeat, workerId, 500),
+    );
     const onSignal = () => void worker.stop('interrupted');
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);

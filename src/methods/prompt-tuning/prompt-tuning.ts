@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { T5Model } from '../../model/t5/index.js';
+import { gatherRows } from '../gather-rows.js';
 import type {
   EncoderInputs,
   MethodContext,
@@ -10,7 +11,6 @@ import type {
   PromptBatch,
   PromptMethod,
 } from '../method.js';
-import { gatherRows } from '../gather-rows.js';
 import { MethodConfigError } from '../method.js';
 import {
   prependPrompt,
