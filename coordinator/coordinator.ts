@@ -162,7 +162,9 @@ export class Coordinator {
       );
     }
     if (this.stage >= this.job.stages.length) {
-      this.opts.log(`job '${this.job.jobId}' already completed (bank head ${head?.id.slice(0, 12)})`);
+      this.opts.log(
+        `job '${this.job.jobId}' already completed (bank head ${head?.id.slice(0, 12)}); nothing to do. Start a new job with --job-id ID, or list its versions with 'promptmesh bank ls'`,
+      );
       this.phase = { kind: 'done' };
       this.finished(true);
       return;

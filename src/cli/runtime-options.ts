@@ -13,6 +13,12 @@ export const COMMON_OPTIONS: CliOption[] = [
     description: `job config (env ${RUNTIME_ENV.config}; default: the demo job)`,
   },
   { name: 'steps', type: 'string', value: 'N', description: "override every stage's step count" },
+  {
+    name: 'job-id',
+    type: 'string',
+    value: 'ID',
+    description: "override the config's job id (a new job in the same bank)",
+  },
   { name: 'nats', type: 'string', value: 'URL', description: `NATS server (env ${NATS_ENV.url})` },
   { name: 'nats-user', type: 'string', value: 'USER', description: `NATS user (env ${NATS_ENV.user})` },
   {
@@ -40,10 +46,16 @@ export const COMMON_OPTIONS: CliOption[] = [
 export function readJob(ctx: CliContext): JobConfig {
   const file = optString(ctx, 'config') ?? process.env[RUNTIME_ENV.config];
   const steps = optInt(ctx, 'steps');
-  if (!file) return demoJob(steps !== undefined ? { steps } : {});
-  const job = readJobConfig(file);
-  if (steps === undefined) return job;
-  return { ...job, stages: job.stages.map((s) => ({ ...s, train: { ...s.train, steps } })) };
+  const jobId = optString(ctx, 'job-id');
+  if (jobId !== undefined && !/^[A-Za-z0-9_-]{1,128}$/.test(jobId)) {
+    throw new UsageError(
+      `--job-id '${jobId}': use letters, digits, '_' and '-' (it becomes a NATS subject token)`,
+    );
+  }
+  let job = file ? readJobConfig(file) : demoJob(steps !== undefined ? { steps } : {});
+  if (steps !== undefined && file)
+    job = { ...job, stages: job.stages.map((s) => ({ ...s, train: { ...s.train, steps } })) };
+  return jobId ? { ...job, jobId } : job;
 }
 
 export function readNats(ctx: CliContext): NatsAuth {

@@ -28,6 +28,12 @@ version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to re
     { name: 'config', type: 'string', value: 'FILE', description: 'job config (default: the demo job)' },
     { name: 'steps', type: 'string', value: 'S', description: "override every stage's step count" },
     {
+      name: 'job-id',
+      type: 'string',
+      value: 'ID',
+      description: 'override the job id (a new job in the same bank)',
+    },
+    {
       name: 'bank',
       type: 'string',
       value: 'DIR',
@@ -64,7 +70,7 @@ version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to re
       say(`using NATS at ${url}`);
     }
     const common = ['--nats', url, '--bank', bank, '--token', token];
-    for (const f of ['config', 'steps'] as const) {
+    for (const f of ['config', 'steps', 'job-id'] as const) {
       const v = optString(ctx, f);
       if (v) common.push(`--${f}`, v);
     }
