@@ -1,0 +1,343 @@
+/**
+ * Integration-test fixture for the distributed runtime: a tiny random T5 (vocab = the SentencePiece fixture's), a
+ * small two-stage job file, a bank folder, and helpers that spawn the real CLI (`coordinator`, `worker`, `up`) as
+ * child processes and wait for lines in their logs. Everything lives under one temp folder, removed by cleanup().
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DirectoryStore, PromptBank } from '../../src/bank/index.js';
+import { type JobConfig, readJobConfig } from '../../src/config/job-config.js';
+import { makeTinyT5, writeT5Checkpoint } from '../../src/model/checkpoint/index.js';
+import { loadT5Model } from '../../src/model/load-t5.js';
+import { loadTokenizer } from '../../src/model/tokenizer/index.js';
+import { ExampleEncoder } from '../../src/train/batching.js';
+import { silentProgress } from '../../src/train/progress.js';
+import {
+  createStageMethod,
+  methodTensors,
+  type StageTensors,
+  trainerOptions,
+} from '../../src/train/run-job.js';
+import { loadTrainTasks } from '../../src/train/task-source.js';
+import { Trainer } from '../../src/train/trainer.js';
+import { ensureSpmModel } from './spm-fixture.js';
+
+/** dist/src/cli/main.js (this file runs from dist/test/helpers). */
+export const CLI_MAIN = path.join(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'src',
+  'cli',
+  'main.js',
+);
+
+export interface RuntimeFixture {
+  dir: string;
+  jobFile: string;
+  bankDir: string;
+  /** The raw job JSON (write a variant with writeJob). */
+  raw: RawJob;
+  job(): JobConfig;
+  /** Writes a variant of the job to a new file and returns its path. */
+  writeJob(name: string, edit: (j: RawJob) => RawJob): string;
+  bank(): PromptBank;
+  cleanup(): void;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the raw job JSON is edited freely by tests
+export type RawJob = Record<string, any>;
+
+export interface FixtureOptions {
+  jobId?: string;
+  /** Steps of stage 1 and stage 2 (default 6 and 4); stage 2 is dropped when 0. */
+  steps?: [number, number];
+  batchSize?: number;
+}
+
+/** Undefined when SentencePiece's tools are missing (the caller skips with SPM_MISSING_MESSAGE). */
+export async function makeRuntimeFixture(opts: FixtureOptions = {}): Promise<RuntimeFixture | undefined> {
+  const spm = await ensureSpmModel();
+  if (!spm) return undefined;
+  const tok = await loadTokenizer(spm);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-'));
+  const { config, tensors } = makeTinyT5({ variant: 'v1.1', seed: 3, vocabSize: tok.vocabSize });
+  writeT5Checkpoint(path.join(dir, 'ckpt'), config, tensors);
+  const [s1, s2] = opts.steps ?? [6, 4];
+  const batchSize = opts.batchSize ?? 8;
+  const train = (steps: number) => ({
+    steps,
+    batchSize,
+    microBatchSize: 4,
+    warmupSteps: 0,
+    evalExamples: 8,
+    evalBatchSize: 8,
+  });
+  const raw: RawJob = {
+    jobId: opts.jobId ?? 'rt',
+    backbone: { checkpoint: 'ckpt', tokenizer: spm },
+    data: { suite: 'demo' },
+    maxSourceLength: 32,
+    maxTargetLength: 4,
+    stages: [
+      {
+        name: 's1',
+        method: { name: 'prompt-tuning', perTask: true, promptLength: 4 },
+        tasks: ['demo-sentiment', 'demo-topic'],
+        train: train(s1),
+      },
+      ...(s2 > 0
+        ? [
+            {
+              name: 's2',
+              method: {
+                name: 'attempt',
+                multiTask: true,
+                promptLength: 4,
+                attentionDim: 4,
+                sources: ['prompt.demo-sentiment', 'prompt.demo-topic'],
+              },
+              tasks: ['demo-entail', 'demo-dining'],
+              train: train(s2),
+            },
+          ]
+        : []),
+    ],
+  };
+  const jobFile = path.join(dir, 'job.json');
+  fs.writeFileSync(jobFile, JSON.stringify(raw, null, 2));
+  const bankDir = path.join(dir, 'bank');
+  return {
+    dir,
+    jobFile,
+    bankDir,
+    raw,
+    job: () => readJobConfig(jobFile),
+    writeJob(name, edit) {
+      const file = path.join(dir, name);
+      fs.writeFileSync(file, JSON.stringify(edit(structuredClone(raw)), null, 2));
+      return file;
+    },
+    bank: () => new PromptBank(new DirectoryStore(bankDir), { onWarning: () => {} }),
+    cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** A spawned CLI process with its output collected. */
+export interface CliProcess {
+  child: ChildProcess;
+  name: string;
+  /** stdout + stderr so far. */
+  output(): string;
+  /** Resolves with the exit code (or 128 + signal number style: null code gives -1). */
+  exited: Promise<number>;
+  /** Resolves when `re` matches the output (checked on every chunk), rejects after timeoutMs with the log. */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
+export function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
+  const child = spawn(process.execPath, [CLI_MAIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PROMPTMESH_PROGRESS: 'lines', ...env },
+  });
+  live.add(child);
+  let out = '';
+  const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
+  const onData = (d: Buffer) => {
+    out += d.toString();
+    if (process.env.PROMPTMESH_TEST_ECHO) process.stderr.write(`[${name}] ${d.toString()}`);
+    for (const w of [...waiters]) {
+      const m = out.match(w.re);
+      if (m) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(m);
+      }
+    }
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<number>((resolve) =>
+    child.once('exit', (code) => {
+      live.delete(child);
+      resolve(code ?? -1);
+    }),
+  );
+  return {
+    child,
+    name,
+    output: () => out,
+    exited,
+    waitFor(re, timeoutMs = 60_000) {
+      const m = out.match(re);
+      if (m) return Promise.resolve(m);
+      return new Promise((resolve, reject) => {
+        const w = { re, resolve: (x: RegExpMatchArray) => (clearTimeout(t), resolve(x)) };
+        const t = setTimeout(() => {
+          waiters.splice(waiters.indexOf(w), 1);
+          reject(new Error(`${name}: no output matching ${re} within ${timeoutMs} ms; output:\n${out}`));
+        }, timeoutMs);
+        waiters.push(w);
+      });
+    },
+    kill(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
+  };
+}
+
+/** Waits for a process to exit, killing it (and failing with its log) after timeoutMs. */
+export async function expectExit(p: CliProcess, timeoutMs = 90_000): Promise<number> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`${p.name} did not exit within ${timeoutMs} ms; output:\n${p.output()}`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([p.exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export interface RuntimeArgs {
+  natsUrl: string;
+  jobFile: string;
+  bankDir: string;
+  token?: string;
+  extra?: string[];
+}
+
+function common(a: RuntimeArgs): string[] {
+  return [
+    '--nats',
+    a.natsUrl,
+    '--config',
+    a.jobFile,
+    '--bank',
+    a.bankDir,
+    '--token',
+    a.token ?? 'test-token',
+    ...(a.extra ?? []),
+  ];
+}
+
+export function startCoordinator(a: RuntimeArgs & { workers?: number; name?: string }): CliProcess {
+  const n = String(a.workers ?? 2);
+  return spawnCli(a.name ?? 'coordinator', [
+    'coordinator',
+    ...common(a),
+    '--min-workers',
+    n,
+    '--max-workers',
+    n,
+  ]);
+}
+
+export function startWorker(a: RuntimeArgs & { id: string }): CliProcess {
+  return spawnCli(a.id, ['worker', ...common(a), '--worker-id', a.id, '--backend', 'wasm']);
+}
+
+/** Kills whatever is still running (a failed test must not leave processes behind). */
+export async function killAll(ps: CliProcess[]): Promise<void> {
+  for (const p of ps) p.kill('SIGKILL');
+  await Promise.all(ps.map((p) => p.exited));
+}
+
+/** Largest |a - b| over two equally sized arrays (Infinity when the sizes differ). */
+export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Number.POSITIVE_INFINITY;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/**
+ * The single-process reference: every stage trained with the Trainer for all its steps (no evaluation), each
+ * stage's inputs being the previous stages' final tensors (what the runtime hands on through the bank).
+ * Returns each stage's final trainable parameters. The caller selects the backend first.
+ */
+export async function referenceRun(job: JobConfig): Promise<Map<string, Float32Array>[]> {
+  const tokenizer = await loadTokenizer(job.backbone.tokenizer);
+  const { model } = loadT5Model(job.backbone.checkpoint);
+  const encoder = new ExampleEncoder(tokenizer, {
+    maxSourceLength: job.maxSourceLength,
+    maxTargetLength: job.maxTargetLength,
+  });
+  const out: Map<string, Float32Array>[] = [];
+  let inputs: StageTensors = new Map();
+  try {
+    for (const stage of job.stages) {
+      const method = createStageMethod(stage, model, tokenizer, inputs);
+      try {
+        const trainer = new Trainer(
+          model,
+          method,
+          encoder,
+          loadTrainTasks(job.data, stage.tasks),
+          trainerOptions(stage, silentProgress),
+        );
+        for (let s = 0; s < stage.train.steps; s++) trainer.trainStep(s);
+        const params = trainer.optimizer.parameters();
+        out.push(params);
+        inputs = new Map([...inputs, ...methodTensors(method, params)]);
+      } finally {
+        method.dispose();
+      }
+    }
+  } finally {
+    model.dispose();
+  }
+  return out;
+}
+
+/** The trainable parameters stored in a bank version (optimizer moments and frozen tensors left out). */
+export async function bankParams(
+  bank: PromptBank,
+  ref: string,
+  names: Iterable<string>,
+): Promise<Map<string, Float32Array>> {
+  const tensors = await bank.load(ref);
+  const out = new Map<string, Float32Array>();
+  for (const n of names) {
+    const t = tensors.get(n);
+    if (!t) throw new Error(`bank version ${ref} has no tensor '${n}'`);
+    out.set(n, t.data);
+  }
+  return out;
+}
+
+/**
+ * Worst relative difference between two parameter sets: max |a-b| / (max |a| + 1e-6) per tensor. Relative, because
+ * prompt values grow with the learning rate while float32 rounding is relative to their size.
+ */
+export function paramsDiff(
+  a: Map<string, Float32Array>,
+  b: Map<string, Float32Array>,
+): { worst: number; name: string } {
+  let worst = 0;
+  let name = '';
+  for (const [k, x] of a) {
+    const y = b.get(k);
+    if (!y) return { worst: Number.POSITIVE_INFINITY, name: `${k} (missing)` };
+    let scale = 0;
+    for (const v of x) scale = Math.max(scale, Math.abs(v));
+    const d = maxAbsDiff(x, y) / (scale + 1e-6);
+    if (d > worst) {
+      worst = d;
+      name = k;
+    }
+  }
+  if (a.size !== b.size) return { worst: Number.POSITIVE_INFINITY, name: 'different tensor sets' };
+  return { worst, name };
+}
