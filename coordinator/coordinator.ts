@@ -61,6 +61,8 @@ export interface CommittedStep {
   step: number;
   loss: number;
   perTask: Record<string, number>;
+  /** Examples and target tokens of each task in the global batch (throughput per task). */
+  tasks: Record<string, { examples: number; tokens: number }>;
   examples: number;
   tokens: number;
   generation: number;
@@ -492,13 +494,14 @@ export class Coordinator {
     }
     const now = this.now();
     const tokens = results.reduce((a, r) => a + r.tokens, 0);
-    const perTask: Record<string, { nll: number; tokens: number }> = {};
+    const perTask: Record<string, { nll: number; tokens: number; examples: number }> = {};
     for (const r of results) {
       for (const [t, l] of Object.entries(r.perTask)) {
-        const e = perTask[t] ?? { nll: 0, tokens: 0 };
+        const e = perTask[t] ?? { nll: 0, tokens: 0, examples: 0 };
         perTask[t] = e;
         e.nll += l.nllSum;
         e.tokens += l.tokens;
+        e.examples += l.examples;
       }
     }
     const max = (k: keyof StepDone['timings']) => Math.max(...results.map((r) => r.timings[k]));
@@ -511,6 +514,9 @@ export class Coordinator {
       loss: results[0]!.loss,
       perTask: Object.fromEntries(
         Object.entries(perTask).map(([t, e]) => [t, e.nll / Math.max(1, e.tokens)]),
+      ),
+      tasks: Object.fromEntries(
+        Object.entries(perTask).map(([t, e]) => [t, { examples: e.examples, tokens: e.tokens }]),
       ),
       examples,
       tokens,

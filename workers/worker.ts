@@ -1,6 +1,12 @@
 import * as os from 'node:os';
 import type { NatsConnection, Subscription } from 'nats';
-import { type Collective, createCollective, GrpcTransport, type TlsFiles } from '../src/collective/index.js';
+import {
+  type Collective,
+  type CollectiveStats,
+  createCollective,
+  GrpcTransport,
+  type TlsFiles,
+} from '../src/collective/index.js';
 import type { JobConfig, StageConfig } from '../src/config/job-config.js';
 import {
   type CheckpointMsg,
@@ -23,7 +29,7 @@ import { ExampleEncoder } from '../src/train/batching.js';
 import { silentProgress } from '../src/train/progress.js';
 import { createStageMethod, trainerOptions } from '../src/train/run-job.js';
 import { loadTrainTasks } from '../src/train/task-source.js';
-import { Trainer } from '../src/train/trainer.js';
+import { type EvalReport, Trainer } from '../src/train/trainer.js';
 import { type HeartbeatSender, timerHeartbeat } from './heartbeat.js';
 import type { RuntimeBank } from './runtime-bank.js';
 import {
@@ -46,6 +52,14 @@ export interface WorkerOptions {
   collectiveTimeoutMs: number;
   tls?: TlsFiles;
   log: (line: string) => void;
+}
+
+/** Observers of a worker (metrics); every hook is optional and must not throw. */
+export interface WorkerEvents {
+  onGeneration?(g: { generation: number; rank: number; worldSize: number }): void;
+  onStep?(result: StepDone, collective: CollectiveStats): void;
+  onCheckpoint?(c: { version: string; step: number; final: boolean; seconds: number }): void;
+  onEval?(e: EvalReport): void;
 }
 
 interface StageRuntime {
@@ -92,6 +106,7 @@ export class Worker {
     tokenizer: Tokenizer,
     private readonly opts: WorkerOptions,
     heartbeat?: HeartbeatSender,
+    private readonly events: WorkerEvents = {},
   ) {
     this.heartbeat =
       heartbeat ?? timerHeartbeat(nc, subjects(job.jobId).heartbeat, opts.workerId, opts.heartbeatMs);
@@ -262,6 +277,7 @@ export class Worker {
     const me = g.members.find((m) => m.workerId === this.opts.workerId);
     if (!me) {
       this.rank = -1;
+      this.events.onGeneration?.({ generation: g.generation, rank: -1, worldSize: g.members.length });
       return;
     }
     this.rank = me.rank;
@@ -303,6 +319,7 @@ export class Worker {
     this.opts.log(
       `generation ${g.generation}: rank ${me.rank} of ${g.members.length}, stage ${g.stage}, step ${g.step}`,
     );
+    this.events.onGeneration?.({ generation: g.generation, rank: me.rank, worldSize: g.members.length });
     this.report({
       type: 'ready',
       incarnation: this.incarnation!,
@@ -420,6 +437,7 @@ export class Worker {
     this.lastResult = result;
     this.beat();
     this.report(result);
+    this.events.onStep?.(result, this.collective.stats());
   }
 
   /** Writes this replica's state at the requested committed step as a bank version (rank 0 is asked). */
@@ -444,7 +462,9 @@ export class Worker {
     if (c.final) {
       const e = rt.trainer.evaluate(c.step);
       metrics = { validationAverage: e.average, ...e.scores };
+      this.events.onEval?.(e);
     }
+    const commitStarted = performance.now();
     const { tensors, adamSteps } = stateTensors(rt.method, state);
     const v = await this.bank.commit({
       job: this.job.jobId,
@@ -472,6 +492,17 @@ export class Worker {
       step: c.step,
       version: v.id,
     });
+    this.events.onCheckpoint?.({
+      version: v.id,
+      step: c.step,
+      final: c.final,
+      seconds: (performance.now() - commitStarted) / 1000,
+    });
+  }
+
+  /** Admitted by the current coordinator (the readiness probe). */
+  get joined(): boolean {
+    return this.incarnation !== undefined && !this.stopping;
   }
 
   private async closeCollective(): Promise<void> {
