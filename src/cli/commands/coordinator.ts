@@ -1,8 +1,16 @@
+import type { NatsConnection } from 'nats';
 import { Coordinator } from '../../../coordinator/coordinator.js';
 import { openRuntimeBank } from '../../../workers/runtime-bank.js';
 import { RUNTIME_ENV } from '../../config/runtime-env.js';
 import { connectNats } from '../../control/nats-connect.js';
 import { loadTokenizer } from '../../model/tokenizer/index.js';
+import {
+  CoordinatorTelemetry,
+  createProcessRegistry,
+  METRICS_OPTIONS,
+  readMetricsListen,
+  startMetricsServer,
+} from '../../telemetry/index.js';
 import { TerminalProgress } from '../../train/progress.js';
 import { type CliCommand, optInt, UsageError } from '../command.js';
 import { COMMON_OPTIONS, readBank, readJob, readNats, readToken } from '../runtime-options.js';
@@ -55,6 +63,7 @@ no training state: restarted, it resumes from the bank head. It exits 0 when the
       description: 'declare a silent worker dead',
       default: '4000',
     },
+    ...METRICS_OPTIONS,
   ],
   async run(ctx) {
     const job = readJob(ctx);
@@ -66,23 +75,60 @@ no training state: restarted, it resumes from the bank head. It exits 0 when the
     if (!(minWorkers >= 1 && maxWorkers >= minWorkers))
       throw new UsageError('need 1 <= --min-workers <= --max-workers');
     const log = (l: string) => ctx.stderr.write(`[coordinator] ${l}\n`);
-    const tokenizer = await loadTokenizer(job.backbone.tokenizer);
-    const nc = await connectNats(nats, `promptmesh-coordinator-${job.jobId}`);
-    const bank = await openRuntimeBank(bankSpec.kind === 'dir' ? bankSpec : { kind: 'nats' }, nc);
-    const progress = new TerminalProgress(ctx.stderr as NodeJS.WriteStream, 2000);
-    const coord = new Coordinator(nc, bank, job, tokenizer, {
-      token,
+    const listen = readMetricsListen(ctx);
+    const telemetry = new CoordinatorTelemetry(createProcessRegistry(), {
       minWorkers,
       maxWorkers,
-      heartbeatMs: 500,
-      heartbeatTimeoutMs: optInt(ctx, 'heartbeat-timeout-ms', 4000)!,
-      checkpointEvery: optInt(ctx, 'checkpoint-every', 20)!,
-      resendMs: 3000,
-      formTimeoutMs: 60_000,
-      maxFailures: 10,
-      progress,
-      log,
+      stageSteps: job.stages.map((s) => s.train.steps),
     });
+    let coordRef: Coordinator | undefined;
+    let connection: NatsConnection | undefined;
+    const metrics = listen
+      ? await startMetricsServer({
+          registry: telemetry.registry,
+          ...listen,
+          live: () =>
+            connection?.isClosed()
+              ? { ok: false, detail: 'the NATS connection is closed' }
+              : { ok: true, detail: coordRef ? `phase ${coordRef.status.phase}` : 'starting' },
+          ready: () => {
+            const phase = coordRef?.status.phase;
+            if (!phase) return { ok: false, detail: 'starting (loading the tokenizer, connecting to NATS)' };
+            if (connection?.isClosed()) return { ok: false, detail: 'the NATS connection is closed' };
+            return phase === 'done'
+              ? { ok: false, detail: 'job finished' }
+              : { ok: true, detail: `phase ${phase}` };
+          },
+        })
+      : undefined;
+    if (metrics) log(`metrics on ${metrics.url}`);
+    const tokenizer = await loadTokenizer(job.backbone.tokenizer);
+    const nc = await connectNats(nats, `promptmesh-coordinator-${job.jobId}`);
+    connection = nc;
+    const bank = await openRuntimeBank(bankSpec.kind === 'dir' ? bankSpec : { kind: 'nats' }, nc);
+    const progress = new TerminalProgress(ctx.stderr as NodeJS.WriteStream, 2000);
+    const coord = new Coordinator(
+      nc,
+      bank,
+      job,
+      tokenizer,
+      {
+        token,
+        minWorkers,
+        maxWorkers,
+        heartbeatMs: 500,
+        heartbeatTimeoutMs: optInt(ctx, 'heartbeat-timeout-ms', 4000)!,
+        checkpointEvery: optInt(ctx, 'checkpoint-every', 20)!,
+        resendMs: 3000,
+        formTimeoutMs: 60_000,
+        maxFailures: 10,
+        progress,
+        log,
+      },
+      telemetry,
+    );
+    coordRef = coord;
+    telemetry.attach(() => coord.status);
     const onSignal = () => void coord.stop('coordinator interrupted');
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
@@ -90,6 +136,7 @@ no training state: restarted, it resumes from the bank head. It exits 0 when the
     const ok = await coord.done;
     await coord.stop();
     await nc.drain().catch(() => {});
+    await metrics?.close();
     return ok ? 0 : 1;
   },
 };

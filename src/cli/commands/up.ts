@@ -1,10 +1,47 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NATS_ENV } from '../../control/nats-connect.js';
 import { type NatsServerHandle, startNatsServer } from '../../control/nats-server.js';
 import { type CliCommand, optInt, optString, UsageError } from '../command.js';
+
+/**
+ * Metrics ports for the coordinator and each worker: consecutive from a base, or free ones picked here so that
+ * they can be printed before the children start (a port freed here could be taken meanwhile; the child then
+ * fails with a message naming it, which beats printing URLs nobody can predict).
+ */
+async function pickMetricsPorts(
+  base: string | undefined,
+  host: string,
+  count: number,
+): Promise<number[] | undefined> {
+  if (base === 'off') return undefined;
+  if (base !== undefined && base !== '0') {
+    const b = Number(base);
+    if (!Number.isInteger(b) || b < 1 || b + count - 1 > 65535) {
+      throw new UsageError(`--metrics-port expects a port (1-${65536 - count}), 0 or 'off', got '${base}'`);
+    }
+    return Array.from({ length: count }, (_, i) => b + i);
+  }
+  const ports: number[] = [];
+  const held: net.Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const srv = net.createServer();
+      held.push(srv);
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(0, host, () => resolve());
+      });
+      ports.push((srv.address() as net.AddressInfo).port);
+    }
+  } finally {
+    await Promise.all(held.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+  return ports;
+}
 
 const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'main.js');
 
@@ -53,6 +90,19 @@ version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to re
       description: 'bank version every K steps',
       default: '20',
     },
+    {
+      name: 'metrics-port',
+      type: 'string',
+      value: 'PORT',
+      description:
+        'metrics of the coordinator on PORT, worker i on PORT+1+i (default: free ports; off = no metrics)',
+    },
+    {
+      name: 'metrics-host',
+      type: 'string',
+      value: 'HOST',
+      description: 'interface the metrics ports bind (default 127.0.0.1)',
+    },
   ],
   async run(ctx) {
     const n = optInt(ctx, 'workers', 2)!;
@@ -78,6 +128,12 @@ version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to re
       ...process.env,
       PROMPTMESH_PROGRESS: (ctx.stderr as NodeJS.WriteStream).isTTY ? 'tty' : 'lines',
     };
+    const metricsHost = optString(ctx, 'metrics-host') ?? '127.0.0.1';
+    const metricsPorts = await pickMetricsPorts(optString(ctx, 'metrics-port'), metricsHost, n + 1);
+    const metricsArgs = (i: number) =>
+      metricsPorts
+        ? ['--metrics-host', metricsHost, '--metrics-port', String(metricsPorts[i])]
+        : ['--metrics-port', 'off'];
     const children: ChildProcess[] = [];
     const launch = (args: string[]) => {
       const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'inherit', 'pipe'], env });
@@ -94,10 +150,25 @@ version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to re
       String(n),
       '--checkpoint-every',
       optString(ctx, 'checkpoint-every') ?? '20',
+      ...metricsArgs(0),
     ]);
     for (let i = 0; i < n; i++) {
       const backend = optString(ctx, 'backend');
-      launch(['worker', ...common, '--worker-id', `worker-${i}`, ...(backend ? ['--backend', backend] : [])]);
+      launch([
+        'worker',
+        ...common,
+        '--worker-id',
+        `worker-${i}`,
+        ...(backend ? ['--backend', backend] : []),
+        ...metricsArgs(i + 1),
+      ]);
+    }
+    if (metricsPorts) {
+      const shown = metricsHost === '0.0.0.0' ? '127.0.0.1' : metricsHost;
+      const urls = metricsPorts.map(
+        (p, i) => `${i === 0 ? 'coordinator' : `worker-${i - 1}`} http://${shown}:${p}/metrics`,
+      );
+      say(`metrics: ${urls.join(', ')}`);
     }
     say(`coordinator and ${n} workers started; bank ${bank}; Ctrl-C stops everything`);
     let interrupted = false;

@@ -1,4 +1,5 @@
 import * as os from 'node:os';
+import type { NatsConnection } from 'nats';
 import { threadHeartbeat } from '../../../workers/heartbeat.js';
 import { openRuntimeBank } from '../../../workers/runtime-bank.js';
 import { Worker } from '../../../workers/worker.js';
@@ -8,6 +9,13 @@ import { connectNats } from '../../control/nats-connect.js';
 import { subjects } from '../../control/protocol.js';
 import { loadT5Model } from '../../model/load-t5.js';
 import { loadTokenizer } from '../../model/tokenizer/index.js';
+import {
+  createProcessRegistry,
+  METRICS_OPTIONS,
+  readMetricsListen,
+  startMetricsServer,
+  WorkerTelemetry,
+} from '../../telemetry/index.js';
 import { type CliCommand, optString, UsageError } from '../command.js';
 import { COMMON_OPTIONS, readBank, readJob, readNats, readToken } from '../runtime-options.js';
 
@@ -65,6 +73,7 @@ and --tls-ca.`,
       value: 'FILE',
       description: `PEM CA that signed the peers' certificates; mutual TLS (env ${RUNTIME_ENV.tlsCa})`,
     },
+    ...METRICS_OPTIONS,
   ],
   async run(ctx) {
     const job = readJob(ctx);
@@ -87,10 +96,35 @@ and --tls-ca.`,
       throw new UsageError('TLS needs --tls-cert, --tls-key and --tls-ca together (the CA verifies peers)');
     }
     const log = (l: string) => ctx.stderr.write(`[${workerId}] ${l}\n`);
+    const metricsListen = readMetricsListen(ctx);
+    const telemetry = new WorkerTelemetry(createProcessRegistry());
+    let workerRef: Worker | undefined;
+    let connection: NatsConnection | undefined;
+    // Long synchronous steps block the event loop, so the probes answer late during a step: the manifests give
+    // them generous timeouts rather than moving the server to a thread.
+    const metrics = metricsListen
+      ? await startMetricsServer({
+          registry: telemetry.registry,
+          ...metricsListen,
+          live: () =>
+            connection?.isClosed()
+              ? { ok: false, detail: 'the NATS connection is closed' }
+              : { ok: true, detail: workerRef ? 'running' : 'starting' },
+          ready: () =>
+            workerRef?.joined
+              ? { ok: true, detail: 'joined the job' }
+              : {
+                  ok: false,
+                  detail: workerRef ? 'not joined (waiting for the coordinator)' : 'loading the model',
+                },
+        })
+      : undefined;
+    if (metrics) log(`metrics on ${metrics.url}`);
     await selectBackend({ requested: optString(ctx, 'backend'), log });
     const tokenizer = await loadTokenizer(job.backbone.tokenizer);
     const { model } = loadT5Model(job.backbone.checkpoint);
     const nc = await connectNats(nats, `promptmesh-worker-${workerId}`);
+    connection = nc;
     const bank = await openRuntimeBank(bankSpec.kind === 'dir' ? bankSpec : { kind: 'nats' }, nc);
     const advertise = optString(ctx, 'advertise') ?? process.env[RUNTIME_ENV.advertise];
     const worker = new Worker(
@@ -111,7 +145,9 @@ and --tls-ca.`,
         log,
       },
       threadHeartbeat(nats, subjects(job.jobId).heartbeat, workerId, 500),
+      telemetry,
     );
+    workerRef = worker;
     const onSignal = () => void worker.stop('interrupted');
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
@@ -119,6 +155,7 @@ and --tls-ca.`,
     const reason = await worker.done;
     log(`stopped: ${reason}`);
     await nc.drain().catch(() => {});
+    await metrics?.close();
     model.dispose();
     return reason.startsWith('refused') ? 3 : 0;
   },

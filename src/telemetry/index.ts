@@ -1,0 +1,43 @@
+export { promptmeshVersion } from './build-info.js';
+export {
+  type CommittedStepSample,
+  type CoordinatorStatusSample,
+  CoordinatorTelemetry,
+  type CoordinatorTelemetryOptions,
+} from './coordinator-telemetry.js';
+export {
+  CHECKPOINT_KINDS,
+  COORDINATOR_PHASES,
+  DURATION_BUCKETS,
+  MEMBERSHIP_REASONS,
+  METRICS,
+  type MetricDefinition,
+  type MetricKey,
+  type MetricRole,
+  type MetricType,
+  metricNames,
+  STEP_PHASES,
+  seriesNames,
+  WORKER_PHASES,
+} from './metric-definitions.js';
+export {
+  DEFAULT_CLUSTER_METRICS_PORT,
+  METRICS_ENV,
+  METRICS_OPTIONS,
+  type MetricsListen,
+  readMetricsListen,
+} from './metrics-options.js';
+export {
+  type MetricsServer,
+  MetricsServerError,
+  type MetricsServerOptions,
+  type ProbeResult,
+  startMetricsServer,
+} from './metrics-server.js';
+export { createProcessRegistry } from './registry.js';
+export {
+  type CollectiveStatsSample,
+  type EvalSample,
+  type WorkerStepSample,
+  WorkerTelemetry,
+} from './worker-telemetry.js';
