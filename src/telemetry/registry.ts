@@ -1,6 +1,12 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { MetricDefinition, MetricRole } from './metric-definitions.js';
 
+const REDUNDANT_DEFAULTS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
 /**
  * One registry per process, never prom-client's global one: tests run a coordinator and workers in one process,
  * and a library must not register metrics in its host application's default registry behind its back.
@@ -8,6 +14,9 @@ import type { MetricDefinition, MetricRole } from './metric-definitions.js';
 export function createProcessRegistry(): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // prom-client exports these totals as gauges named `_total`, which promtool rejects (a `_total` name promises a
+  // counter); each is the sum over the `type` label of the metric without the suffix, so nothing is lost.
+  for (const name of REDUNDANT_DEFAULTS) registry.removeSingleMetric(name);
   return registry;
 }
 
