@@ -37,8 +37,13 @@ test('the env var and the flag override auto, the flag winning', () => {
 });
 
 test('a requested backend that cannot load says why and what to install', () => {
-  const r = probe(`${SELECT} try { await selectBackend({ requested: 'node-gpu' }); } catch (e) { console.log(e.name + ': ' + e.message); }`);
-  assert.match(r.out, /BackendUnavailableError: backend 'node-gpu' cannot load: @tensorflow\/tfjs-node-gpu is not installed/);
+  const r = probe(
+    `${SELECT} try { await selectBackend({ requested: 'node-gpu' }); } catch (e) { console.log(e.name + ': ' + e.message); }`,
+  );
+  assert.match(
+    r.out,
+    /BackendUnavailableError: backend 'node-gpu' cannot load: @tensorflow\/tfjs-node-gpu is not installed/,
+  );
   assert.match(r.out, /npm install @tensorflow\/tfjs-node-gpu/);
   assert.match(r.out, /--backend wasm/);
 });
@@ -47,13 +52,20 @@ test('an unknown backend name lists the valid ones', () => {
   const r = probe(`${SELECT} try { await selectBackend({}); } catch (e) { console.log(e.message); }`, {
     PROMPTMESH_BACKEND: 'tpu',
   });
-  assert.match(r.out, /PROMPTMESH_BACKEND: unknown backend 'tpu'; choose one of auto, node-gpu, node, wasm, cpu/);
+  assert.match(
+    r.out,
+    /PROMPTMESH_BACKEND: unknown backend 'tpu'; choose one of auto, node-gpu, node, wasm, cpu/,
+  );
 });
 
 test('the CLI logs the choice', () => {
-  const r = spawnSync(process.execPath, [MAIN, 'model', 'run', '--checkpoint', '/nonexistent', '--input-ids', '1'], {
-    encoding: 'utf8',
-  });
+  const r = spawnSync(
+    process.execPath,
+    [MAIN, 'model', 'run', '--checkpoint', '/nonexistent', '--input-ids', '1'],
+    {
+      encoding: 'utf8',
+    },
+  );
   assert.match(r.stderr, /backend: wasm \(auto: first available in node-gpu > node > wasm > cpu/);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /\/nonexistent/);

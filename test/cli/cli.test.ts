@@ -37,7 +37,17 @@ test('unknown commands and bad flags explain themselves', () => {
 });
 
 test('model run prints encoder states and logits per position at full precision, equal to the library', async () => {
-  const r = run('model', 'run', '--checkpoint', dir, '--input-ids', '13,7,1', '--decoder-input-ids', '0,5', '--json');
+  const r = run(
+    'model',
+    'run',
+    '--checkpoint',
+    dir,
+    '--input-ids',
+    '13,7,1',
+    '--decoder-input-ids',
+    '0,5',
+    '--json',
+  );
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { encoderHiddenStates: number[][]; logits: number[][] };
   assert.equal(out.encoderHiddenStates.length, 3);
@@ -49,7 +59,12 @@ test('model run prints encoder states and logits per position at full precision,
   const [enc, logits] = tf.tidy(() => {
     const mask = tf.ones([1, 3]) as tf.Tensor2D;
     const e = model.encode(model.embed(tf.tensor2d([[13, 7, 1]], [1, 3], 'int32')), mask);
-    return [e.arraySync() as number[][][], model.lmLogits(model.decode(tf.tensor2d([[0, 5]], [1, 2], 'int32'), e, mask)).arraySync() as number[][][]];
+    return [
+      e.arraySync() as number[][][],
+      model
+        .lmLogits(model.decode(tf.tensor2d([[0, 5]], [1, 2], 'int32'), e, mask))
+        .arraySync() as number[][][],
+    ];
   });
   assert.deepEqual(out.encoderHiddenStates, enc![0]);
   assert.deepEqual(out.logits, logits![0]);
@@ -59,7 +74,7 @@ test('model run prints encoder states and logits per position at full precision,
   assert.match(outside.stderr, /id 64 is outside the vocabulary \[0, 64\)/);
 });
 
-test('describe reproduces the papers\' parameter counts for t5-base', () => {
+test("describe reproduces the papers' parameter counts for t5-base", () => {
   const count = (...args: string[]) => {
     const r = run('describe', '--d-model', '768', '--json', ...args);
     assert.equal(r.status, 0, r.stderr);
