@@ -89,6 +89,8 @@ type Phase =
   | { kind: 'forming'; since: number; ready: Set<string> }
   | { kind: 'stepping'; step: number; sentAt: number; startedAt: number; results: Map<string, StepDone> }
   | { kind: 'checkpointing'; step: number; final: boolean; sentAt: number; after: 'continue' | 'next-stage' }
+  /** After a member reported an error: re-form at `until` unless a heartbeat timeout re-forms sooner. */
+  | { kind: 'backoff'; until: number; reason: string }
   | { kind: 'done' };
 
 /**
@@ -318,11 +320,19 @@ export class Coordinator {
       case 'error':
         this.opts.log(`worker ${r.workerId} failed at step ${r.step}: ${r.error}`);
         this.events.onMembership?.('failed');
+        // Every member of a broken collective reports; one failure per generation is counted.
+        if (p.kind === 'backoff') return;
         if (++this.failures > this.opts.maxFailures) {
           this.fail(`giving up after ${this.failures} consecutive failures; last: ${r.error}`);
           return;
         }
-        this.reform(`worker ${r.workerId} reported: ${r.error}`);
+        // A collective error usually means a peer died and its heartbeat timeout has not fired yet: re-forming at
+        // once would hand the survivors the dead peer's address again and burn through maxFailures in a second.
+        this.phase = {
+          kind: 'backoff',
+          until: this.now() + this.opts.heartbeatTimeoutMs + this.opts.heartbeatMs,
+          reason: `worker ${r.workerId} reported: ${r.error}`,
+        };
         return;
       case 'step-done':
         if (p.kind === 'stepping' && r.step === p.step && r.stage === this.stage) {
@@ -342,6 +352,8 @@ export class Coordinator {
    * 2. Waiting with enough live workers: form a generation.
    * 3. A generation not fully ready in formTimeoutMs is re-formed (a member may have died while forming).
    * 4. A step or checkpoint whose reports are missing after resendMs is re-sent (workers answer repeats from memory).
+   * 5. After a member's error report, re-form once the backoff (heartbeat timeout + one beat) is over; a member
+   *    that died is dropped by 1. before that, so the new generation does not include it.
    */
   private tick(): void {
     const now = this.now();
@@ -365,6 +377,8 @@ export class Coordinator {
     } else if (p.kind === 'checkpointing' && now - p.sentAt > this.opts.resendMs * 4) {
       p.sentAt = now;
       this.sendCheckpoint(p.step, p.final);
+    } else if (p.kind === 'backoff' && now >= p.until) {
+      this.reform(p.reason);
     }
   }
 

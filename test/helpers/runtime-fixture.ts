@@ -121,9 +121,14 @@ export async function makeRuntimeFixture(opts: FixtureOptions = {}): Promise<Run
       fs.writeFileSync(file, JSON.stringify(edit(structuredClone(raw)), null, 2));
       return file;
     },
-    bank: () => new PromptBank(new DirectoryStore(bankDir), { onWarning: () => {} }),
+    bank: () => openBank(bankDir),
     cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** A bank folder as tests read it (warnings about unreadable manifests are the tests' business). */
+export function openBank(dir: string): PromptBank {
+  return new PromptBank(new DirectoryStore(dir), { onWarning: () => {} });
 }
 
 /** A spawned CLI process with its output collected. */
@@ -134,8 +139,13 @@ export interface CliProcess {
   output(): string;
   /** Resolves with the exit code (or 128 + signal number style: null code gives -1). */
   exited: Promise<number>;
-  /** Resolves when `re` matches the output (checked on every chunk), rejects after timeoutMs with the log. */
-  waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /**
+   * Resolves when `re` matches the output from character `from` on (checked on every chunk); rejects after
+   * timeoutMs, or when the process exits first, with the log.
+   */
+  waitFor(re: RegExp, timeoutMs?: number, from?: number): Promise<RegExpMatchArray>;
+  /** The output's current length: pass it as `from` to wait for something that happens after now. */
+  mark(): number;
   kill(signal?: NodeJS.Signals): void;
 }
 
@@ -151,12 +161,12 @@ export function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv = 
   });
   live.add(child);
   let out = '';
-  const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
+  const waiters: { re: RegExp; from: number; resolve: (m: RegExpMatchArray) => void }[] = [];
   const onData = (d: Buffer) => {
     out += d.toString();
     if (process.env.PROMPTMESH_TEST_ECHO) process.stderr.write(`[${name}] ${d.toString()}`);
     for (const w of [...waiters]) {
-      const m = out.match(w.re);
+      const m = out.slice(w.from).match(w.re);
       if (m) {
         waiters.splice(waiters.indexOf(w), 1);
         w.resolve(m);
@@ -176,15 +186,21 @@ export function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv = 
     name,
     output: () => out,
     exited,
-    waitFor(re, timeoutMs = 60_000) {
-      const m = out.match(re);
+    mark: () => out.length,
+    waitFor(re, timeoutMs = 60_000, from = 0) {
+      const m = out.slice(from).match(re);
       if (m) return Promise.resolve(m);
       return new Promise((resolve, reject) => {
-        const w = { re, resolve: (x: RegExpMatchArray) => (clearTimeout(t), resolve(x)) };
-        const t = setTimeout(() => {
-          waiters.splice(waiters.indexOf(w), 1);
-          reject(new Error(`${name}: no output matching ${re} within ${timeoutMs} ms; output:\n${out}`));
-        }, timeoutMs);
+        const w = { re, from, resolve: (x: RegExpMatchArray) => (clearTimeout(t), resolve(x)) };
+        const fail = (why: string) => {
+          clearTimeout(t);
+          const i = waiters.indexOf(w);
+          if (i < 0) return;
+          waiters.splice(i, 1);
+          reject(new Error(`${name}: no output matching ${re} ${why}; output:\n${out}`));
+        };
+        const t = setTimeout(() => fail(`within ${timeoutMs} ms`), timeoutMs);
+        void exited.then((code) => setTimeout(() => fail(`before it exited with ${code}`), 50));
         waiters.push(w);
       });
     },
@@ -232,15 +248,25 @@ function common(a: RuntimeArgs): string[] {
   ];
 }
 
-export function startCoordinator(a: RuntimeArgs & { workers?: number; name?: string }): CliProcess {
-  const n = String(a.workers ?? 2);
+export function startCoordinator(
+  a: RuntimeArgs & {
+    workers?: number;
+    min?: number;
+    max?: number;
+    name?: string;
+    coordinatorArgs?: string[];
+  },
+): CliProcess {
+  const min = String(a.min ?? a.workers ?? 2);
+  const max = String(a.max ?? a.workers ?? 2);
   return spawnCli(a.name ?? 'coordinator', [
     'coordinator',
     ...common(a),
     '--min-workers',
-    n,
+    min,
     '--max-workers',
-    n,
+    max,
+    ...(a.coordinatorArgs ?? []),
   ]);
 }
 
