@@ -164,7 +164,8 @@ export function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv = 
   const waiters: { re: RegExp; from: number; resolve: (m: RegExpMatchArray) => void }[] = [];
   const onData = (d: Buffer) => {
     out += d.toString();
-    if (process.env.PROMPTMESH_TEST_ECHO) process.stderr.write(`[${name}] ${d.toString()}`);
+    if (process.env.PROMPTMESH_TEST_ECHO)
+      process.stderr.write(`${(performance.now() / 1000).toFixed(1)} [${name}] ${d}`);
     for (const w of [...waiters]) {
       const m = out.slice(w.from).match(w.re);
       if (m) {

@@ -112,4 +112,42 @@ describe('runtime recovery', { skip: natsSkipReason() }, () => {
     assert.equal(await expectExit(w1b, 20_000), 0, w1b.output());
     await assertMatchesReference(openBank(a.bankDir), 'kill -9', t);
   });
+
+  test('restart the coordinator: the new incarnation resumes from the bank head and the workers re-join it', async (t) => {
+    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = args(`${fx.bankDir}-coord`);
+    const first = track(startCoordinator({ ...a, name: 'coordinator-1' }));
+    const w0 = track(startWorker({ ...a, id: 'w0' }));
+    const w1 = track(startWorker({ ...a, id: 'w1' }));
+    await first.waitFor(/committed at stage 0 step 10/);
+    first.kill('SIGKILL');
+    await first.exited;
+    const head = await openBank(a.bankDir).get('recov@head');
+    const second = track(startCoordinator({ ...a, name: 'coordinator-2' }));
+    const resumed = await second.waitFor(
+      /resuming job 'recov' from bank version (\w+) \(stage 0, step (\d+)\)/,
+    );
+    assert.ok(head.id.startsWith(resumed[1]!), `resumed from ${resumed[1]}, the head was ${head.id}`);
+    assert.equal(Number(resumed[2]), head.step);
+    await second.waitFor(/generation 1 \(start\): (w0, w1|w1, w0) from step (\d+)/);
+    assert.equal(await expectExit(second), 0, second.output());
+    assert.equal(await expectExit(w0, 20_000), 0, w0.output());
+    assert.equal(await expectExit(w1, 20_000), 0, w1.output());
+    await assertMatchesReference(openBank(a.bankDir), 'coordinator restart', t);
+  });
+
+  test('restart nats-server mid-job: everyone reconnects and the job completes', async (t) => {
+    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = args(`${fx.bankDir}-nats`);
+    const coord = track(startCoordinator(a));
+    const w0 = track(startWorker({ ...a, id: 'w0' }));
+    const w1 = track(startWorker({ ...a, id: 'w1' }));
+    await coord.waitFor(/committed at stage 0 step 5/);
+    await nats.restart({ downMs: 1000 });
+    t.diagnostic('nats-server was down for 1 s after the step-5 version');
+    assert.equal(await expectExit(coord), 0, coord.output());
+    assert.equal(await expectExit(w0, 20_000), 0, w0.output());
+    assert.equal(await expectExit(w1, 20_000), 0, w1.output());
+    await assertMatchesReference(openBank(a.bankDir), 'nats restart', t);
+  });
 });
