@@ -42,6 +42,11 @@ export interface CoordinatorOptions {
   formTimeoutMs: number;
   /** Consecutive failures (worker errors, re-formations) without a committed step before the job stops. */
   maxFailures: number;
+  /**
+   * Resume from this bank version (id, unique prefix, tag or JOB@head) instead of the job's head: the job's next
+   * version names it as parent and moves the head from wherever it is (compare-and-set on that head).
+   */
+  from?: string;
   progress: ProgressSink;
   log: (line: string) => void;
   now?: () => number;
@@ -107,8 +112,11 @@ export class Coordinator {
   private stage = 0;
   /** Number of committed steps of the current stage (= the next step to run). */
   private step = 0;
+  /** The version the job continues from (the parent of the next one). */
   private head: string | null = null;
   private headStep = -1;
+  /** The job's head in the bank; differs from `head` only after resuming from an older version (--from). */
+  private bankHead: string | null = null;
   private stageInputs: string | undefined;
   private phase: Phase = { kind: 'waiting' };
   private subs: Subscription[] = [];
@@ -144,15 +152,27 @@ export class Coordinator {
     });
   }
 
-  /** Resumes from the bank head when there is one, subscribes, and announces itself. */
+  /**
+   * Resumes from the bank head (or the version named by `from`) when there is one, subscribes, and announces
+   * itself. A version ends its stage when it is the stage's final one and the stage has no more steps configured
+   * (a larger --steps continues a finished stage from its last version).
+   */
   async start(): Promise<void> {
-    const head = await this.bank.head(this.job.jobId);
+    const bankHead = await this.bank.head(this.job.jobId);
+    this.bankHead = bankHead?.id ?? null;
+    const head = this.opts.from ? await this.bank.manifest(this.opts.from) : bankHead;
+    if (head && this.opts.from && head.job !== this.job.jobId) {
+      throw new Error(
+        `--from ${this.opts.from}: version ${head.id.slice(0, 12)} belongs to job '${head.job}', not '${this.job.jobId}'; pass --job-id ${head.job} (or the config of that job)`,
+      );
+    }
     if (head) {
       const extra = head.extra ?? {};
       const stage = Number(extra.stage ?? 0);
       this.head = head.id;
       this.headStep = head.step;
-      if (extra.final === true) {
+      const stageSteps = this.job.stages[stage]?.train.steps ?? 0;
+      if (extra.final === true && head.step >= stageSteps) {
         this.stage = stage + 1;
         this.step = 0;
         this.stageInputs = head.id;
@@ -587,6 +607,7 @@ export class Coordinator {
       step,
       workerId: this.members[0]!.workerId,
       parent: this.head,
+      ...(this.bankHead !== this.head ? { expectHead: this.bankHead } : {}),
       final,
     });
   }
@@ -606,6 +627,7 @@ export class Coordinator {
     }
     if (manifest.step !== p.step) return;
     this.head = manifest.id;
+    this.bankHead = manifest.id;
     this.headStep = p.step;
     this.opts.progress.log(
       `bank version ${manifest.id.slice(0, 12)} committed at stage ${this.stage} step ${p.step}${p.final ? ' (stage final)' : ''}`,

@@ -7,6 +7,8 @@ export interface RuntimeBank {
   commit(input: {
     job: string;
     parent: string | null;
+    /** Head the compare-and-set expects (default: parent). */
+    expectHead?: string | null;
     step: number;
     method: string;
     config: unknown;
@@ -16,8 +18,10 @@ export interface RuntimeBank {
     extra?: Record<string, unknown>;
   }): Promise<{ id: string }>;
   load(id: string): Promise<TensorMap>;
-  manifest(id: string): Promise<{ id: string; step: number; extra?: Record<string, unknown> }>;
-  head(job: string): Promise<{ id: string; step: number; extra?: Record<string, unknown> } | undefined>;
+  manifest(id: string): Promise<{ id: string; job: string; step: number; extra?: Record<string, unknown> }>;
+  head(
+    job: string,
+  ): Promise<{ id: string; job: string; step: number; extra?: Record<string, unknown> } | undefined>;
 }
 
 export type BankLocation = { kind: 'dir'; dir: string } | { kind: 'nats'; bucketPrefix?: string };

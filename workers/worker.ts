@@ -469,6 +469,7 @@ export class Worker {
     const v = await this.bank.commit({
       job: this.job.jobId,
       parent: c.parent,
+      ...(c.expectHead !== undefined ? { expectHead: c.expectHead } : {}),
       step: c.step,
       method: rt.stage.method.name,
       config: rt.stage.method,

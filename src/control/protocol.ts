@@ -105,6 +105,8 @@ export interface CheckpointMsg {
   step: number;
   workerId: string;
   parent: string | null;
+  /** The job's current bank head when it is not `parent` (resuming from an older version); the commit's CAS. */
+  expectHead?: string | null;
   final: boolean;
 }
 

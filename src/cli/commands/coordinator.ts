@@ -12,7 +12,7 @@ import {
   startMetricsServer,
 } from '../../telemetry/index.js';
 import { TerminalProgress } from '../../train/progress.js';
-import { type CliCommand, optInt, UsageError } from '../command.js';
+import { type CliCommand, optInt, optString, UsageError } from '../command.js';
 import { COMMON_OPTIONS, readBank, readJob, readNats, readToken } from '../runtime-options.js';
 
 function envInt(name: string): number | undefined {
@@ -28,7 +28,8 @@ export const command: CliCommand = {
 The coordinator admits workers that present the job id and join token, forms generations (ranks and ring
 order), plans each step's global batch and shards it across the workers by tokens, commits steps whose replicas
 agree, and has rank 0 write a bank version every --checkpoint-every steps and at the end of each stage. It holds
-no training state: restarted, it resumes from the bank head. It exits 0 when the job completes.`,
+no training state: restarted, it resumes from the bank head. --from VERSION resumes from any earlier version
+instead (any number of workers; a larger --steps continues a finished stage). It exits 0 when the job completes.`,
   examples: [
     'promptmesh coordinator --nats nats://127.0.0.1:4222 --bank ./bank --token s3cret --min-workers 2',
     'NATS_URL=nats://nats:4222 PROMPTMESH_BANK=/data/bank PROMPTMESH_JOIN_TOKEN=s3cret promptmesh coordinator --config job.json',
@@ -55,6 +56,13 @@ no training state: restarted, it resumes from the bank head. It exits 0 when the
       value: 'K',
       description: 'bank version every K steps',
       default: '20',
+    },
+    {
+      name: 'from',
+      type: 'string',
+      value: 'VERSION',
+      description:
+        "resume from this bank version (id, prefix, tag or JOB@head) instead of the job's head; the next version moves the head",
     },
     {
       name: 'heartbeat-timeout-ms',
@@ -122,6 +130,7 @@ no training state: restarted, it resumes from the bank head. It exits 0 when the
         resendMs: 3000,
         formTimeoutMs: 60_000,
         maxFailures: 10,
+        ...(optString(ctx, 'from') ? { from: optString(ctx, 'from')! } : {}),
         progress,
         log,
       },

@@ -54,7 +54,8 @@ Starts a nats-server (from PATH, JetStream on, a free loopback port, its own tem
 then the coordinator and N worker processes, all bound to 127.0.0.1. Shows the coordinator's live progress and
 stops everything on Ctrl-C or when the job ends (exit 0 when it completes). Without --config it trains the
 built-in demo job (ATTEMPT on the demo suite with the shipped tiny backbone). The bank folder keeps every
-version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to resume from the bank head.`,
+version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to resume from the bank head
+(--from VERSION: from any earlier version, with any --workers).`,
   examples: [
     'promptmesh up --workers 2',
     'promptmesh up --workers 3 --config job.json --bank ./runs/bank',
@@ -82,6 +83,12 @@ version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to re
       type: 'string',
       value: 'NAME',
       description: "workers' tfjs backend (node-gpu | node | wasm | cpu)",
+    },
+    {
+      name: 'from',
+      type: 'string',
+      value: 'VERSION',
+      description: "resume from this bank version instead of the job's head (see 'coordinator --help')",
     },
     {
       name: 'checkpoint-every',
@@ -150,6 +157,7 @@ version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to re
       String(n),
       '--checkpoint-every',
       optString(ctx, 'checkpoint-every') ?? '20',
+      ...(optString(ctx, 'from') ? ['--from', optString(ctx, 'from')!] : []),
       ...metricsArgs(0),
     ]);
     for (let i = 0; i < n; i++) {
