@@ -147,6 +147,9 @@ if (invokedDirectly()) {
   runCli(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
+      // A finished command must not linger because a library left a handle open (a socket being drained, a
+      // thread): give pending output a moment, then exit. The timer does not itself keep the process alive.
+      setTimeout(() => process.exit(code), 1500).unref();
     },
     (err: unknown) => {
       console.error(err);

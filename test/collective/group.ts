@@ -45,16 +45,30 @@ export class WorkerGroup {
         env: { ...process.env, NODE_TEST_CONTEXT: undefined },
       }),
     );
-    const addresses = await Promise.all(
-      children.map((c) => waitFor<{ address: string }>(c, (m) => m.type === 'listening')),
-    );
+    // A group that fails to start must not leave its other children running: they would hold the test
+    // process open through their IPC channels and hang the whole suite.
+    const killAll = () => {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    };
+    let addresses: { address: string }[];
+    try {
+      addresses = await Promise.all(
+        children.map((c) => waitFor<{ address: string }>(c, (m) => m.type === 'listening')),
+      );
+    } catch (err) {
+      killAll();
+      throw err;
+    }
     const g = new WorkerGroup(
       children,
       addresses.map((a) => a.address),
     );
     await Promise.all(
       children.map((c, rank) => {
-        const p = waitFor(c, (m) => m.type === 'connected');
+        const p = waitFor(c, (m) => m.type === 'connected').catch((err: unknown) => {
+          killAll();
+          throw err;
+        });
         c.send({
           type: 'connect',
           rank,

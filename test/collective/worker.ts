@@ -31,6 +31,9 @@ const listener = await GrpcTransport.listen({});
 let comm: Collective | undefined;
 send({ type: 'listening', address: listener.address });
 
+// Orphaned by its test (the test process died or gave up): exit rather than wait forever.
+process.on('disconnect', () => process.exit(1));
+
 process.on('message', async (m: { type: string } & Record<string, unknown>) => {
   try {
     if (m.type === 'connect') {
