@@ -13,6 +13,7 @@ export const RUNTIME_ENV = {
   minWorkers: 'PROMPTMESH_MIN_WORKERS',
   maxWorkers: 'PROMPTMESH_MAX_WORKERS',
   metricsPort: 'PROMPTMESH_METRICS_PORT',
+  metricsHost: 'PROMPTMESH_METRICS_HOST',
   tlsCert: 'PROMPTMESH_TLS_CERT',
   tlsKey: 'PROMPTMESH_TLS_KEY',
   tlsCa: 'PROMPTMESH_TLS_CA',

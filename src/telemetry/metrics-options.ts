@@ -2,7 +2,7 @@ import { type CliContext, type CliOption, optString, UsageError } from '../cli/c
 import { RUNTIME_ENV } from '../config/runtime-env.js';
 
 /** Environment variables of the metrics endpoint (flags win). The host one is not in RUNTIME_ENV (yet). */
-export const METRICS_ENV = { port: RUNTIME_ENV.metricsPort, host: 'PROMPTMESH_METRICS_HOST' } as const;
+export const METRICS_ENV = { port: RUNTIME_ENV.metricsPort, host: RUNTIME_ENV.metricsHost } as const;
 
 /**
  * The port the images and manifests use. The CLI default is 0 (any free port) so that several local processes
