@@ -28,7 +28,8 @@ export function batchedAttention(
  * (the wasm kernel reads the full buffer), which is quadratic. So this op reads each operand out of the heap once,
  * cuts it into per-head 2-D tensors in JS, runs plain 2-D matmuls, and concatenates. Transposes are done once on the
  * whole 4-D tensor (cheap). Its gradient is written the same way: dP = dO V^T, dS = P * (dP - rowsum(dP * P)),
- * dQ = dS K, dK = dS^T Q, dV = P^T dO.
+ * dQ = dS K, dK = dS^T Q, dV = P^T dO, and dBias = dS summed over the axes the bias was broadcast along (the
+ * frozen model discards it; a backbone being pretrained learns its relative position table through it).
  */
 export function splitHeadAttention(
   q: tf.Tensor4D,
@@ -40,11 +41,11 @@ export function splitHeadAttention(
   const Lk = k.shape[2];
   const n = B * H;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [qIn, kIn, vIn, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const [qIn, kIn, vIn, bIn, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     const probs = tf.tidy(() => {
       const kT = tf.transpose(kIn, [0, 1, 3, 2]);
       const s = headwiseMatMul(qIn.dataSync() as Float32Array, kT.dataSync() as Float32Array, n, Lq, dk, Lk);
-      return tf.softmax(tf.add(tf.reshape(s, [B, H, Lq, Lk]), bias));
+      return tf.softmax(tf.add(tf.reshape(s, [B, H, Lq, Lk]), bIn));
     });
     const out = tf.tidy(() =>
       tf.reshape(
@@ -84,12 +85,22 @@ export function splitHeadAttention(
             tf.reshape(dQ, [B, H, Lq, dk]),
             tf.reshape(dK, [B, H, Lk, dk]),
             tf.reshape(dV, [B, H, Lk, dk]),
+            reduceToShape(dS, bias.shape),
           ];
         });
       },
     };
   });
-  return op(q, k, v) as tf.Tensor4D;
+  return op(q, k, v, bias) as tf.Tensor4D;
+}
+
+/** Sums a [B, H, Lq, Lk] gradient over the axes along which a bias of `shape` was broadcast. */
+function reduceToShape(g: tf.Tensor, shape: number[]): tf.Tensor {
+  const full = g.shape;
+  const padded = [...new Array<number>(full.length - shape.length).fill(1), ...shape];
+  const axes = full.map((_, i) => i).filter((i) => padded[i] === 1 && full[i] !== 1);
+  const summed = axes.length > 0 ? tf.sum(g, axes, true) : g;
+  return tf.reshape(summed, shape);
 }
 
 /**

@@ -10,5 +10,4 @@ export {
   T5Model,
   type T5ModelOptions,
 } from './t5-model.js';
-export { trainableAttentionCore } from './trainable-attention.js';
 export { TrainableLinear } from './trainable-linear.js';

@@ -7,7 +7,6 @@ import { tokenNll } from './cross-entropy.js';
 import { assertShape, ShapeMismatchError } from './errors.js';
 import { FrozenLinear } from './frozen-linear.js';
 import { relativePositionBuckets } from './relative-position.js';
-import { trainableAttentionCore } from './trainable-attention.js';
 import { gatherRowsTrainable } from './trainable-embedding.js';
 import { TrainableLinear } from './trainable-linear.js';
 
@@ -95,7 +94,6 @@ export class T5Model {
   private readonly trainable: boolean;
   /** Every weight by its Hugging Face name (variables in trainable mode). */
   private readonly named = new Map<string, tf.Tensor>();
-  private readonly attentionCore: typeof attentionCore;
   private disposed = false;
 
   private constructor(
@@ -105,7 +103,6 @@ export class T5Model {
   ) {
     this.config = config;
     this.trainable = trainable;
-    this.attentionCore = trainable ? trainableAttentionCore : attentionCore;
     const get = (name: string, shape: number[]) => {
       const t = getWeight(name, shape);
       this.named.set(name, t);
@@ -475,7 +472,7 @@ export class T5Model {
       const src = kv ?? x;
       const heads = (t: tf.Tensor2D, L: number) =>
         tf.transpose(tf.reshape(t, [B, L, H, dk]), [0, 2, 1, 3]) as tf.Tensor4D;
-      const out = this.attentionCore(
+      const out = attentionCore(
         heads(att.q.apply(x), Lq),
         heads(att.k.apply(src), Lk),
         heads(att.v.apply(src), Lk),
