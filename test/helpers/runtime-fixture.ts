@@ -192,7 +192,14 @@ export function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv = 
       const m = out.slice(from).match(re);
       if (m) return Promise.resolve(m);
       return new Promise((resolve, reject) => {
-        const w = { re, from, resolve: (x: RegExpMatchArray) => (clearTimeout(t), resolve(x)) };
+        const w = {
+          re,
+          from,
+          resolve: (x: RegExpMatchArray) => {
+            clearTimeout(t);
+            resolve(x);
+          },
+        };
         const fail = (why: string) => {
           clearTimeout(t);
           const i = waiters.indexOf(w);
