@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { permutation, rngFor } from '../data/rng.js';
 import type { T5Model } from '../model/t5/index.js';
-import type { EncoderInputs, PromptBatch } from './method.js';
+import type { EncoderInputs, MethodParam, ParamSpec, PromptBatch } from './method.js';
 
 /** How many of the lowest (most frequent, in a SentencePiece vocabulary) ids prompt initialisation draws from. */
 export const FREQUENT_IDS = 5000;
@@ -80,4 +80,43 @@ export function tidyInputs(fn: () => EncoderInputs): EncoderInputs {
     return [x.inputsEmbeds, x.attentionMask];
   });
   return { inputsEmbeds: inputsEmbeds as tf.Tensor3D, attentionMask: attentionMask as tf.Tensor2D };
+}
+
+let instances = 0;
+
+/**
+ * Creates a method's tensors from its `describe()` specs: trainable ones as variables (its params), the others
+ * as frozen tensors. One place for the details every method needs: the initial tensor is disposed once the
+ * variable holds the value (tf.variable keeps it counted otherwise), variable names are unique per instance, and
+ * a failing initialiser frees whatever was already created.
+ */
+export function materializeParams(
+  method: string,
+  specs: readonly ParamSpec[],
+  initial: (spec: ParamSpec) => Float32Array,
+): { params: MethodParam[]; frozen: Map<string, tf.Tensor> } {
+  const instance = instances++;
+  const params: MethodParam[] = [];
+  const frozen = new Map<string, tf.Tensor>();
+  try {
+    for (const spec of specs) {
+      const value = tf.tensor(initial(spec), spec.shape);
+      if (!spec.trainable) {
+        frozen.set(spec.name, value);
+        continue;
+      }
+      params.push({
+        name: spec.name,
+        group: spec.group,
+        variable: tf.variable(value, true, `${method}/${instance}/${spec.name}`),
+        ...(spec.task !== undefined ? { task: spec.task } : {}),
+      });
+      value.dispose();
+    }
+  } catch (err) {
+    for (const p of params) p.variable.dispose();
+    for (const t of frozen.values()) t.dispose();
+    throw err;
+  }
+  return { params, frozen };
 }

@@ -13,6 +13,7 @@ import type {
 } from '../method.js';
 import { MethodConfigError } from '../method.js';
 import {
+  materializeParams,
   prependPrompt,
   taskIndices,
   tidyInputs,
@@ -78,8 +79,6 @@ function describe(config: AttemptConfig, dims: MethodDims): ParamSpec[] {
   return specs;
 }
 
-let instances = 0;
-
 /**
  * ATTEMPT (Asai et al., EMNLP 2022), METHODS.md section 2. For input embeddings E [B, L, d]:
  *   x_hat = max-pool of E over (real) positions; k_j = max over the n tokens of candidate C_j (sources, then the
@@ -112,32 +111,15 @@ export class Attempt implements PromptMethod {
     }
     const specs = describe(config, { dModel: d, vocabSize: ctx.model.config.vocabSize, tasks });
     const sourceData = this.readSources(ctx, d);
-    const instance = instances++;
-    const created: tf.Tensor[] = [];
+    const made = materializeParams(NAME, specs, (spec) => this.initialValue(spec, ctx, sourceData));
+    this.params.push(...made.params);
+    for (const [k, t] of made.frozen) this.frozen.set(k, t);
+    const created: tf.Tensor[] = [...made.params.map((p) => p.variable), ...made.frozen.values()];
     try {
-      const byName = new Map<string, tf.Tensor>();
-      for (const spec of specs) {
-        const data = this.initialValue(spec, ctx, sourceData);
-        if (spec.trainable) {
-          // tf.variable shares the initial tensor's buffer and keeps it counted: dispose it or it leaks.
-          const initial = tf.tensor(data, spec.shape);
-          const variable = tf.variable(initial, true, `${NAME}/${instance}/${spec.name}`);
-          initial.dispose();
-          created.push(variable);
-          this.params.push({
-            name: spec.name,
-            variable,
-            group: spec.group,
-            ...(spec.task !== undefined ? { task: spec.task } : {}),
-          });
-          byName.set(spec.name, variable);
-        } else {
-          const t = tf.tensor(data, spec.shape);
-          created.push(t);
-          this.frozen.set(spec.name, t);
-          byName.set(spec.name, t);
-        }
-      }
+      const byName = new Map<string, tf.Tensor>([
+        ...made.params.map((p) => [p.name, p.variable] as const),
+        ...made.frozen,
+      ]);
       this.targets = this.params.filter((p) => p.group === 'prompt').map((p) => p.variable);
       this.module = hasAttentionModule(config)
         ? {

@@ -13,6 +13,7 @@ import type {
 } from '../method.js';
 import { MethodConfigError } from '../method.js';
 import {
+  materializeParams,
   prependPrompt,
   taskIndices,
   tidyInputs,
@@ -53,20 +54,8 @@ class PromptTuning implements PromptMethod {
     ctx: MethodContext,
   ) {
     const d = ctx.model.config.dModel;
-    this.params = describe(config, { dModel: d, vocabSize: ctx.model.config.vocabSize, tasks }).map(
-      (spec) => {
-        const data = this.initialValue(spec, ctx);
-        const init = tf.tensor(data, spec.shape);
-        const variable = tf.variable(init, true, `${this.name}/${spec.name}/${Math.random()}`);
-        init.dispose();
-        return {
-          name: spec.name,
-          group: spec.group,
-          variable,
-          ...(spec.task ? { task: spec.task } : {}),
-        };
-      },
-    );
+    const specs = describe(config, { dModel: d, vocabSize: ctx.model.config.vocabSize, tasks });
+    this.params = materializeParams(this.name, specs, (spec) => this.initialValue(spec, ctx)).params;
   }
 
   encoderInputs(model: T5Model, batch: PromptBatch): EncoderInputs {

@@ -13,6 +13,7 @@ import type {
 } from '../method.js';
 import { MethodConfigError } from '../method.js';
 import {
+  materializeParams,
   prependPrompt,
   taskIndices,
   tidyInputs,
@@ -105,20 +106,9 @@ export class Spt implements PromptMethod {
     this.templateMeans = this.meanTemplates(ctx.model, templates);
     try {
       const specs = describe(config, { dModel: this.d, vocabSize: ctx.model.config.vocabSize, tasks });
-      for (const spec of specs) {
-        const value = tf.tensor(this.initialValue(spec, ctx), spec.shape);
-        if (!spec.trainable) {
-          this.frozen.set(spec.name, value);
-          continue;
-        }
-        this.params.push({
-          name: spec.name,
-          group: spec.group,
-          variable: tf.variable(value, true, `${this.name}/${spec.name}/${Math.random()}`),
-          ...(spec.task ? { task: spec.task } : {}),
-        });
-        value.dispose();
-      }
+      const made = materializeParams(this.name, specs, (spec) => this.initialValue(spec, ctx));
+      this.params.push(...made.params);
+      for (const [k, t] of made.frozen) this.frozen.set(k, t);
     } catch (err) {
       this.dispose();
       throw err;

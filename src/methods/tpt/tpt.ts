@@ -15,6 +15,7 @@ import { MethodConfigError } from '../method.js';
 import {
   maskedMaxPool,
   maskedMeanPool,
+  materializeParams,
   prependPrompt,
   taskIndices,
   tidyInputs,
@@ -109,22 +110,12 @@ export class Tpt implements PromptMethod {
     const specs = describe(config, { dModel: this.d, vocabSize: ctx.model.config.vocabSize, tasks });
     const bankData = this.bankValue(ctx);
     try {
-      for (const spec of specs) {
-        // Each bank copy gets its own buffer: some backends keep the array handed to tf.tensor.
-        const data = spec.group === 'bank' ? bankData.slice() : this.promptValue(spec, ctx);
-        const value = tf.tensor(data, spec.shape);
-        if (!spec.trainable) {
-          this.frozen.set(spec.name, value);
-          continue;
-        }
-        this.params.push({
-          name: spec.name,
-          group: spec.group,
-          variable: tf.variable(value, true, `${this.name}/${spec.name}/${Math.random()}`),
-          ...(spec.task ? { task: spec.task } : {}),
-        });
-        value.dispose();
-      }
+      // Each bank copy gets its own buffer: some backends keep the array handed to tf.tensor.
+      const made = materializeParams(this.name, specs, (spec) =>
+        spec.group === 'bank' ? bankData.slice() : this.promptValue(spec, ctx),
+      );
+      this.params.push(...made.params);
+      for (const [k, t] of made.frozen) this.frozen.set(k, t);
     } catch (err) {
       this.dispose();
       throw err;
