@@ -20,5 +20,10 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages (npm ci)" >&2
-  npm ci --no-fund --no-audit
+  # Some registries (mirrors) do not carry every platform build of @biomejs/biome, so the lock file cannot list
+  # them and `npm ci` refuses it as out of sync; `npm install` resolves the same versions from the lock anyway.
+  if ! npm ci --no-fund --no-audit; then
+    echo "setup: npm ci refused the lock file; falling back to npm install" >&2
+    npm install --no-fund --no-audit
+  fi
 fi
