@@ -234,7 +234,12 @@ export class Coordinator {
   }
 
   private publish(msg: Control): void {
-    if (!this.nc.isClosed()) this.nc.publish(this.subj.ctl, encodeMessage(msg));
+    if (this.nc.isClosed() || this.nc.isDraining()) return;
+    try {
+      this.nc.publish(this.subj.ctl, encodeMessage(msg));
+    } catch (err) {
+      this.opts.log(`could not publish ${msg.type}: ${(err as Error).message}`);
+    }
   }
 
   /** Admission: right job, right token, right protocol, room in the world, not a duplicate of a live member. */

@@ -202,6 +202,7 @@ export class Worker {
     this.queue = this.queue.then(fn).catch((err: unknown) => {
       const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
       this.opts.log(`error: ${error}`);
+      if (this.stopping) return;
       void this.closeCollective();
       if (this.incarnation) {
         this.report({
@@ -226,7 +227,13 @@ export class Worker {
   }
 
   private report(r: Report): void {
-    if (!this.nc.isClosed()) this.nc.publish(this.subj.report, encodeMessage(r));
+    if (this.nc.isClosed() || this.nc.isDraining()) return;
+    try {
+      this.nc.publish(this.subj.report, encodeMessage(r));
+    } catch (err) {
+      // Shutting down while a handler finishes: nobody is listening any more.
+      this.opts.log(`could not report ${r.type}: ${(err as Error).message}`);
+    }
   }
 
   private async onControl(ctl: Control): Promise<void> {
