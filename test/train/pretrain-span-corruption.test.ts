@@ -4,6 +4,7 @@ import { mulberry32 } from '../../src/data/rng.js';
 import {
   applyNoiseMask,
   packTokens,
+  prefixLmExample,
   randomSpansNoiseMask,
   spanCorrupt,
 } from '../../src/train/pretrain/index.js';
@@ -103,5 +104,29 @@ describe('span corruption', () => {
         [4, 5],
       ],
     );
+  });
+});
+
+describe('prefix LM examples (T5 LM adaptation)', () => {
+  test('input is a non-empty prefix, target the non-empty rest, each ending in </s>', () => {
+    const passage = [10, 11, 12, 13, 14, 15];
+    const rng = mulberry32(7);
+    const cuts = new Set<number>();
+    for (let i = 0; i < 200; i++) {
+      const { input, target } = prefixLmExample(passage, rng, EOS);
+      assert.equal(input.at(-1), EOS);
+      assert.equal(target.at(-1), EOS);
+      assert.ok(input.length >= 2 && target.length >= 2, `empty side: ${input} | ${target}`);
+      assert.deepEqual([...input.slice(0, -1), ...target.slice(0, -1)], passage);
+      cuts.add(input.length - 1);
+    }
+    // Every split point 1..5 occurs: the cut is uniform over the passage, not fixed.
+    assert.deepEqual([...cuts].sort(), [1, 2, 3, 4, 5]);
+  });
+
+  test('a two-token passage can only be cut in the middle', () => {
+    const { input, target } = prefixLmExample([5, 6], mulberry32(1), EOS);
+    assert.deepEqual(input, [5, EOS]);
+    assert.deepEqual(target, [6, EOS]);
   });
 });

@@ -162,6 +162,7 @@ describe('trainable T5 mode (wasm)', () => {
       chunkTokens: 24,
       maxSourceTokens: 32,
       supervisedFraction: 0.2,
+      prefixLmFraction: 0.3,
     });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-'));
     try {

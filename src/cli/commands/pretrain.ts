@@ -38,7 +38,7 @@ export const PRETRAIN_DEFAULTS = {
   buckets: 32,
   maxDistance: 128,
   vocabSize: 1000,
-  steps: 800,
+  steps: 900,
   batchSize: 32,
   lr: 3e-3,
   warmup: 50,
@@ -47,7 +47,9 @@ export const PRETRAIN_DEFAULTS = {
   textCount: 30000,
   chunkTokens: 48,
   maxSourceTokens: 96,
-  supervisedFraction: 0.25,
+  supervisedFraction: 0.4,
+  prefixLmFraction: 0.3,
+  lossWeighting: 'example' as 'token' | 'example',
 };
 
 const D = PRETRAIN_DEFAULTS;
@@ -80,7 +82,11 @@ Trains a fresh T5 (all weights) with T5's span-corruption objective (15% of the 
 each span replaced by <extra_id_N>) on text, and writes a Hugging Face folder (config.json, model.safetensors,
 spiece.model, tokenizer.json, pretrain.json) that every other promptmesh command loads with --checkpoint.
 
-Without --text the text is the demo generator's plain text; a fraction of each batch (--supervised-fraction) is
+A share of each batch (--prefix-lm-fraction) is prefix language modelling instead (input: the start of a passage,
+target: the rest), as in the "LM-adapted" T5 that Lester et al. found prompt tuning needs: a span-corruption-only
+decoder always starts with a sentinel, so there is no first word for a prompt to steer.
+
+Without --text the text is the demo generator's plain text; a share of each batch (--supervised-fraction) is
 supervised examples of the demo SOURCE tasks, as T5 itself was pretrained on a multi-task mixture. The demo target
 tasks are never used. Without --tokenizer a SentencePiece Unigram model is trained on the same text with spm_train
 (Debian/Ubuntu: apt-get install sentencepiece). The defaults reproduce the shipped assets/demo-backbone.`,
@@ -154,6 +160,12 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       description: `share of each batch drawn from the demo source tasks (default ${D.supervisedFraction}; 0: none)`,
     },
     {
+      name: 'prefix-lm-fraction',
+      type: 'string',
+      value: 'X',
+      description: `share of each batch that is prefix LM on a passage, as T5 LM-adapted (default ${D.prefixLmFraction})`,
+    },
+    {
       name: 'chunk-tokens',
       type: 'string',
       value: 'N',
@@ -189,6 +201,12 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
     const supervisedFraction = optNumber(ctx, 'supervised-fraction', D.supervisedFraction)!;
     if (!(supervisedFraction >= 0 && supervisedFraction <= 1)) {
       throw new UsageError(`--supervised-fraction must be between 0 and 1, got ${supervisedFraction}`);
+    }
+    const prefixLmFraction = optNumber(ctx, 'prefix-lm-fraction', D.prefixLmFraction)!;
+    if (!(prefixLmFraction >= 0 && supervisedFraction + prefixLmFraction <= 1)) {
+      throw new UsageError(
+        `--prefix-lm-fraction must be >= 0 and, with --supervised-fraction (${supervisedFraction}), at most 1; got ${prefixLmFraction}`,
+      );
     }
     const textFile = optString(ctx, 'text');
     const tokenizerDir = optString(ctx, 'tokenizer');
@@ -253,6 +271,8 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       chunkTokens,
       maxSourceTokens: D.maxSourceTokens,
       supervisedFraction,
+      prefixLmFraction,
+      lossWeighting: D.lossWeighting,
       progress,
     });
     try {
@@ -273,6 +293,8 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       shape,
       vocabSize: tokenizer.vocabSize,
       supervisedFraction,
+      prefixLmFraction,
+      lossWeighting: D.lossWeighting,
       text: textFile ?? `demo plain text, ${texts.length} passages`,
       tokenizer: tokenizerRecord,
       wallSeconds: Math.round(result.seconds),

@@ -1,10 +1,12 @@
 export { demoPretrainText, demoSourcePairs, splitLabelWords } from './demo-corpus.js';
 export {
   type BackboneShape,
+  type PretrainExample,
   type PretrainOptions,
   type PretrainResult,
   type PretrainStepReport,
   packTokens,
+  prefixLmExample,
   pretrainBackbone,
   type SupervisedPair,
 } from './pretrain.js';

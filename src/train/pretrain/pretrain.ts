@@ -50,6 +50,21 @@ export interface PretrainOptions {
   maxSourceTokens: number;
   /** Probability that an example of a batch is a supervised one rather than span corruption. */
   supervisedFraction: number;
+  /**
+   * Probability that an example is prefix language modelling on one passage (input: its first tokens; target: the
+   * rest). Lester et al. (2021) found prompt tuning works far better on T5 "LM-adapted" with this objective than on
+   * span-corruption-only T5, whose decoder always starts with a sentinel; with it, the first decoded token can be a
+   * word that continues the input ("... overall it was" -> "good"), which is what a prompt must steer. Default 0.
+   */
+  prefixLmFraction?: number;
+  /**
+   * How token losses are averaged: 'token' (T5's mean over every target token of the batch) or 'example' (the mean
+   * over examples of each example's mean token loss). With 'token', a one-word supervised label weighs about as much
+   * as one of the ~15 target tokens of a span-corruption example, so a share of supervised examples barely moves
+   * the model: measured on the demo, 1,400 updates with 40% supervised examples left the backbone at chance on the
+   * supervised sentiment task it trained on. 'example' gives each example the same weight. Default 'token'.
+   */
+  lossWeighting?: 'token' | 'example';
   noise?: SpanCorruptionOptions;
   progress?: ProgressSink;
   /** Called after every update (tests, curves). */
@@ -93,7 +108,7 @@ export function packTokens(passages: readonly (readonly number[])[], chunkTokens
   return chunks;
 }
 
-interface Example {
+export interface PretrainExample {
   input: number[];
   target: number[];
 }
@@ -113,6 +128,12 @@ function validate(o: PretrainOptions): void {
   if (!(o.supervisedFraction >= 0 && o.supervisedFraction <= 1)) {
     throw new RangeError(`pretrain: supervisedFraction must be in [0, 1], got ${o.supervisedFraction}`);
   }
+  const lm = o.prefixLmFraction ?? 0;
+  if (!(lm >= 0 && o.supervisedFraction + lm <= 1)) {
+    throw new RangeError(
+      `pretrain: prefixLmFraction must be >= 0 with supervisedFraction + prefixLmFraction <= 1, got ${lm} + ${o.supervisedFraction}`,
+    );
+  }
 }
 
 /**
@@ -128,15 +149,15 @@ export function pretrainBackbone(
   validate(options);
   const progress = options.progress ?? silentProgress;
   const noise = options.noise ?? T5_SPAN_CORRUPTION;
-  const chunks = packTokens(
-    texts.map((t) => tokenizer.encode(t, { addEos: false })),
-    options.chunkTokens,
-  );
+  const passages = texts.map((t) => tokenizer.encode(t, { addEos: false }));
+  const chunks = packTokens(passages, options.chunkTokens);
+  const lmPassages = passages.filter((p) => p.length >= 2);
+  const prefixLm = lmPassages.length > 0 ? (options.prefixLmFraction ?? 0) : 0;
   if (chunks.length === 0) throw new RangeError('pretrain: the text gave no token chunks (is it empty?)');
   const sentinel = (i: number) => tokenizer.extraId(i);
   const eos = tokenizer.eosId;
-  const supervisedCache = new Map<number, Example>();
-  const supervisedExample = (i: number): Example => {
+  const supervisedCache = new Map<number, PretrainExample>();
+  const supervisedExample = (i: number): PretrainExample => {
     let hit = supervisedCache.get(i);
     if (!hit) {
       const pair = supervised[i]!;
@@ -148,12 +169,16 @@ export function pretrainBackbone(
     }
     return hit;
   };
-  const batchExamples = (step: number): Example[] => {
+  const batchExamples = (step: number): PretrainExample[] => {
     const rng = rngFor(options.seed, 'pretrain-batch', step);
-    const out: Example[] = [];
+    const out: PretrainExample[] = [];
     for (let b = 0; b < options.batchSize; b++) {
-      if (supervised.length > 0 && rng() < options.supervisedFraction) {
+      // One draw decides the kind, so a run without prefix LM consumes the stream exactly as before it existed.
+      const kind = supervised.length > 0 || prefixLm > 0 ? rng() : 1;
+      if (supervised.length > 0 && kind < options.supervisedFraction) {
         out.push(supervisedExample(randInt(rng, supervised.length)));
+      } else if (kind < options.supervisedFraction + prefixLm) {
+        out.push(prefixLmExample(lmPassages[randInt(rng, lmPassages.length)]!, rng, eos));
       } else {
         out.push(spanCorrupt(chunks[randInt(rng, chunks.length)]!, rng, sentinel, eos, noise));
       }
@@ -182,14 +207,14 @@ export function pretrainBackbone(
       const examples = batchExamples(step);
       const loss = tf.tidy(() => {
         const { ids, mask, labels, labelMask } = padBatch(examples, tokenizer.padId);
+        const perExample = options.lossWeighting === 'example';
+        const tokensPerExample = perExample ? tf.maximum(tf.sum(labelMask, 1), 1) : undefined;
         const { value, grads } = tf.variableGrads(
-          () =>
-            model.loss({
-              inputsEmbeds: model.embed(ids),
-              attentionMask: mask,
-              labels,
-              labelMask,
-            }),
+          () => {
+            const batch = { inputsEmbeds: model.embed(ids), attentionMask: mask, labels, labelMask };
+            if (!tokensPerExample) return model.loss(batch);
+            return tf.mean(tf.div(model.lossTerms(batch).perExample, tokensPerExample)) as tf.Scalar;
+          },
           vars.map(([, v]) => v),
         );
         const gradArrays = vars.map(([, v]) => {
@@ -226,8 +251,14 @@ export function pretrainBackbone(
   return { model, config, losses, seconds: (performance.now() - t0) / 1000 };
 }
 
+/** Splits a passage at a uniform point in [1, length - 1]: the prefix is the input, the rest the target. */
+export function prefixLmExample(passage: readonly number[], rng: () => number, eos: number): PretrainExample {
+  const cut = 1 + randInt(rng, passage.length - 1);
+  return { input: [...passage.slice(0, cut), eos], target: [...passage.slice(cut), eos] };
+}
+
 /** Pads inputs and targets of a batch into the tensors T5Model.loss takes. */
-function padBatch(examples: readonly Example[], padId: number) {
+function padBatch(examples: readonly PretrainExample[], padId: number) {
   const B = examples.length;
   const L = Math.max(...examples.map((e) => e.input.length));
   const T = Math.max(...examples.map((e) => e.target.length));
