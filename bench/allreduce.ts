@@ -168,6 +168,9 @@ function fmtSize(b: number): string {
   return `${b}`;
 }
 
+/** Rounds per size in which the two transports alternate (see the measuring loop). */
+const ROUNDS = 4;
+
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -212,21 +215,31 @@ export async function main(args: string[]): Promise<void> {
     try {
       for (const bytes of sizes) {
         for (const algorithm of algorithms) {
-          const iters = itersOverride ?? (bytes <= 1 << 20 ? 20 : bytes <= 16 << 20 ? 6 : 3);
+          const iters = itersOverride ?? (bytes <= 1 << 20 ? 20 : bytes <= 16 << 20 ? 8 : 4);
           const warmup = bytes <= 1 << 20 ? 5 : 1;
-          const measure = async (kind: Kind): Promise<{ time: number; wrong: number; algorithm: string }> => {
-            const cmd: RunCommand = { type: 'run', kind, bytes, iters, warmup, algorithm, step };
-            step += iters + warmup;
+          // Both transports run in alternating rounds (gRPC, TCP, TCP, gRPC, ...), and each one's time is the median
+          // over all its iterations: on a shared machine a burst of other work then hits both sides alike instead
+          // of whichever happened to run during it.
+          const perIter: Record<Kind, number[]> = { grpc: [], tcp: [] };
+          const wrong: Record<Kind, number> = { grpc: 0, tcp: 0 };
+          let algorithmName = '';
+          const measure = async (kind: Kind, roundIters: number): Promise<void> => {
+            const cmd: RunCommand = { type: 'run', kind, bytes, iters: roundIters, warmup, algorithm, step };
+            step += roundIters + warmup;
             const rs = (await group.all(cmd, 'result')) as RunResult[];
-            const perIter = rs[0]!.times.map((_, it) => Math.max(...rs.map((r) => r.times[it]!)));
-            return {
-              time: median(perIter) / 1000,
-              wrong: rs.reduce((s, r) => s + r.wrong, 0),
-              algorithm: rs[0]!.algorithm,
-            };
+            for (let it = 0; it < rs[0]!.times.length; it++)
+              perIter[kind].push(Math.max(...rs.map((r) => r.times[it]!)));
+            wrong[kind] += rs.reduce((s, r) => s + r.wrong, 0);
+            if (kind === 'grpc') algorithmName = rs[0]!.algorithm;
           };
-          const g = await measure('grpc');
-          const t = await measure('tcp');
+          const rounds = Math.min(iters, ROUNDS);
+          for (let r = 0; r < rounds; r++) {
+            const roundIters = Math.floor(iters / rounds) + (r < iters % rounds ? 1 : 0);
+            const order: Kind[] = r % 2 === 0 ? ['grpc', 'tcp'] : ['tcp', 'grpc'];
+            for (const kind of order) await measure(kind, roundIters);
+          }
+          const g = { time: median(perIter.grpc) / 1000, wrong: wrong.grpc, algorithm: algorithmName };
+          const t = { time: median(perIter.tcp) / 1000, wrong: wrong.tcp };
           const algbw = bytes / g.time;
           const factor = (2 * (n - 1)) / n;
           const busbw = algbw * factor;
