@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../src/backend/index.js';
+import { demoTaskNames } from '../../src/data/demo/index.js';
 import {
   loadT5Checkpoint,
   makeTinyT5,
@@ -13,7 +14,7 @@ import {
 } from '../../src/model/checkpoint/index.js';
 import { T5Model } from '../../src/model/t5/index.js';
 import { loadTokenizer } from '../../src/model/tokenizer/index.js';
-import { demoPretrainText, pretrainBackbone } from '../../src/train/pretrain/index.js';
+import { demoPretrainText, demoSourceProbe, pretrainBackbone } from '../../src/train/pretrain/index.js';
 import { ensureSpmModel, SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
 function batch() {
@@ -140,7 +141,11 @@ describe('trainable T5 mode (wasm)', () => {
     const texts = demoPretrainText(200, 5);
     const supervised = [{ source: 'sentiment review: the film was great .', target: 'positive' }];
     const before = tf.memory().numTensors;
+    const probed: number[] = [];
     const result = pretrainBackbone(tokenizer, texts, supervised, {
+      probe: demoSourceProbe(tokenizer, { seed: 1, examples: 3, maxSourceTokens: 32 }),
+      probeEvery: 10,
+      onProbe: (r) => probed.push(r.step),
       shape: {
         variant: 'v1.1',
         dModel: 16,
@@ -170,6 +175,17 @@ describe('trainable T5 mode (wasm)', () => {
       const first = mean(result.losses.slice(0, 5));
       const last = mean(result.losses.slice(-5));
       assert.ok(last < first - 0.5, `loss did not drop: ${first} -> ${last}`);
+      // Probes every 10 updates and after the last, each scoring every demo source task.
+      assert.deepEqual(probed, [10, 20, 30]);
+      assert.deepEqual(
+        result.probes.map((p) => p.step),
+        [10, 20, 30],
+      );
+      for (const p of result.probes) {
+        assert.deepEqual(Object.keys(p.scores).sort(), [...demoTaskNames('source')].sort());
+        for (const [task, acc] of Object.entries(p.scores))
+          assert.ok(acc >= 0 && acc <= 1, `${task}: ${acc}`);
+      }
 
       writeT5Checkpoint(dir, result.config, result.model.exportWeights());
       const ckpt = loadT5Checkpoint(dir);

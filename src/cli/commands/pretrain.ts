@@ -9,6 +9,7 @@ import {
   type BackboneShape,
   demoPretrainText,
   demoSourcePairs,
+  demoSourceProbe,
   pretrainBackbone,
   type SupervisedPair,
   splitLabelWords,
@@ -50,6 +51,8 @@ export const PRETRAIN_DEFAULTS = {
   supervisedFraction: 0.4,
   prefixLmFraction: 0.3,
   lossWeighting: 'example' as 'token' | 'example',
+  probeEvery: 500,
+  probeExamples: 100,
 };
 
 const D = PRETRAIN_DEFAULTS;
@@ -171,6 +174,18 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       value: 'N',
       description: `tokens per text chunk (default ${D.chunkTokens})`,
     },
+    {
+      name: 'probe-every',
+      type: 'string',
+      value: 'N',
+      description: `measure source-task validation accuracy every N updates and at the end (default ${D.probeEvery}; 0: only at the end; demo text only)`,
+    },
+    {
+      name: 'probe-examples',
+      type: 'string',
+      value: 'N',
+      description: `validation examples per source task in each probe (default ${D.probeExamples})`,
+    },
     { name: 'backend', type: 'string', value: 'NAME', description: 'auto, node-gpu, node, wasm or cpu' },
   ],
   async run(ctx) {
@@ -259,6 +274,20 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       `pretrain: backend ${currentBackend()?.name ?? '?'}, ${steps} steps of ${batchSize}, lr ${lr}, seed ${seed}`,
     );
     const progress = new TerminalProgress(ctx.stderr);
+    const probeEvery = optInt(ctx, 'probe-every', D.probeEvery)!;
+    if (probeEvery < 0) throw new UsageError(`--probe-every must be 0 or more, got ${probeEvery}`);
+    // The probe scores the demo source tasks, which only mean something for a model trained on demo text.
+    const probe = textFile
+      ? undefined
+      : demoSourceProbe(tokenizer, {
+          seed: DEFAULT_DEMO_SEED,
+          examples: positiveInt(ctx, 'probe-examples', D.probeExamples),
+          maxSourceTokens: D.maxSourceTokens,
+        });
+    const formatScores = (scores: Record<string, number>) =>
+      Object.entries(scores)
+        .map(([task, acc]) => `${task.replace(/^demo-/, '')} ${(100 * acc).toFixed(1)}%`)
+        .join(', ');
     const result = pretrainBackbone(tokenizer, texts, supervised, {
       shape,
       steps,
@@ -274,6 +303,9 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       prefixLmFraction,
       lossWeighting: D.lossWeighting,
       progress,
+      ...(probe ? { probe, probeEvery } : {}),
+      onProbe: (r) =>
+        progress.log(`pretrain: source-task accuracy after ${r.step} updates: ${formatScores(r.scores)}`),
     });
     try {
       writeT5Checkpoint(out, result.config, result.model.exportWeights());
@@ -300,6 +332,7 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       wallSeconds: Math.round(result.seconds),
       firstLoss: result.losses[0],
       finalLoss50: finalLoss,
+      sourceAccuracy: result.probes,
       lossEvery100: result.losses.filter((_, i) => i % 100 === 0 || i === result.losses.length - 1),
     };
     fs.writeFileSync(path.join(out, 'pretrain.json'), `${JSON.stringify(record, null, 2)}\n`);

@@ -3,6 +3,7 @@ export {
   type BackboneShape,
   type PretrainExample,
   type PretrainOptions,
+  type PretrainProbeReport,
   type PretrainResult,
   type PretrainStepReport,
   packTokens,
@@ -18,6 +19,7 @@ export {
   spmTrainArgs,
   trainSentencePiece,
 } from './sentencepiece-trainer.js';
+export { demoSourceProbe, type ProbeScores, type SourceProbeOptions } from './source-probe.js';
 export {
   applyNoiseMask,
   type CorruptedExample,

@@ -69,6 +69,18 @@ export interface PretrainOptions {
   progress?: ProgressSink;
   /** Called after every update (tests, curves). */
   onStep?: (report: PretrainStepReport) => void;
+  /** Measures the model (e.g. source-task accuracy) every `probeEvery` updates and after the last one. */
+  probe?: (model: T5Model) => Record<string, number>;
+  /** Updates between probes (0 or absent: only after the last update, if a probe is given). */
+  probeEvery?: number;
+  /** Called with each probe's result. */
+  onProbe?: (report: PretrainProbeReport) => void;
+}
+
+export interface PretrainProbeReport {
+  /** Updates done when the probe ran. */
+  step: number;
+  scores: Record<string, number>;
 }
 
 export interface PretrainStepReport {
@@ -83,6 +95,9 @@ export interface PretrainResult {
   config: T5Config;
   /** Mean token loss of every update. */
   losses: number[];
+  /** Probe results in order (empty without a probe). */
+  probes: PretrainProbeReport[];
+  /** Seconds of training, probes excluded. */
   seconds: number;
 }
 
@@ -200,6 +215,16 @@ export function pretrainBackbone(
   const values = new Map(vars.map(([name, v]) => [name, Float32Array.from(v.dataSync() as Float32Array)]));
   const adamw = new AdamW({ weightDecay: options.weightDecay });
   const losses: number[] = [];
+  const probes: PretrainProbeReport[] = [];
+  let probeSeconds = 0;
+  const runProbe = (step: number) => {
+    if (!options.probe) return;
+    const p0 = performance.now();
+    const report = { step, scores: options.probe(model) };
+    probeSeconds += (performance.now() - p0) / 1000;
+    probes.push(report);
+    options.onProbe?.(report);
+  };
   const t0 = performance.now();
   let ema: number | undefined;
   try {
@@ -234,8 +259,10 @@ export function pretrainBackbone(
         return l;
       });
       losses.push(loss);
+      const every = options.probeEvery ?? 0;
+      if (every > 0 && (step + 1) % every === 0 && step + 1 < options.steps) runProbe(step + 1);
       ema = ema === undefined ? loss : 0.95 * ema + 0.05 * loss;
-      const elapsed = (performance.now() - t0) / 1000;
+      const elapsed = (performance.now() - t0) / 1000 - probeSeconds;
       const perStep = elapsed / (step + 1);
       progress.update(
         `pretrain step ${step + 1}/${options.steps}  loss ${ema.toFixed(3)}  ` +
@@ -247,8 +274,15 @@ export function pretrainBackbone(
     model.dispose();
     throw err;
   }
+  const seconds = (performance.now() - t0) / 1000 - probeSeconds;
+  try {
+    runProbe(options.steps);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
   progress.done();
-  return { model, config, losses, seconds: (performance.now() - t0) / 1000 };
+  return { model, config, losses, probes, seconds };
 }
 
 /** Splits a passage at a uniform point in [1, length - 1]: the prefix is the input, the rest the target. */
