@@ -142,10 +142,7 @@ describe('trainable T5 mode (wasm)', () => {
     const supervised = [{ source: 'sentiment review: the film was great .', target: 'positive' }];
     const before = tf.memory().numTensors;
     const probed: number[] = [];
-    const result = pretrainBackbone(tokenizer, texts, supervised, {
-      probe: demoSourceProbe(tokenizer, { seed: 1, examples: 3, maxSourceTokens: 32 }),
-      probeEvery: 10,
-      onProbe: (r) => probed.push(r.step),
+    const options = {
       shape: {
         variant: 'v1.1',
         dModel: 16,
@@ -168,6 +165,12 @@ describe('trainable T5 mode (wasm)', () => {
       maxSourceTokens: 32,
       supervisedFraction: 0.2,
       prefixLmFraction: 0.3,
+    } as const;
+    const result = pretrainBackbone(tokenizer, texts, supervised, {
+      ...options,
+      probe: demoSourceProbe(tokenizer, { seed: 1, examples: 3, maxSourceTokens: 32 }),
+      probeEvery: 10,
+      onProbe: (r) => probed.push(r.step),
     });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-'));
     try {
@@ -189,6 +192,19 @@ describe('trainable T5 mode (wasm)', () => {
 
       writeT5Checkpoint(dir, result.config, result.model.exportWeights());
       const ckpt = loadT5Checkpoint(dir);
+
+      // Continuing from the saved weights starts where the run ended, not from a fresh model's loss.
+      const more = pretrainBackbone(tokenizer, texts, supervised, {
+        ...options,
+        steps: 3,
+        init: { config: ckpt.config, tensors: loadT5Checkpoint(dir).tensors },
+      });
+      more.model.dispose();
+      assert.ok(
+        more.losses[0]! < first - 0.5,
+        `continued run starts at ${more.losses[0]}, a fresh one at ${first}`,
+      );
+
       assert.equal(ckpt.config.vocabSize, tokenizer.vocabSize);
       const loaded = T5Model.fromWeights(ckpt.config, ckpt.tensors);
       const b = batch();

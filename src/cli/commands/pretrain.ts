@@ -3,7 +3,7 @@ import path from 'node:path';
 
 import { currentBackend, selectBackend } from '../../backend/index.js';
 import { DEFAULT_DEMO_SEED, DEMO_LABEL_WORDS } from '../../data/demo/index.js';
-import { writeT5Checkpoint } from '../../model/checkpoint/index.js';
+import { loadT5Checkpoint, writeT5Checkpoint } from '../../model/checkpoint/index.js';
 import { loadTokenizer, type Tokenizer, writeTokenizerJson } from '../../model/tokenizer/index.js';
 import {
   type BackboneShape,
@@ -73,6 +73,15 @@ function readTextFile(file: string): string[] {
   const lines = text.split('\n').filter((l) => l.trim() !== '');
   if (lines.length === 0) throw new UsageError(`--text ${file}: the file has no non-empty lines`);
   return lines;
+}
+
+/** The pretrain.json of a folder a run continues from, so the record keeps the whole recipe. */
+function readPreviousRecord(dir: string): unknown {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, 'pretrain.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 export const command: CliCommand = {
@@ -151,6 +160,13 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       description: `passages of generated demo text (default ${D.textCount})`,
     },
     {
+      name: 'init',
+      type: 'string',
+      value: 'DIR',
+      description:
+        'continue from the weights (and tokenizer) of this folder, e.g. a previous run, instead of a fresh model; shape options are then ignored',
+    },
+    {
       name: 'tokenizer',
       type: 'string',
       value: 'DIR',
@@ -224,7 +240,18 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       );
     }
     const textFile = optString(ctx, 'text');
-    const tokenizerDir = optString(ctx, 'tokenizer');
+    const initDir = optString(ctx, 'init');
+    const tokenizerDir = optString(ctx, 'tokenizer') ?? initDir;
+    let init: ReturnType<typeof loadT5Checkpoint> | undefined;
+    if (initDir) {
+      try {
+        init = loadT5Checkpoint(initDir);
+      } catch (err) {
+        throw new UsageError(
+          `--init ${initDir}: cannot load a T5 checkpoint there (${(err as Error).message})`,
+        );
+      }
+    }
     const log = (line: string) => ctx.stderr.write(`${line}\n`);
 
     await selectBackend({ requested: optString(ctx, 'backend'), log });
@@ -302,6 +329,7 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       supervisedFraction,
       prefixLmFraction,
       lossWeighting: D.lossWeighting,
+      ...(init ? { init: { config: init.config, tensors: init.tensors } } : {}),
       progress,
       ...(probe ? { probe, probeEvery } : {}),
       onProbe: (r) =>
@@ -322,13 +350,14 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       batchSize,
       lr,
       warmup,
-      shape,
+      ...(init ? {} : { shape }),
       vocabSize: tokenizer.vocabSize,
       supervisedFraction,
       prefixLmFraction,
       lossWeighting: D.lossWeighting,
       text: textFile ?? `demo plain text, ${texts.length} passages`,
       tokenizer: tokenizerRecord,
+      ...(initDir ? { init: { from: initDir, previous: readPreviousRecord(initDir) } } : {}),
       wallSeconds: Math.round(result.seconds),
       firstLoss: result.losses[0],
       finalLoss50: finalLoss,

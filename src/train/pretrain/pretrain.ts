@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 import { randInt, rngFor } from '../../data/rng.js';
-import { makeTinyT5 } from '../../model/checkpoint/index.js';
+import { type Float32Tensor, makeTinyT5 } from '../../model/checkpoint/index.js';
 import { T5Model } from '../../model/t5/index.js';
 import type { T5Config } from '../../model/t5-config.js';
 import type { Tokenizer } from '../../model/tokenizer/index.js';
@@ -34,7 +34,13 @@ export interface BackboneShape {
 }
 
 export interface PretrainOptions {
+  /** Architecture of a fresh model; ignored when `init` is given. */
   shape: BackboneShape;
+  /**
+   * Continue from these weights instead of a fresh initialisation (e.g. a previous run's folder, to pretrain
+   * longer). Its vocabulary must be the tokenizer's. The optimizer state starts fresh, with its own warm-up.
+   */
+  init?: { config: T5Config; tensors: Map<string, Float32Tensor> };
   steps: number;
   batchSize: number;
   /** Peak learning rate of AdamW (linear warm-up, then linear decay to 0). */
@@ -201,15 +207,12 @@ export function pretrainBackbone(
     return out;
   };
 
-  const { config, tensors } = makeTinyT5({
-    ...options.shape,
-    vocabSize: tokenizer.vocabSize,
-    seed: options.seed,
-  });
-  // transformers initialises an untied lm_head with std 1, so a fresh v1.1 model starts with logits of std
-  // sqrt(d) and a loss near 25; scaling it like the tied v1 head (d^-0.5) starts near log(vocab) and saves updates.
-  const head = tensors.get('lm_head.weight');
-  if (head) for (let i = 0; i < head.data.length; i++) head.data[i] = head.data[i]! * config.dModel ** -0.5;
+  const { config, tensors } = options.init ?? freshWeights(options.shape, tokenizer.vocabSize, options.seed);
+  if (config.vocabSize !== tokenizer.vocabSize) {
+    throw new RangeError(
+      `pretrain: the initial weights have a vocabulary of ${config.vocabSize} ids but the tokenizer has ${tokenizer.vocabSize}; use the tokenizer the weights were trained with`,
+    );
+  }
   const model = T5Model.fromWeights(config, tensors, { trainable: true });
   const vars = [...model.trainableVariables()];
   const values = new Map(vars.map(([name, v]) => [name, Float32Array.from(v.dataSync() as Float32Array)]));
@@ -283,6 +286,16 @@ export function pretrainBackbone(
   }
   progress.done();
   return { model, config, losses, probes, seconds };
+}
+
+function freshWeights(shape: BackboneShape, vocabSize: number, seed: number) {
+  const fresh = makeTinyT5({ ...shape, vocabSize, seed });
+  // transformers initialises an untied lm_head with std 1, so a fresh v1.1 model starts with logits of std
+  // sqrt(d) and a loss near 25; scaling it like the tied v1 head (d^-0.5) starts near log(vocab) and saves updates.
+  const head = fresh.tensors.get('lm_head.weight');
+  if (head)
+    for (let i = 0; i < head.data.length; i++) head.data[i] = head.data[i]! * fresh.config.dModel ** -0.5;
+  return fresh;
 }
 
 /** Splits a passage at a uniform point in [1, length - 1]: the prefix is the input, the rest the target. */
