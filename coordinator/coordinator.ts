@@ -25,6 +25,7 @@ import { ExampleEncoder } from '../src/train/batching.js';
 import { formatDuration, type ProgressSink } from '../src/train/progress.js';
 import { loadTrainTasks } from '../src/train/task-source.js';
 import type { TrainTask } from '../src/train/trainer.js';
+import { CorruptVersionError, loadForRestore } from '../workers/corrupt-version.js';
 import type { RuntimeBank } from '../workers/runtime-bank.js';
 
 export interface CoordinatorOptions {
@@ -181,9 +182,6 @@ export class Coordinator {
         this.step = head.step;
         this.stageInputs = (extra.inputs as string | null | undefined) ?? undefined;
       }
-      this.opts.log(
-        `resuming job '${this.job.jobId}' from bank version ${head.id.slice(0, 12)} (stage ${this.stage}, step ${this.step})`,
-      );
     }
     if (this.stage >= this.job.stages.length) {
       this.opts.log(
@@ -192,6 +190,12 @@ export class Coordinator {
       this.phase = { kind: 'done' };
       this.finished(true);
       return;
+    }
+    if (head) {
+      await this.verifyRestorable(head.id);
+      this.opts.log(
+        `resuming job '${this.job.jobId}' from bank version ${head.id.slice(0, 12)} (stage ${this.stage}, step ${this.step})`,
+      );
     }
     this.loadStage();
     const on = (subject: string, fn: (m: Msg) => void) =>
@@ -220,6 +224,27 @@ export class Coordinator {
     );
     this.publish({ type: 'hello', incarnation: this.incarnation });
     this.timer = setInterval(() => this.tick(), 100);
+  }
+
+  /**
+   * Reads every blob the first generation will restore (the resume point, and the stage's inputs) and checks its
+   * digest, so a corrupt version stops the coordinator here with a CorruptVersionError, before any worker spends
+   * a generation on it. Any other read failure is left to the workers' retries.
+   */
+  private async verifyRestorable(resumePoint: string): Promise<void> {
+    const role = this.opts.from
+      ? `--from ${this.opts.from}, the version job '${this.job.jobId}' resumes from`
+      : `the bank head job '${this.job.jobId}' resumes from`;
+    const checks: [string, string][] = [[resumePoint, role]];
+    if (this.stageInputs && this.stageInputs !== resumePoint)
+      checks.push([this.stageInputs, `the inputs of stage ${this.stage}`]);
+    for (const [version, what] of checks) {
+      try {
+        await loadForRestore(this.bank, this.job.jobId, version, what);
+      } catch (e) {
+        if (e instanceof CorruptVersionError) throw e;
+      }
+    }
   }
 
   private loadStage(): void {
@@ -345,6 +370,10 @@ export class Coordinator {
       case 'error':
         this.opts.log(`worker ${r.workerId} failed at step ${r.step}: ${r.error}`);
         this.events.onMembership?.('failed');
+        if (r.fatal === true) {
+          this.fail(`stopping the job: worker ${r.workerId} hit an error that retrying cannot fix`);
+          return;
+        }
         // Every member of a broken collective reports; one failure per generation is counted.
         if (p.kind === 'backoff') return;
         if (++this.failures > this.opts.maxFailures) {

@@ -18,10 +18,17 @@ export interface RuntimeBank {
     extra?: Record<string, unknown>;
   }): Promise<{ id: string }>;
   load(id: string): Promise<TensorMap>;
-  manifest(id: string): Promise<{ id: string; job: string; step: number; extra?: Record<string, unknown> }>;
-  head(
-    job: string,
-  ): Promise<{ id: string; job: string; step: number; extra?: Record<string, unknown> } | undefined>;
+  manifest(id: string): Promise<RuntimeManifest>;
+  head(job: string): Promise<RuntimeManifest | undefined>;
+}
+
+/** The part of a version's manifest the runtime reads. */
+export interface RuntimeManifest {
+  id: string;
+  job: string;
+  step: number;
+  parent: string | null;
+  extra?: Record<string, unknown>;
 }
 
 export type BankLocation = { kind: 'dir'; dir: string } | { kind: 'nats'; bucketPrefix?: string };

@@ -30,7 +30,16 @@ import { silentProgress } from '../src/train/progress.js';
 import { createStageMethod, trainerOptions } from '../src/train/run-job.js';
 import { loadTrainTasks } from '../src/train/task-source.js';
 import { type EvalReport, Trainer } from '../src/train/trainer.js';
+import { CorruptVersionError, loadForRestore } from './corrupt-version.js';
 import { type HeartbeatSender, timerHeartbeat } from './heartbeat.js';
+import {
+  describeJoinFailure,
+  JOIN_NOTICE_EVERY_MS,
+  JOIN_NOTICE_FIRST_MS,
+  JoinTimeoutError,
+  type JoinWait,
+  stillWaitingMessage,
+} from './join-wait.js';
 import type { RuntimeBank } from './runtime-bank.js';
 import {
   type ReplicaState,
@@ -51,6 +60,8 @@ export interface WorkerOptions {
   heartbeatMs: number;
   collectiveTimeoutMs: number;
   tls?: TlsFiles;
+  /** Stop with a JoinTimeoutError when no coordinator admits the worker within this time (0 or unset: never). */
+  joinTimeoutMs?: number;
   log: (line: string) => void;
 }
 
@@ -97,6 +108,7 @@ export class Worker {
   private joining = false;
   private readonly heartbeat: HeartbeatSender;
   private stopping = false;
+  private failure: Error | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -145,7 +157,10 @@ export class Worker {
     await this.join();
   }
 
-  /** Joins (or re-joins after a coordinator restart); retries until accepted, exits on a refusal. */
+  /**
+   * Joins (or re-joins after a coordinator restart): retries until accepted, reminding the operator at a bounded
+   * rate while nobody answers; stops on a refusal, or when joinTimeoutMs passes (see join-wait.ts).
+   */
   private async join(): Promise<void> {
     if (this.joining) return;
     this.joining = true;
@@ -159,10 +174,22 @@ export class Worker {
       pid: process.pid,
       host: os.hostname(),
     };
+    const timeoutMs = this.opts.joinTimeoutMs ?? 0;
+    const started = Date.now();
+    let nextNotice = JOIN_NOTICE_FIRST_MS;
+    let last = '';
+    this.opts.log(
+      `joining job '${this.job.jobId}' on ${this.subj.join} (NATS ${this.nc.getServer()}; collective at ` +
+        `${req.address})${timeoutMs > 0 ? `; giving up after ${timeoutMs / 1000} s (--join-timeout)` : ''}`,
+    );
     try {
-      for (let attempt = 0; ; attempt++) {
+      while (!this.stopping) {
+        const waited = Date.now() - started;
+        const left = timeoutMs > 0 ? timeoutMs - waited : Number.POSITIVE_INFINITY;
         try {
-          const res = await this.nc.request(this.subj.join, encodeMessage(req), { timeout: 2000 });
+          const res = await this.nc.request(this.subj.join, encodeMessage(req), {
+            timeout: Math.max(100, Math.min(2000, left)),
+          });
           const reply = JSON.parse(new TextDecoder().decode(res.data)) as JoinReply;
           if (reply.type === 'refused') {
             this.opts.log(`join refused: ${reply.reason}`);
@@ -174,9 +201,30 @@ export class Worker {
           this.opts.log(`joined job '${this.job.jobId}' (coordinator ${reply.incarnation})`);
           return;
         } catch (err) {
-          if (attempt % 10 === 0) this.opts.log(`waiting for the coordinator (${(err as Error).message})`);
-          await new Promise((r) => setTimeout(r, 500));
+          last = describeJoinFailure(err);
         }
+        if (this.stopping) return;
+        const wait: JoinWait = {
+          job: this.job.jobId,
+          subject: this.subj.join,
+          server: this.nc.getServer(),
+          waitedMs: Date.now() - started,
+          last,
+          timeoutMs,
+        };
+        if (timeoutMs > 0 && wait.waitedMs >= timeoutMs) {
+          const e = new JoinTimeoutError(wait);
+          this.opts.log(e.message);
+          this.failure = e;
+          await this.stop(`join timeout after ${Math.round(wait.waitedMs / 1000)} s`);
+          return;
+        }
+        if (wait.waitedMs >= nextNotice) {
+          this.opts.log(stillWaitingMessage(wait));
+          while (nextNotice <= wait.waitedMs) nextNotice += JOIN_NOTICE_EVERY_MS;
+        }
+        const pause = Math.min(500, timeoutMs > 0 ? timeoutMs - wait.waitedMs : 500);
+        await new Promise((r) => setTimeout(r, pause));
       }
     } finally {
       this.joining = false;
@@ -212,6 +260,7 @@ export class Worker {
           workerId: this.opts.workerId,
           step: this.stageRt?.trainer.optimizer.step ?? 0,
           error,
+          ...(err instanceof CorruptVersionError ? { fatal: true } : {}),
         });
       }
     });
@@ -295,7 +344,12 @@ export class Worker {
       opt.restore(this.committed);
     } else if (g.restore.kind === 'bank') {
       const m = await this.bank.manifest(g.restore.version);
-      const tensors = await this.bank.load(g.restore.version);
+      const tensors = await loadForRestore(
+        this.bank,
+        this.job.jobId,
+        g.restore.version,
+        `the version generation ${g.generation} restores`,
+      );
       const adamSteps = (m.extra?.adamSteps as Record<string, number> | undefined) ?? {};
       opt.restore(stateFromTensors(rt.method, tensors, m.step, adamSteps, `bank version ${m.id}`));
     } else if (opt.step !== 0) {
@@ -344,7 +398,9 @@ export class Worker {
     const stage = this.job.stages[index];
     if (!stage)
       throw new Error(`stage ${index} does not exist in this job (it has ${this.job.stages.length})`);
-    const inputs: TensorMap = inputsVersion ? await this.bank.load(inputsVersion) : new Map();
+    const inputs: TensorMap = inputsVersion
+      ? await loadForRestore(this.bank, this.job.jobId, inputsVersion, `the inputs of stage ${index}`)
+      : new Map();
     const method = createStageMethod(stage, this.model, this.encoder.tokenizer as Tokenizer, inputs);
     const tasks = loadTrainTasks(this.job.data, stage.tasks);
     const trainer = new Trainer(
@@ -506,6 +562,11 @@ export class Worker {
       final: c.final,
       seconds: (performance.now() - commitStarted) / 1000,
     });
+  }
+
+  /** Why the worker stopped on its own account (a JoinTimeoutError), if it did. */
+  get error(): Error | undefined {
+    return this.failure;
   }
 
   /** Admitted by the current coordinator (the readiness probe). */

@@ -472,7 +472,9 @@ export class PromptBank {
           );
         const digest = blobDigest(tensorBytes(t.data));
         if (digest !== entry.digest) {
-          throw new CorruptBlobError(src.id, name, entry.digest, `${tensorsFile} holds ${digest}`);
+          throw new CorruptBlobError(src.id, name, entry.digest, `${tensorsFile} holds ${digest}`, {
+            actual: digest,
+          });
         }
       }
       for (const name of tensors.keys()) {
@@ -628,17 +630,18 @@ export class PromptBank {
       throw e;
     }
     if (bytes === null) throw new MissingBlobError(m.id, name, entry.digest);
+    const actual = blobDigest(bytes);
     if (bytes.byteLength !== entry.bytes) {
       throw new CorruptBlobError(
         m.id,
         name,
         entry.digest,
-        `the blob has ${bytes.byteLength} bytes instead of ${entry.bytes}`,
+        `the blob has ${bytes.byteLength} bytes instead of ${entry.bytes} (they hash to ${actual})`,
+        { actual },
       );
     }
-    const actual = blobDigest(bytes);
     if (actual !== entry.digest)
-      throw new CorruptBlobError(m.id, name, entry.digest, `its bytes hash to ${actual}`);
+      throw new CorruptBlobError(m.id, name, entry.digest, `its bytes hash to ${actual}`, { actual });
     return { shape: [...entry.shape], data: bytesToFloat32(bytes) };
   }
 

@@ -40,18 +40,21 @@ export class BankConflictError extends BankError {
 /** A blob's bytes do not hash to the digest its manifest names: the data is never returned. */
 export class CorruptBlobError extends BankError {
   override name = 'CorruptBlobError';
+  /** The digest of the bytes the store holds, when they could be read. */
+  readonly actual: string | undefined;
   constructor(
     readonly version: string,
     readonly tensor: string,
     readonly digest: string,
     readonly detail: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; actual?: string },
   ) {
     super(
       `corrupt blob for tensor '${tensor}' of version ${version}: expected ${digest}, ${detail}. ` +
         'Restore the blob from a backup or an export, or re-commit the version.',
-      options,
+      options?.cause === undefined ? undefined : { cause: options.cause },
     );
+    this.actual = options?.actual;
   }
 }
 

@@ -10,6 +10,7 @@ export const RUNTIME_ENV = {
   workerId: 'PROMPTMESH_WORKER_ID',
   listen: 'PROMPTMESH_LISTEN',
   advertise: 'PROMPTMESH_ADVERTISE',
+  joinTimeout: 'PROMPTMESH_JOIN_TIMEOUT',
   minWorkers: 'PROMPTMESH_MIN_WORKERS',
   maxWorkers: 'PROMPTMESH_MAX_WORKERS',
   metricsPort: 'PROMPTMESH_METRICS_PORT',

@@ -157,7 +157,19 @@ export type Report =
       step: number;
       version: string;
     }
-  | { type: 'error'; incarnation: string; generation: number; workerId: string; step: number; error: string };
+  | {
+      type: 'error';
+      incarnation: string;
+      generation: number;
+      workerId: string;
+      step: number;
+      error: string;
+      /**
+       * Retrying cannot help (a bank version the generation restores is corrupt): the coordinator stops the job
+       * at once instead of re-forming. Optional, so a coordinator that predates it just retries.
+       */
+      fatal?: boolean;
+    };
 
 export class ProtocolError extends Error {
   override name = 'ProtocolError';

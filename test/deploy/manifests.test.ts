@@ -131,11 +131,63 @@ describe('k8s overlays', () => {
       const scale = find(objs, 'ConfigMap', 'promptmesh-scale').data;
       assert.equal(scale[RUNTIME_ENV.minWorkers], String(replicas), overlay);
       assert.equal(scale[RUNTIME_ENV.maxWorkers], String(replicas), overlay);
-      const coord = containers(objs).find((x) => x.owner === 'Deployment/promptmesh-coordinator')!;
+      const coord = containers(objs).find((x) => x.owner === 'Job/promptmesh-coordinator')!;
       assert.ok(coord.c.envFrom.some((e: K8sObject) => e.configMapRef?.name === 'promptmesh-scale'));
     }
     assert.equal(find(rendered.get('cpu-dev')!, 'StatefulSet', 'promptmesh-worker').spec.replicas, 2);
     assert.equal(find(rendered.get('gpu')!, 'StatefulSet', 'promptmesh-worker').spec.replicas, 4);
+  });
+
+  test('the coordinator is a Job: one pod, restarted only on failure, done when the job completes', () => {
+    for (const [overlay, objs] of rendered) {
+      const job = find(objs, 'Job', 'promptmesh-coordinator');
+      assert.equal(job.apiVersion, 'batch/v1', overlay);
+      // A Deployment restarts a coordinator that exited 0 after completing its job, forever (CrashLoopBackOff).
+      assert.ok(
+        !objs.some((o) => o.metadata.name === 'promptmesh-coordinator' && o.kind === 'Deployment'),
+        `${overlay}: the coordinator must not also be a Deployment`,
+      );
+      assert.equal(job.spec.parallelism, 1, `${overlay}: never two coordinators`);
+      assert.equal(job.spec.completions, 1, overlay);
+      assert.equal(
+        job.spec.podReplacementPolicy,
+        'Failed',
+        `${overlay}: no new pod while the old terminates`,
+      );
+      assert.ok(
+        job.spec.backoffLimit >= 1 && job.spec.backoffLimit <= 10,
+        `${overlay}: backoffLimit ${job.spec.backoffLimit}: a crash is retried (resume from the bank head), a repeating failure surfaces`,
+      );
+      const pod = job.spec.template.spec;
+      assert.equal(pod.restartPolicy, 'OnFailure', overlay);
+      assert.equal(
+        job.spec.ttlSecondsAfterFinished,
+        undefined,
+        `${overlay}: keep the finished Job and its logs`,
+      );
+      const c = pod.containers.find((x: K8sObject) => x.name === 'coordinator');
+      assert.deepEqual(c.args.slice(0, 1), ['coordinator']);
+      for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) assert.ok(c[probe], probe);
+      // The Service (metrics, ServiceMonitor) and the NetworkPolicy select the Job's pod by its labels.
+      const labels = job.spec.template.metadata.labels;
+      const svc = find(objs, 'Service', 'promptmesh-coordinator');
+      for (const [k, v] of Object.entries(svc.spec.selector))
+        assert.equal(labels[k], v, `Service selector ${k}`);
+      const np = find(objs, 'NetworkPolicy', 'promptmesh-coordinator');
+      for (const [k, v] of Object.entries(np.spec.podSelector.matchLabels))
+        assert.equal(labels[k], v, `NetworkPolicy podSelector ${k}`);
+      // Nothing a Job would reject: no selector of our own (the Job controller generates it), no Recreate strategy.
+      assert.equal(job.spec.selector, undefined);
+      assert.equal(job.spec.strategy, undefined);
+      assert.equal(job.spec.replicas, undefined);
+    }
+  });
+
+  test('a malformed coordinator Job fails schema validation (the Job schema is really checked)', async () => {
+    const { Job } = await import('kubernetes-models/batch/v1/Job');
+    const job = structuredClone(find(rendered.get('cpu-dev')!, 'Job', 'promptmesh-coordinator'));
+    job.spec.backoffLimit = 'four';
+    assert.throws(() => new Job(job).validate(), /backoffLimit must be integer/);
   });
 
   test('GPU workers ask for a GPU, run the GPU image and backend, and use mutual TLS', () => {

@@ -2,7 +2,7 @@
  * Bad input never takes the coordinator down (item 7): garbage, oversized, unknown, out-of-order, stale and
  * duplicate messages on the job's subjects from a raw NATS client while a real job runs, which then completes with
  * the single-process run's parameters (so nothing was applied twice or skipped); a corrupt bank blob is refused by
- * its digest without losing a committed version; a half-written manifest breaks neither `bank ls` nor a resume.
+ * its digest without losing a committed version, and a resume from it stops at once (no retries) saying what to do; a half-written manifest breaks neither `bank ls` nor a resume.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect, type NatsConnection } from 'nats';
 import { selectBackend } from '../../src/backend/index.js';
-import { CorruptBlobError, DirectoryStore } from '../../src/bank/index.js';
+import { blobDigest, CorruptBlobError, DirectoryStore } from '../../src/bank/index.js';
 import { MAX_CONTROL_BYTES, PROTOCOL_VERSION, subjects } from '../../src/control/protocol.js';
 import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
 import {
@@ -209,44 +209,107 @@ describe('runtime: bad input', { skip: natsSkipReason() }, () => {
     const bytes = fs.readFileSync(file);
     bytes[0] = bytes[0]! ^ 0xff;
     fs.writeFileSync(file, bytes);
-    await assert.rejects(bank.load(mid.id), (e: unknown) => {
-      assert.ok(e instanceof CorruptBlobError);
-      assert.equal(e.version, mid.id);
-      assert.equal(e.tensor, name);
-      assert.match(e.message, /expected sha256:/);
-      return true;
-    });
-    // Everything else still loads, the listing is whole, the head did not move.
-    const after = await bank.list({ job: 'bad' });
-    assert.deepEqual(
-      after.map((v) => v.id),
-      before.map((v) => v.id),
-    );
-    assert.equal((await bank.get('bad@head')).id, before.find((v) => v.head)!.id);
-    await bank.load('bad@head');
-    // A resume from the corrupt version fails with the reason and commits nothing.
+    try {
+      await assert.rejects(bank.load(mid.id), (e: unknown) => {
+        assert.ok(e instanceof CorruptBlobError);
+        assert.equal(e.version, mid.id);
+        assert.equal(e.tensor, name);
+        assert.match(e.message, /expected sha256:/);
+        assert.equal(e.digest, entry.digest);
+        assert.equal(e.actual, blobDigest(bytes));
+        return true;
+      });
+      // Everything else still loads, the listing is whole, the head did not move.
+      const after = await bank.list({ job: 'bad' });
+      assert.deepEqual(
+        after.map((v) => v.id),
+        before.map((v) => v.id),
+      );
+      assert.equal((await bank.get('bad@head')).id, before.find((v) => v.head)!.id);
+      await bank.load('bad@head');
+      // A resume from the corrupt version stops the coordinator before any worker spends a generation on it
+      // (it used to re-form 10 times, ~20 s, and then give up), naming the version, the tensor, both digests and
+      // what to do instead; it commits nothing and the head stays.
+      const a = { natsUrl: nats.url, jobFile: fx.jobFile, bankDir: fx.bankDir };
+      const started = performance.now();
+      const coord = startCoordinator({ ...a, workers: 1, coordinatorArgs: ['--from', mid.id] });
+      procs.push(coord);
+      assert.equal(await expectExit(coord, 60_000), 1, coord.output());
+      const seconds = (performance.now() - started) / 1000;
+      t.diagnostic(`the coordinator exited ${seconds.toFixed(1)} s after it was spawned`);
+      assert.ok(seconds < 10, `took ${seconds.toFixed(1)} s; output:\n${coord.output()}`);
+      const out = coord.output();
+      const mustSay = [
+        `CorruptVersionError: bank version ${mid.id.slice(0, 12)} (--from ${mid.id}, the version job 'bad' resumes from) is corrupt`,
+        `tensor '${name}' fails its digest check`,
+        `the manifest names ${entry.digest}, the stored bytes hash to ${blobDigest(bytes)}`,
+        'Retrying cannot fix this',
+        "'promptmesh bank ls --job bad'",
+        `--from ${m.parent!.slice(0, 12)}`,
+      ];
+      for (const text of mustSay) assert.ok(out.includes(text), `missing '${text}' in:\n${out}`);
+      assert.doesNotMatch(out, /generation \d+ \(|giving up after/);
+      assert.deepEqual(
+        (await bank.list({ job: 'bad' })).map((v) => v.id),
+        before.map((v) => v.id),
+      );
+    } finally {
+      fs.writeFileSync(
+        file,
+        bytes.map((b, i) => (i === 0 ? b ^ 0xff : b)),
+      );
+    }
+    await bank.load(mid.id);
+  });
+
+  test('a version found corrupt by a worker (after the coordinator checked it) stops the job without retries', async (t) => {
+    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    const bank = fx.bank();
+    const before = await bank.list({ job: 'bad' });
+    const mid = before.find((v) => v.step === 15)!;
+    const [name, entry] = Object.entries((await bank.get(mid.id)).tensors).find(([n]) =>
+      n.startsWith('prompt.'),
+    )!;
+    const file = new DirectoryStore(fx.bankDir).blobPath(entry.digest);
+    const good = fs.readFileSync(file);
     const a = { natsUrl: nats.url, jobFile: fx.jobFile, bankDir: fx.bankDir };
-    const coord = startCoordinator({
-      ...a,
-      workers: 1,
-      coordinatorArgs: ['--from', mid.id, '--heartbeat-timeout-ms', '1200'],
-    });
-    const w = startWorker({ ...a, id: 'w0' });
-    procs.push(coord, w);
-    assert.equal(await expectExit(coord, 120_000), 1, coord.output());
-    assert.match(
-      coord.output(),
-      /giving up after \d+ consecutive failures; last: CorruptBlobError: corrupt blob for tensor/,
-    );
-    assert.equal(await expectExit(w, 20_000), 0, w.output());
-    assert.deepEqual(
-      (await bank.list({ job: 'bad' })).map((v) => v.id),
-      before.map((v) => v.id),
-    );
+    const coord = startCoordinator({ ...a, workers: 1, coordinatorArgs: ['--from', mid.id] });
+    procs.push(coord);
+    // The coordinator has read the version intact; now the blob goes bad before the worker restores it.
+    await coord.waitFor(/resuming job 'bad' from bank version \w+ \(stage 0, step 15\)/);
     fs.writeFileSync(
       file,
-      bytes.map((b, i) => (i === 0 ? b ^ 0xff : b)),
+      good.map((b, i) => (i === 0 ? b ^ 0xff : b)),
     );
+    try {
+      const w = startWorker({ ...a, id: 'w0' });
+      procs.push(w);
+      await w.waitFor(/joined job 'bad'/);
+      const joinedAt = performance.now();
+      assert.equal(await expectExit(coord, 60_000), 1, coord.output());
+      const seconds = (performance.now() - joinedAt) / 1000;
+      t.diagnostic(`the coordinator stopped ${seconds.toFixed(1)} s after the worker joined`);
+      // The worker loads nothing heavy after joining; re-forming would take >= 11 x (4 s heartbeat timeout).
+      assert.ok(seconds < 10, `took ${seconds.toFixed(1)} s; output:\n${coord.output()}`);
+      const out = coord.output();
+      assert.match(
+        out,
+        new RegExp(
+          `worker w0 failed at step \\d+: CorruptVersionError: bank version ${mid.id.slice(0, 12)} \\(the version generation 1 restores\\) is corrupt: tensor '${name.replaceAll('.', '\\.')}' fails its digest check`,
+        ),
+      );
+      assert.match(out, /stopping the job: worker w0 hit an error that retrying cannot fix/);
+      assert.equal([...out.matchAll(/generation \d+ \(/g)].length, 1, out);
+      assert.doesNotMatch(out, /giving up after/);
+      // The worker got the stop and exits normally; nothing was committed.
+      assert.equal(await expectExit(w, 20_000), 0, w.output());
+      assert.deepEqual(
+        (await bank.list({ job: 'bad' })).map((v) => v.id),
+        before.map((v) => v.id),
+      );
+    } finally {
+      fs.writeFileSync(file, good);
+    }
     await bank.load(mid.id);
   });
 

@@ -29,7 +29,9 @@ The coordinator admits workers that present the job id and join token, forms gen
 order), plans each step's global batch and shards it across the workers by tokens, commits steps whose replicas
 agree, and has rank 0 write a bank version every --checkpoint-every steps and at the end of each stage. It holds
 no training state: restarted, it resumes from the bank head. --from VERSION resumes from any earlier version
-instead (any number of workers; a larger --steps continues a finished stage). It exits 0 when the job completes.`,
+instead (any number of workers; a larger --steps continues a finished stage). Before admitting workers it checks the
+digests of the version it resumes from: a corrupt one is not retried, it exits 1 at once naming the version, the
+tensor and both digests. It exits 0 when the job completes (or was already complete).`,
   examples: [
     'promptmesh coordinator --nats nats://127.0.0.1:4222 --bank ./bank --token s3cret --min-workers 2',
     'NATS_URL=nats://nats:4222 PROMPTMESH_BANK=/data/bank PROMPTMESH_JOIN_TOKEN=s3cret promptmesh coordinator --config job.json',
@@ -141,7 +143,15 @@ instead (any number of workers; a larger --steps continues a finished stage). It
     const onSignal = () => void coord.stop('coordinator interrupted');
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
-    await coord.start();
+    try {
+      await coord.start();
+    } catch (e) {
+      // Nothing was announced yet (e.g. the resume point is corrupt): release NATS and the metrics port, then
+      // let the CLI print the error and exit 1.
+      await nc.drain().catch(() => {});
+      await metrics?.close();
+      throw e;
+    }
     const ok = await coord.done;
     await coord.stop();
     await nc.drain().catch(() => {});

@@ -167,6 +167,9 @@ version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to re
         ...common,
         '--worker-id',
         `worker-${i}`,
+        // Loopback whatever PROMPTMESH_LISTEN says: every worker of `up` needs its own free port.
+        '--listen',
+        '127.0.0.1:0',
         ...(backend ? ['--backend', backend] : []),
         ...metricsArgs(i + 1),
       ]);

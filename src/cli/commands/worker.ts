@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import type { NatsConnection } from 'nats';
 import { threadHeartbeat } from '../../../workers/heartbeat.js';
+import { JoinTimeoutError } from '../../../workers/join-wait.js';
 import { openRuntimeBank } from '../../../workers/runtime-bank.js';
 import { Worker } from '../../../workers/worker.js';
 import { selectBackend } from '../../backend/index.js';
@@ -16,7 +17,7 @@ import {
   startMetricsServer,
   WorkerTelemetry,
 } from '../../telemetry/index.js';
-import { type CliCommand, optString, UsageError } from '../command.js';
+import { type CliCommand, type CliContext, optString, UsageError } from '../command.js';
 import { COMMON_OPTIONS, readBank, readJob, readNats, readToken } from '../runtime-options.js';
 
 export const command: CliCommand = {
@@ -28,7 +29,13 @@ A worker loads the frozen backbone, joins the job over NATS, and for each step c
 shard, all-reduces them with the other workers over gRPC (ring or halving-doubling), applies the identical
 AdamW update, and reports. Its collective listener binds --listen (default 127.0.0.1:0, loopback only); on a
 cluster use --listen 0.0.0.0:7070 --advertise $(POD_IP):7070. Mutual TLS for the collective: --tls-cert, --tls-key
-and --tls-ca.`,
+and --tls-ca.
+
+A worker may start before its coordinator: it keeps asking to join, and says so after 10 s and then every 30 s
+(naming the job id and NATS subject). A coordinator exits when its job completes, so a worker started after that
+waits for a new coordinator of the same job id; --join-timeout SECONDS makes it give up instead.
+Exit codes: 0 stopped by the coordinator (job complete) or a signal, 3 refused by the coordinator (the reason is
+printed), 4 no coordinator admitted it within --join-timeout.`,
   examples: [
     'promptmesh worker --nats nats://127.0.0.1:4222 --bank ./bank --token s3cret',
     'promptmesh worker --listen 0.0.0.0:7070 --advertise 10.0.3.7:7070 --worker-id worker-0 --backend node-gpu',
@@ -45,8 +52,8 @@ and --tls-ca.`,
       name: 'listen',
       type: 'string',
       value: 'HOST:PORT',
-      description: `collective listener (env ${RUNTIME_ENV.listen})`,
-      default: '127.0.0.1:0',
+      // No `default` here: a default fills the flag's value and would hide the environment variable.
+      description: `collective listener (env ${RUNTIME_ENV.listen}; default 127.0.0.1:0)`,
     },
     {
       name: 'advertise',
@@ -55,6 +62,12 @@ and --tls-ca.`,
       description: `address peers dial (env ${RUNTIME_ENV.advertise})`,
     },
     { name: 'backend', type: 'string', value: 'NAME', description: 'node-gpu | node | wasm | cpu | auto' },
+    {
+      name: 'join-timeout',
+      type: 'string',
+      value: 'SECONDS',
+      description: `exit with code 4 when no coordinator admits this worker within SECONDS (env ${RUNTIME_ENV.joinTimeout}; default 0 = keep waiting, with a reminder every 30 s)`,
+    },
     {
       name: 'tls-cert',
       type: 'string',
@@ -82,10 +95,8 @@ and --tls-ca.`,
     const token = readToken(ctx);
     const workerId =
       optString(ctx, 'worker-id') ?? process.env[RUNTIME_ENV.workerId] ?? `${os.hostname()}-${process.pid}`;
-    const listen =
-      (process.env[RUNTIME_ENV.listen] && !ctx.values.listen
-        ? process.env[RUNTIME_ENV.listen]
-        : optString(ctx, 'listen')) ?? '127.0.0.1:0';
+    const listen = optString(ctx, 'listen') || process.env[RUNTIME_ENV.listen] || '127.0.0.1:0';
+    const joinTimeoutMs = readJoinTimeoutMs(ctx);
     const m = /^(.*):(\d+)$/.exec(listen);
     if (!m) throw new UsageError(`--listen expects HOST:PORT, got '${listen}'`);
     const pick = (flag: string, env: string) => optString(ctx, flag) ?? process.env[env];
@@ -141,6 +152,7 @@ and --tls-ca.`,
         ...(advertise ? { advertise } : {}),
         heartbeatMs: 500,
         collectiveTimeoutMs: 10_000,
+        joinTimeoutMs,
         ...(cert && key && ca ? { tls: { certFile: cert, keyFile: key, caFile: ca } } : {}),
         log,
       },
@@ -157,6 +169,19 @@ and --tls-ca.`,
     await nc.drain().catch(() => {});
     await metrics?.close();
     model.dispose();
+    if (worker.error instanceof JoinTimeoutError) return 4;
     return reason.startsWith('refused') ? 3 : 0;
   },
 };
+
+/** --join-timeout (or its environment variable) in milliseconds; 0 = wait forever. */
+function readJoinTimeoutMs(ctx: CliContext): number {
+  const flag = optString(ctx, 'join-timeout');
+  const raw = flag ?? process.env[RUNTIME_ENV.joinTimeout] ?? '0';
+  const seconds = raw.trim() === '' ? Number.NaN : Number(raw);
+  if (!(Number.isFinite(seconds) && seconds >= 0)) {
+    const from = flag === undefined ? ` (from ${RUNTIME_ENV.joinTimeout})` : '';
+    throw new UsageError(`--join-timeout expects seconds >= 0 (0 = wait forever), got '${raw}'${from}`);
+  }
+  return Math.round(seconds * 1000);
+}
