@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -34,6 +35,31 @@ test('unknown commands and bad flags explain themselves', () => {
   const bad = run('model', 'run', '--checkpoint', dir, '--input-ids', '1,x');
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--input-ids: 'x' is not an integer/);
+});
+
+test('coordinator: flags win over env vars, and a malformed env var is a usage error naming it', () => {
+  const bank = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-'));
+  try {
+    const base = ['coordinator', '--nats', 'nats://127.0.0.1:1', '--bank', bank, '--token', 't'];
+    const env = (extra: Record<string, string>) => ({ ...process.env, ...extra });
+    const bad = spawnSync(process.execPath, [MAIN, ...base], {
+      encoding: 'utf8',
+      env: env({ PROMPTMESH_MIN_WORKERS: 'two' }),
+    });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /PROMPTMESH_MIN_WORKERS expects an integer, got 'two'/);
+    // With the env var winning, 5 > --max-workers 2 would be refused before connecting; the flag wins, so the
+    // coordinator gets as far as NATS (nothing listens on port 1).
+    const r = spawnSync(process.execPath, [MAIN, ...base, '--min-workers', '1', '--max-workers', '2'], {
+      encoding: 'utf8',
+      env: env({ PROMPTMESH_MIN_WORKERS: '5' }),
+      timeout: 20_000,
+    });
+    assert.doesNotMatch(r.stderr, /min-workers/);
+    assert.match(r.stderr, /cannot connect to NATS at nats:\/\/127\.0\.0\.1:1/);
+  } finally {
+    fs.rmSync(bank, { recursive: true, force: true });
+  }
 });
 
 test('model run prints encoder states and logits per position at full precision, equal to the library', async () => {

@@ -15,9 +15,13 @@ import { TerminalProgress } from '../../train/progress.js';
 import { type CliCommand, optInt, optString, UsageError } from '../command.js';
 import { COMMON_OPTIONS, readBank, readJob, readNats, readToken } from '../runtime-options.js';
 
+/** An integer from the environment (undefined when unset); a non-integer is a usage error naming the variable. */
 function envInt(name: string): number | undefined {
   const v = process.env[name];
-  return v === undefined ? undefined : Number(v);
+  if (v === undefined || v.trim() === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new UsageError(`${name} expects an integer, got '${v}'`);
+  return n;
 }
 
 export const command: CliCommand = {
@@ -42,15 +46,13 @@ tensor and both digests. It exits 0 when the job completes (or was already compl
       name: 'min-workers',
       type: 'string',
       value: 'N',
-      description: `start when N workers joined (env ${RUNTIME_ENV.minWorkers})`,
-      default: '1',
+      description: `start when N workers joined (env ${RUNTIME_ENV.minWorkers}; default 1)`,
     },
     {
       name: 'max-workers',
       type: 'string',
       value: 'N',
-      description: `admit at most N (env ${RUNTIME_ENV.maxWorkers})`,
-      default: '64',
+      description: `admit at most N (env ${RUNTIME_ENV.maxWorkers}; default 64)`,
     },
     {
       name: 'checkpoint-every',
@@ -80,8 +82,9 @@ tensor and both digests. It exits 0 when the job completes (or was already compl
     const nats = readNats(ctx);
     const bankSpec = readBank(ctx);
     const token = readToken(ctx);
-    const minWorkers = envInt(RUNTIME_ENV.minWorkers) ?? optInt(ctx, 'min-workers', 1)!;
-    const maxWorkers = envInt(RUNTIME_ENV.maxWorkers) ?? optInt(ctx, 'max-workers', 64)!;
+    // Flags win over the environment, as for every other option (docs/configuration.md).
+    const minWorkers = optInt(ctx, 'min-workers') ?? envInt(RUNTIME_ENV.minWorkers) ?? 1;
+    const maxWorkers = optInt(ctx, 'max-workers') ?? envInt(RUNTIME_ENV.maxWorkers) ?? 64;
     if (!(minWorkers >= 1 && maxWorkers >= minWorkers))
       throw new UsageError('need 1 <= --min-workers <= --max-workers');
     const log = (l: string) => ctx.stderr.write(`[coordinator] ${l}\n`);
