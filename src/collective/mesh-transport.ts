@@ -2,7 +2,12 @@
  * What GrpcTransport and TcpTransport share once connected: framing, flow control waits with timeouts, the
  * receive inboxes, abort broadcast and statistics. Subclasses own the connections.
  */
-import { CollectiveClosedError, CollectiveTimeoutError, PeerFailedError } from './errors.js';
+import {
+  CollectiveClosedError,
+  CollectiveConnectError,
+  CollectiveTimeoutError,
+  PeerFailedError,
+} from './errors.js';
 import { encodeFrame, type FrameHeader, FrameKind } from './frame-codec.js';
 import type { ConnectOptions, PeerInfo } from './options.js';
 import { PeerInboxes } from './peer-inboxes.js';
@@ -91,7 +96,19 @@ export abstract class MeshTransport implements Transport {
     try {
       ok = this.writeFrame(to, buffer);
     } catch (e) {
-      return Promise.reject(e);
+      // The stream is gone (the peer died or closed its side) before the receive path noticed: same failure as
+      // a broken connection, and it must name the step like every other mid-collective error.
+      if (!(e instanceof CollectiveConnectError)) return Promise.reject(e);
+      return Promise.reject(
+        new PeerFailedError(
+          `${e.message} while sending at step ${tag.step} (op ${tag.op}): that peer's process died or closed its side. ` +
+            'The communicator is broken: close it and re-form the group.',
+          to,
+          this.describePeer(to),
+          tag.step,
+          { cause: e },
+        ),
+      );
     }
     if (ok) return Promise.resolve();
     return this.waitDrain(to, tag);
