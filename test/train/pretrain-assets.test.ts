@@ -2,9 +2,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { DEMO_LABEL_WORDS, DEMO_TASKS } from '../../src/data/demo/index.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend } from '../../src/backend/index.js';
+import { PRETRAIN_DEFAULTS } from '../../src/cli/commands/pretrain.js';
+import { DEFAULT_DEMO_SEED, DEMO_LABEL_WORDS, DEMO_TASKS } from '../../src/data/demo/index.js';
 import { loadT5Checkpoint } from '../../src/model/checkpoint/index.js';
+import { loadT5Model } from '../../src/model/load-t5.js';
 import { loadTokenizer } from '../../src/model/tokenizer/index.js';
+import { demoSourceProbe } from '../../src/train/pretrain/index.js';
 
 const DIR = path.join(process.cwd(), 'assets', 'demo-backbone');
 
@@ -37,5 +42,43 @@ describe('shipped demo backbone (assets/demo-backbone)', () => {
     const ids = tok.encode('overall it was good .', { addEos: false });
     assert.ok(ids.includes(tok.encode('good', { addEos: false })[0]!));
     assert.ok(DEMO_TASKS.length > 0);
+  });
+
+  test('it has learned the skills the targets share with the sources, as its pretrain.json records', async () => {
+    // The demo is only meaningful if prompt tuning has a skill to steer. The recorded probe is re-measured on the
+    // shipped weights (so the record is true of this folder) and must show demo-sentiment (the skill of
+    // demo-dining) and demo-topic learned. A change to the demo generator that the backbone was not retrained
+    // for shows up here as a drop.
+    const record = JSON.parse(fs.readFileSync(path.join(DIR, 'pretrain.json'), 'utf8')) as {
+      sourceAccuracy: { step: number; scores: Record<string, number> }[];
+    };
+    const recorded = record.sourceAccuracy.at(-1)!.scores;
+    await selectBackend({ requested: 'wasm', log: () => {} });
+    const tokenizer = await loadTokenizer(DIR);
+    const { model } = loadT5Model(DIR);
+    try {
+      const probe = demoSourceProbe(tokenizer, {
+        seed: DEFAULT_DEMO_SEED,
+        examples: PRETRAIN_DEFAULTS.probeExamples,
+        maxSourceTokens: PRETRAIN_DEFAULTS.maxSourceTokens,
+      });
+      // The first pass fills the frozen model's bounded per-shape position-bias cache; a second pass over the
+      // same shapes must allocate nothing that outlives it, and must measure the same.
+      const measured = probe(model);
+      const before = tf.memory().numTensors;
+      assert.deepEqual(probe(model), measured, 'the probe is not deterministic');
+      assert.equal(tf.memory().numTensors, before, 'the probe leaked tensors');
+      assert.deepEqual(Object.keys(measured).sort(), Object.keys(recorded).sort());
+      for (const [task, acc] of Object.entries(measured)) {
+        assert.ok(
+          Math.abs(acc - recorded[task]!) <= 0.03,
+          `${task}: measured ${acc}, recorded ${recorded[task]}`,
+        );
+      }
+      assert.ok(measured['demo-sentiment']! >= 0.8, `demo-sentiment ${measured['demo-sentiment']}`);
+      assert.ok(measured['demo-topic']! >= 0.9, `demo-topic ${measured['demo-topic']}`);
+    } finally {
+      model.dispose();
+    }
   });
 });
