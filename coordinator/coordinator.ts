@@ -26,7 +26,7 @@ import { formatDuration, type ProgressSink } from '../src/train/progress.js';
 import { loadTrainTasks } from '../src/train/task-source.js';
 import type { TrainTask } from '../src/train/trainer.js';
 import { CorruptVersionError, loadForRestore } from '../workers/corrupt-version.js';
-import type { RuntimeBank } from '../workers/runtime-bank.js';
+import type { RuntimeBank, RuntimeManifest } from '../workers/runtime-bank.js';
 
 export interface CoordinatorOptions {
   token: string;
@@ -650,7 +650,7 @@ export class Coordinator {
     version: string,
     p: Extract<Phase, { kind: 'checkpointing' }>,
   ): Promise<void> {
-    let manifest: { id: string; step: number };
+    let manifest: RuntimeManifest;
     try {
       manifest = await this.bank.manifest(version);
     } catch (e) {
@@ -664,7 +664,7 @@ export class Coordinator {
     this.bankHead = manifest.id;
     this.headStep = p.step;
     this.opts.progress.log(
-      `bank version ${manifest.id.slice(0, 12)} committed at stage ${this.stage} step ${p.step}${p.final ? ' (stage final)' : ''}`,
+      `bank version ${manifest.id.slice(0, 12)} committed at stage ${this.stage} step ${p.step}${p.final ? ' (stage final)' : ''}${formatMetrics(manifest.metrics)}`,
     );
     this.events.onVersion?.({ id: manifest.id, stage: this.stage, step: p.step, final: p.final });
     if (p.after === 'next-stage') this.finishStage();
@@ -724,4 +724,14 @@ export class Coordinator {
     }
     await this.nc.flush().catch(() => {});
   }
+}
+
+/** ": validation average 41.67, demo-entail 48, ..." for a version that carries evaluation metrics. */
+function formatMetrics(metrics: Readonly<Record<string, number>>): string {
+  const entries = Object.entries(metrics);
+  if (entries.length === 0) return '';
+  const num = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
+  const avg = metrics.validationAverage;
+  const rest = entries.filter(([k]) => k !== 'validationAverage').map(([k, v]) => `${k} ${num(v)}`);
+  return `: validation ${[...(avg !== undefined ? [`average ${num(avg)}`] : []), ...rest].join(', ')}`;
 }

@@ -28,6 +28,8 @@ export interface RuntimeManifest {
   job: string;
   step: number;
   parent: string | null;
+  /** Evaluation results recorded with the version (empty when it was not evaluated). */
+  metrics: Record<string, number>;
   extra?: Record<string, unknown>;
 }
 
