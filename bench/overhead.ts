@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type CommittedStep, Coordinator } from '../coordinator/coordinator.js';
 import { selectBackend } from '../src/backend/index.js';
+import { localWorkerNodeFlags } from '../src/cli/worker-node-flags.js';
 import { demoJob } from '../src/config/demo-job.js';
 import type { JobConfig } from '../src/config/job-config.js';
 import { connectNats } from '../src/control/nats-connect.js';
@@ -139,6 +140,8 @@ async function distributed(
   n: number,
   warmup: number,
   backend: string | undefined,
+  nodeFlags: string[],
+  mode = `${n} worker${n > 1 ? 's' : ''}`,
 ): Promise<Row> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-bench-'));
   const nats = await startNatsServer();
@@ -176,6 +179,7 @@ async function distributed(
       const child = spawn(
         process.execPath,
         [
+          ...nodeFlags,
           MAIN,
           'worker',
           '--nats',
@@ -207,7 +211,7 @@ async function distributed(
     await coord.stop();
     if (!ok) throw new Error(`the ${n}-worker run failed (see the coordinator's log above)`);
     return summarize(
-      `${n} worker${n > 1 ? 's' : ''}`,
+      mode,
       n,
       steps.filter((s) => s.step >= warmup),
     );
@@ -244,22 +248,38 @@ export async function main(args: string[]): Promise<void> {
   const backend = arg(args, 'backend');
   const chosen = await selectBackend({ requested: backend, log: () => {} });
   const job = benchJob(steps);
+  // Workers get the flags `up` would give them on this machine; when that is not the default, the 2-worker run is
+  // repeated with the default collector, so the effect of the choice is measured in the same run.
+  const one = localWorkerNodeFlags(1).flags;
+  const two = localWorkerNodeFlags(2);
   const rows = [
     await singleProcess(job, warmup),
-    await distributed(job, 1, warmup, backend),
-    await distributed(job, 2, warmup, backend),
+    await distributed(job, 1, warmup, backend, one),
+    await distributed(job, 2, warmup, backend, two.flags),
   ];
+  if (two.flags.length > 0) {
+    rows.push(await distributed(job, 2, warmup, backend, [], '2 workers, default GC'));
+  }
   const speedup = rows[2]!.examplesPerSec / rows[1]!.examplesPerSec;
+  const defaultGcSpeedup = rows[3] ? rows[3].examplesPerSec / rows[1]!.examplesPerSec : undefined;
   const env = {
     backend: String((chosen as { name?: string })?.name ?? backend ?? 'auto'),
     cpus: os.cpus().length,
     steps,
     warmup,
     batchSize: job.stages[0]!.train.batchSize,
+    workerNodeFlags: two.flags.join(' '),
   };
   if (json) {
     for (const r of rows) console.log(JSON.stringify({ bench: 'overhead', ...env, ...r }));
-    console.log(JSON.stringify({ bench: 'overhead', ...env, twoVsOneWorkers: speedup }));
+    console.log(
+      JSON.stringify({
+        bench: 'overhead',
+        ...env,
+        twoVsOneWorkers: speedup,
+        ...(defaultGcSpeedup !== undefined ? { twoVsOneWorkersDefaultGc: defaultGcSpeedup } : {}),
+      }),
+    );
     return;
   }
   console.log(
@@ -267,14 +287,18 @@ export async function main(args: string[]): Promise<void> {
   );
   const f = (x: number) => x.toFixed(1).padStart(8);
   console.log(
-    `${'mode'.padEnd(16)}${'ms/step'.padStart(8)}${'data'.padStart(8)}${'fwd/bwd'.padStart(8)}${'allred'.padStart(8)}${'optim'.padStart(8)}${'coord'.padStart(8)}${'outside'.padStart(9)}${'ex/s'.padStart(8)}`,
+    `${'mode'.padEnd(24)}${'ms/step'.padStart(8)}${'data'.padStart(8)}${'fwd/bwd'.padStart(8)}${'allred'.padStart(8)}${'optim'.padStart(8)}${'coord'.padStart(8)}${'outside'.padStart(9)}${'ex/s'.padStart(8)}`,
   );
   for (const r of rows) {
     console.log(
-      `${r.mode.padEnd(16)}${f(r.msPerStep)}${f(r.data)}${f(r.forwardBackward)}${f(r.allReduce)}${f(r.optimizer)}${f(r.coordination)}${`${(r.outsideForwardBackward * 100).toFixed(1)}%`.padStart(9)}${f(r.examplesPerSec)}`,
+      `${r.mode.padEnd(24)}${f(r.msPerStep)}${f(r.data)}${f(r.forwardBackward)}${f(r.allReduce)}${f(r.optimizer)}${f(r.coordination)}${`${(r.outsideForwardBackward * 100).toFixed(1)}%`.padStart(9)}${f(r.examplesPerSec)}`,
     );
   }
   console.log(
     `2 workers vs 1: ${speedup.toFixed(2)}x examples/s (target >= 1.7x); outside forward/backward target <= 10%`,
   );
+  console.log(`workers: ${two.reason}`);
+  if (defaultGcSpeedup !== undefined) {
+    console.log(`2 workers vs 1 with the default garbage collector: ${defaultGcSpeedup.toFixed(2)}x`);
+  }
 }

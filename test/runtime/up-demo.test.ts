@@ -45,6 +45,13 @@ describe('up: the demo job', { skip: natsSkipReason() }, () => {
       }
     }
     assert.match(out, /job complete/);
+    // Fewer CPUs than processes: the workers run with a single-threaded garbage collector, and `up` says so.
+    assert.match(
+      out,
+      os.availableParallelism() < 3
+        ? /\[up\] 2 workers and the coordinator on \d+ CPUs: workers run with --single-threaded-gc/
+        : /\[up\] 2 workers on \d+ CPUs: default garbage collector/,
+    );
 
     const ls = spawnCli('bank ls', ['bank', 'ls', '--bank', bank, '--json']);
     procs.push(ls);

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { NATS_ENV } from '../../control/nats-connect.js';
 import { type NatsServerHandle, startNatsServer } from '../../control/nats-server.js';
 import { type CliCommand, optInt, optString, UsageError } from '../command.js';
+import { localWorkerNodeFlags } from '../worker-node-flags.js';
 
 /**
  * Metrics ports for the coordinator and each worker: consecutive from a base, or free ones picked here so that
@@ -55,7 +56,8 @@ then the coordinator and N worker processes, all bound to 127.0.0.1. Shows the c
 stops everything on Ctrl-C or when the job ends (exit 0 when it completes). Without --config it trains the
 built-in demo job (ATTEMPT on the demo suite with the shipped tiny backbone). The bank folder keeps every
 version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to resume from the bank head
-(--from VERSION: from any earlier version, with any --workers).`,
+(--from VERSION: from any earlier version, with any --workers). When the workers and the coordinator outnumber
+the CPUs, workers run with node --single-threaded-gc, so V8's collector threads do not slow training.`,
   examples: [
     'promptmesh up --workers 2',
     'promptmesh up --workers 3 --config job.json --bank ./runs/bank',
@@ -142,8 +144,13 @@ version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to re
         ? ['--metrics-host', metricsHost, '--metrics-port', String(metricsPorts[i])]
         : ['--metrics-port', 'off'];
     const children: ChildProcess[] = [];
-    const launch = (args: string[]) => {
-      const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'inherit', 'pipe'], env });
+    const workerNode = localWorkerNodeFlags(n);
+    say(workerNode.reason);
+    const launch = (args: string[], nodeFlags: string[] = []) => {
+      const child = spawn(process.execPath, [...nodeFlags, MAIN, ...args], {
+        stdio: ['ignore', 'inherit', 'pipe'],
+        env,
+      });
       child.stderr!.on('data', (d: Buffer) => ctx.stderr.write(d));
       children.push(child);
       return child;
@@ -162,17 +169,20 @@ version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to re
     ]);
     for (let i = 0; i < n; i++) {
       const backend = optString(ctx, 'backend');
-      launch([
-        'worker',
-        ...common,
-        '--worker-id',
-        `worker-${i}`,
-        // Loopback whatever PROMPTMESH_LISTEN says: every worker of `up` needs its own free port.
-        '--listen',
-        '127.0.0.1:0',
-        ...(backend ? ['--backend', backend] : []),
-        ...metricsArgs(i + 1),
-      ]);
+      launch(
+        [
+          'worker',
+          ...common,
+          '--worker-id',
+          `worker-${i}`,
+          // Loopback whatever PROMPTMESH_LISTEN says: every worker of `up` needs its own free port.
+          '--listen',
+          '127.0.0.1:0',
+          ...(backend ? ['--backend', backend] : []),
+          ...metricsArgs(i + 1),
+        ],
+        workerNode.flags,
+      );
     }
     if (metricsPorts) {
       const shown = metricsHost === '0.0.0.0' ? '127.0.0.1' : metricsHost;
