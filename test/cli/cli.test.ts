@@ -6,7 +6,11 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../src/backend/index.js';
+import { backboneParameterCount } from '../../src/cli/commands/describe.js';
 import { commands } from '../../src/cli/commands/index.js';
+import { demoJob } from '../../src/config/demo-job.js';
+import { demoBackboneDir } from '../../src/config/paths.js';
+import { loadT5Checkpoint } from '../../src/model/checkpoint/index.js';
 import { loadT5Model } from '../../src/model/load-t5.js';
 import { writeTinyCheckpoint } from '../helpers/tiny-checkpoint.js';
 
@@ -112,4 +116,65 @@ test("describe reproduces the papers' parameter counts for t5-base", () => {
   assert.equal(count('--method', 'attempt', '--tasks', '8', '--trainable-layernorm').perTask, 96_192);
   assert.equal(count('--method', 'tpt').perTask, 76_800);
   assert.equal(count('--method', 'tpt', '--tune-bank').perTask, 537_600);
+});
+
+test('describe --config: every stage, each tensor with its shape, per task, total and share of the backbone, from config.json alone', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-describe-'));
+  try {
+    // A t5-base folder with config.json and no weights: describe must not need them.
+    const base = path.join(tmp, 't5-base');
+    fs.mkdirSync(base);
+    fs.writeFileSync(
+      path.join(base, 'config.json'),
+      JSON.stringify({
+        model_type: 't5',
+        d_model: 768,
+        d_kv: 64,
+        d_ff: 3072,
+        num_heads: 12,
+        num_layers: 12,
+        num_decoder_layers: 12,
+        relative_attention_num_buckets: 32,
+        feed_forward_proj: 'relu',
+        vocab_size: 32128,
+      }),
+    );
+    const job = path.join(tmp, 'job.json');
+    fs.writeFileSync(job, JSON.stringify({ ...demoJob(), backbone: { checkpoint: base } }));
+    const r = run('describe', '--config', job, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const [sources, targets] = JSON.parse(r.stdout) as {
+      stage: string;
+      tensors: { name: string; shape: number[]; trainable: boolean; count: number }[];
+      perTask: number;
+      total: number;
+      percentOfBackbone: number;
+    }[];
+    assert.equal(sources!.stage, 'sources');
+    assert.equal(sources!.tensors.length, 6);
+    for (const t of sources!.tensors) assert.deepEqual(t.shape, [10, 768], t.name);
+    assert.equal(sources!.perTask, 7_680);
+    assert.equal(sources!.total, 46_080);
+    // t5-base has 222,903,552 parameters (tied embeddings, as Hugging Face counts it).
+    assert.ok(Math.abs(sources!.percentOfBackbone - (100 * 46_080) / 222_903_552) < 1e-12);
+    const byName = new Map(targets!.tensors.map((t) => [t.name, t]));
+    assert.deepEqual(byName.get('attention.down')?.shape, [768, 16]);
+    assert.deepEqual(byName.get('target.demo-dining')?.shape, [10, 768]);
+    assert.equal(byName.get('source.prompt.demo-topic')?.trainable, false);
+    assert.equal(targets!.total, 3 * 7_680 + 2 * 768 * 16 + 2 * 768);
+    const text = run('describe', '--config', job);
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /stage targets: method attempt/);
+    assert.match(text.stdout, /trainable per task: 16,384 \(over 3 tasks\)/);
+    assert.match(text.stdout, /share of backbone: {2}0\.0221%/);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test("the backbone count describe uses equals the shipped demo backbone's weights, tensor by tensor summed", () => {
+  const ckpt = loadT5Checkpoint(demoBackboneDir());
+  let sum = 0;
+  for (const t of ckpt.tensors.values()) sum += t.data.length;
+  assert.equal(backboneParameterCount(ckpt.config), sum);
 });
