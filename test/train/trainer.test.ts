@@ -14,6 +14,7 @@ import { loadTokenizer, type Tokenizer } from '../../src/model/tokenizer/index.j
 import { AdamW } from '../../src/train/adamw.js';
 import { ExampleEncoder } from '../../src/train/batching.js';
 import { clipGlobalNorm } from '../../src/train/clip.js';
+import { PromptOptimizer } from '../../src/train/prompt-optimizer.js';
 import { linearWarmupDecay } from '../../src/train/schedule.js';
 import { loadTrainedState, saveTrainedState } from '../../src/train/trained-state.js';
 import { Trainer, type TrainerOptions, type TrainTask } from '../../src/train/trainer.js';
@@ -109,6 +110,85 @@ describe('Trainer on a tiny T5 with a real SentencePiece tokenizer', () => {
       const diff = Math.max(...g.map((x, i) => Math.abs(x - h[i]!)));
       assert.ok(diff < 1e-4, `${k} differs by ${diff}`);
     }
+    method.dispose();
+  });
+
+  test("per-group learning rates: ATTEMPT's attention module moves at its own rate, its prompts at theirs", (t) => {
+    if (!tokenizer) return t.skip(SPM_MISSING_MESSAGE);
+    const f = methodFactory('attempt');
+    const d = model.config.dModel;
+    const sources = ['prompt.s1', 'prompt.s2'];
+    const inputs = new Map(
+      sources.map((n, i) => [
+        n,
+        { shape: [4, d], data: Float32Array.from({ length: 4 * d }, (_, j) => Math.sin(i + j)) },
+      ]),
+    );
+    const method = f.create(f.parseConfig({ promptLength: 4, attentionDim: 4, sources }), {
+      model,
+      tasks: ['demo-sentiment'],
+      seed: 2,
+      inputs,
+    });
+    const groups = new Set(method.params.map((p) => p.group));
+    assert.deepEqual([...groups].sort(), ['attention', 'prompt']);
+    const opt = new PromptOptimizer(method, {
+      lr: { prompt: 0.1, attention: 0.001 },
+      weightDecay: 0,
+      warmupSteps: 0,
+      totalSteps: 10,
+      clipNorm: 0,
+    });
+    const start = opt.parameters();
+    // Adam's first step moves every coordinate by lr * g / |g| (bias-corrected), so the step size is the group's lr.
+    opt.apply(new Map(method.params.map((p) => [p.name, new Float32Array(p.variable.size).fill(0.5)])));
+    const now = opt.parameters();
+    for (const p of method.params) {
+      const lr = p.group === 'attention' ? 0.001 : 0.1;
+      const a = start.get(p.name)!;
+      const b = now.get(p.name)!;
+      for (let i = 0; i < a.length; i++) {
+        assert.ok(Math.abs(a[i]! - b[i]! - lr) < 1e-5 * Math.max(1, Math.abs(a[i]!)), `${p.name}[${i}]`);
+      }
+      assert.deepEqual(p.variable.dataSync(), b, `${p.name}: the variable holds the update`);
+    }
+    method.dispose();
+  });
+
+  test('run(): live progress (step, loss per task, ex/s, ETA), evaluation every N steps, the best kept', (t) => {
+    if (!tokenizer) return t.skip(SPM_MISSING_MESSAGE);
+    const method = promptTuning(true);
+    const encoder = new ExampleEncoder(tokenizer, { maxSourceLength: 32, maxTargetLength: 4 });
+    const updates: string[] = [];
+    const logs: string[] = [];
+    const trainer = new Trainer(model, method, encoder, tasks, {
+      ...options(6, 8),
+      evalEvery: 2,
+      progress: { update: (l) => updates.push(l), log: (l) => logs.push(l), done() {} },
+    });
+    const result = trainer.run();
+    assert.equal(updates.length, 6);
+    updates.forEach((line, i) => {
+      assert.match(line, new RegExp(`^step ${i + 1}/6 loss \\d+\\.\\d{4} \\| `), line);
+      assert.match(line, /demo-sentiment \d+\.\d{3}/, line);
+      assert.match(line, /demo-topic \d+\.\d{3}/, line);
+      assert.match(line, /\| \d+\.\d ex\/s \| ETA \d+(s|m\d\ds)$/, line);
+    });
+    assert.deepEqual(
+      result.evals.map((e) => e.step),
+      [2, 4, 6],
+    );
+    assert.deepEqual(
+      logs.map((l) => l.match(/^eval @ step (\d+): average/)?.[1]),
+      ['2', '4', '6'],
+    );
+    for (const e of result.evals)
+      assert.deepEqual(Object.keys(e.scores).sort(), ['demo-sentiment', 'demo-topic']);
+    const bestAverage = Math.max(...result.evals.map((e) => e.average));
+    assert.equal(result.best?.average, bestAverage);
+    assert.equal(logs.filter((l) => l.includes('(best)')).length >= 1, true);
+    const first = result.evals.findIndex((e) => e.average === bestAverage);
+    assert.match(logs[first]!, /\(best\)/);
     method.dispose();
   });
 
