@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Msg, NatsConnection, Subscription } from 'nats';
+import { formatMetrics } from '../src/bank/index.js';
 import type { JobConfig } from '../src/config/job-config.js';
 import {
   type Control,
@@ -664,7 +665,7 @@ export class Coordinator {
     this.bankHead = manifest.id;
     this.headStep = p.step;
     this.opts.progress.log(
-      `bank version ${manifest.id.slice(0, 12)} committed at stage ${this.stage} step ${p.step}${p.final ? ' (stage final)' : ''}${formatMetrics(manifest.metrics)}`,
+      `bank version ${manifest.id.slice(0, 12)} committed at stage ${this.stage} step ${p.step}${p.final ? ' (stage final)' : ''}${Object.keys(manifest.metrics).length > 0 ? `: ${formatMetrics(manifest.metrics)}` : ''}`,
     );
     this.events.onVersion?.({ id: manifest.id, stage: this.stage, step: p.step, final: p.final });
     if (p.after === 'next-stage') this.finishStage();
@@ -724,14 +725,4 @@ export class Coordinator {
     }
     await this.nc.flush().catch(() => {});
   }
-}
-
-/** ": validation average 41.67, demo-entail 48, ..." for a version that carries evaluation metrics. */
-function formatMetrics(metrics: Readonly<Record<string, number>>): string {
-  const entries = Object.entries(metrics);
-  if (entries.length === 0) return '';
-  const num = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
-  const avg = metrics.validationAverage;
-  const rest = entries.filter(([k]) => k !== 'validationAverage').map(([k, v]) => `${k} ${num(v)}`);
-  return `: validation ${[...(avg !== undefined ? [`average ${num(avg)}`] : []), ...rest].join(', ')}`;
 }

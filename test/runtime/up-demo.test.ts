@@ -29,7 +29,9 @@ describe('up: the demo job', { skip: natsSkipReason() }, () => {
     assert.equal(await expectExit(up, 120_000), 0, up.output());
     const out = up.output();
     assert.match(out, /generation \d+ \([^)]*\): \S+, \S+ from step 0/, 'both workers in one generation');
-    const finals = [...out.matchAll(/committed at stage (\d) step 4 \(stage final\): validation (.*)/g)];
+    const finals = [
+      ...out.matchAll(/committed at stage (\d) step 4 \(stage final\): (validationAverage=\S+ .*)/g),
+    ];
     assert.deepEqual(
       finals.map((m) => m[1]),
       ['0', '1'],
@@ -41,7 +43,7 @@ describe('up: the demo job', { skip: natsSkipReason() }, () => {
       [1, 'target'],
     ] as const) {
       for (const t of DEMO_TASKS.filter((d) => d.role === role)) {
-        assert.match(finals[stage]![2]!, new RegExp(`${t.name} \\d+`), `stage ${stage} line lacks ${t.name}`);
+        assert.match(finals[stage]![2]!, new RegExp(`${t.name}=\\d+`), `stage ${stage} line lacks ${t.name}`);
       }
     }
     assert.match(out, /job complete/);

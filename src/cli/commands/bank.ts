@@ -5,6 +5,7 @@
 import {
   type ComposeTake,
   type ExpectShapes,
+  formatMetrics,
   type Manifest,
   openBankStore,
   PromptBank,
@@ -128,12 +129,6 @@ function short(id: string | null): string {
   return id ? id.slice(0, 12) : '-';
 }
 
-function fmtMetrics(m: Record<string, number>): string {
-  return Object.entries(m)
-    .map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toPrecision(4)}`)
-    .join(' ');
-}
-
 function fmtBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
@@ -151,7 +146,7 @@ function renderList(versions: VersionSummary[]): string {
     String(v.tensors),
     fmtBytes(v.bytes),
     v.tags.join(','),
-    fmtMetrics(v.metrics),
+    formatMetrics(v.metrics),
   ]);
   const header = ['ID', 'JOB', 'STEP', 'METHOD', 'CREATED', 'TENSORS', 'SIZE', 'TAGS', 'METRICS'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
@@ -173,7 +168,7 @@ function renderManifest(m: Manifest): string {
     `config    ${m.configHash}`,
     `created   ${m.createdAt}`,
     `tags      ${m.tags.join(', ') || '(none)'}`,
-    `metrics   ${fmtMetrics(m.metrics) || '(none)'}`,
+    `metrics   ${formatMetrics(m.metrics) || '(none)'}`,
     'tensors:',
   ];
   for (const [name, t] of Object.entries(m.tensors).sort(([a], [b]) => a.localeCompare(b))) {

@@ -45,8 +45,8 @@ const NEG = new Set(NEGATIVE_ADJECTIVES);
 
 /**
  * A review of 1 or 2 clauses of the review's polarity, each possibly negated ("not awful" reads positive), plus
- * optional filler. Why no mixed reviews (two clauses one way, one the other, majority wins): the shipped 380k-parameter
- * backbone, pretrained for ~40 minutes of 2-core CPU, stayed at chance on them (47% after 2,000 updates, while a
+ * optional filler. Why no mixed reviews (two clauses one way, one the other, majority wins): the previous demo
+ * backbone (380k parameters, 900 updates) stayed at chance on them (47% after 2,000 updates in a later run, while a
  * 1-2 clause version is learned within 300 updates of sentiment alone), and a backbone that has not learned the
  * skill gives prompt tuning nothing to steer. See assets/demo-backbone/README.md.
  */
