@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
-# One-time set-up for a fresh machine: system packages (nats-server, prometheus/promtool, sentencepiece)
-# and the npm packages from the lock file. Safe to run again; it skips what is already there.
+# One-time set-up for a fresh machine: system packages (nats-server, prometheus/promtool, sentencepiece), the npm
+# packages from the lock file, and the native TensorFlow backend (scripts/native-backend.sh: compiled offline
+# against TensorFlow's pip wheel; wasm is used where it cannot be built). Safe to run again; it skips what is there.
+#
+#   bash scripts/setup.sh [--no-native]      (or PROMPTMESH_NATIVE=off: skip the native backend, run on wasm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+native="${PROMPTMESH_NATIVE:-auto}"
+for arg in "$@"; do
+  case "$arg" in
+    --no-native) native=off ;;
+    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
 
 need=()
 command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
@@ -18,12 +30,16 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# --ignore-scripts: the only install scripts in the tree are tfjs-node's (downloads libtensorflow from the internet,
+# fails offline, and npm then deletes the package) and two cosmetic ones; the native backend is built below instead.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages (npm ci)" >&2
   # Some registries (mirrors) do not carry every platform build of @biomejs/biome, so the lock file cannot list
   # them and `npm ci` refuses it as out of sync; `npm install` resolves the same versions from the lock anyway.
-  if ! npm ci --no-fund --no-audit; then
+  if ! npm ci --ignore-scripts --no-fund --no-audit; then
     echo "setup: npm ci refused the lock file; falling back to npm install" >&2
-    npm install --no-fund --no-audit
+    npm install --ignore-scripts --no-fund --no-audit
   fi
 fi
+
+PROMPTMESH_NATIVE="$native" bash scripts/native-backend.sh

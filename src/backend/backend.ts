@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 
 import './gradients.js';
@@ -21,13 +23,15 @@ export interface BackendChoice {
   /** Why this one was chosen, and why each preferred one was skipped. */
   reason: string;
   skipped: { name: BackendName; why: string }[];
+  /** For the native backends: TensorFlow's version, the device kernels run on, and TensorFlow's thread pools. */
+  native?: NativeInfo;
 }
 
 export class BackendUnavailableError extends Error {
   override name = 'BackendUnavailableError';
   constructor(
     readonly backend: BackendName,
-    why: string,
+    readonly why: string,
     options?: { cause?: unknown },
   ) {
     super(`backend '${backend}' cannot load: ${why}. ${installHint(backend)}`, options);
@@ -38,14 +42,13 @@ function installHint(name: BackendName): string {
   switch (name) {
     case 'node-gpu':
       return (
-        'Install it with `npm install @tensorflow/tfjs-node-gpu@4.22.0` on a machine with internet access, CUDA 11.2 and ' +
-        'cuDNN 8.1 (its install script downloads libtensorflow), or use the GPU image in deploy/; ' +
-        'or pick another backend with --backend wasm'
+        "On a machine with an NVIDIA GPU, `bash scripts/setup.sh` builds it offline against TensorFlow's pip wheel " +
+        '(docs/backends.md), or use the GPU image in deploy/; or pick another backend with --backend wasm'
       );
     case 'node':
       return (
-        'Install it with `npm install @tensorflow/tfjs-node@4.22.0` on a machine with internet access (its install ' +
-        'script downloads libtensorflow); or pick another backend with --backend wasm'
+        "`bash scripts/setup.sh` builds it offline against TensorFlow's pip wheel (or `bash " +
+        'scripts/native-backend.sh --force` to rebuild; docs/backends.md); or pick another backend with --backend wasm'
       );
     case 'wasm':
       return 'Reinstall the npm packages (`npm ci`): @tensorflow/tfjs-backend-wasm is a regular dependency';
@@ -56,26 +59,96 @@ function installHint(name: BackendName): string {
 
 const require = createRequire(import.meta.url);
 
+/** The first line of an error, for one-line reasons. */
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
+}
+
+/**
+ * Environment the native TensorFlow runtime reads once, when the binding loads. Values already set win.
+ * - TF_CPP_MIN_LOG_LEVEL=2: TensorFlow's INFO/WARNING lines would interleave with our progress lines.
+ * - TensorFlow's oneDNN rewrites stay on (TF_ENABLE_ONEDNN_OPTS unset): they made the t5-small bench step 10-25%
+ *   faster on our 2-core machines (docs/backends.md); the price is two INFO lines TensorFlow prints at load, which
+ *   no log-level variable silences.
+ * - NVIDIA_TF32_OVERRIDE=0 unless PROMPTMESH_ALLOW_TF32=1: TensorFlow runs float32 matmuls and convolutions in TF32
+ *   on Ampere and newer by default (10-bit mantissa), which moves losses by ~1e-3 relative, beyond our parity bounds.
+ * - TF_FORCE_GPU_ALLOW_GROWTH=true: allocate GPU memory as needed rather than all of it up front, so the memory
+ *   gauge means something and a second process on the same GPU (an evaluator) is possible.
+ */
+export function nativeRuntimeEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {
+    TF_CPP_MIN_LOG_LEVEL: '2',
+    TF_FORCE_GPU_ALLOW_GROWTH: 'true',
+  };
+  if (env.PROMPTMESH_ALLOW_TF32 !== '1') out.NVIDIA_TF32_OVERRIDE = '0';
+  for (const k of Object.keys(out)) if (env[k] !== undefined && env[k] !== '') delete out[k];
+  return out;
+}
+
+interface NativeInfo {
+  tensorflow: string;
+  device: 'CPU' | 'GPU';
+  intraOpThreads: number;
+  interOpThreads: number;
+}
+
+let nativeInfo: NativeInfo | undefined;
+
+/**
+ * Loads tfjs-node(-gpu) only after its native binding has loaded on its own: the package registers every kernel
+ * for the `tensorflow` backend before it looks for the binding, so a failed require would leave those kernels
+ * behind and the next package would re-register them with a warning per kernel.
+ */
+function loadNative(name: 'node' | 'node-gpu'): void {
+  const pkg = name === 'node-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
+  let pkgJson: string;
+  try {
+    pkgJson = require.resolve(`${pkg}/package.json`);
+  } catch (err) {
+    throw new BackendUnavailableError(name, `${pkg} is not installed`, { cause: err });
+  }
+  let bindingPath: string;
+  try {
+    const preGyp = require('@mapbox/node-pre-gyp') as { find: (p: string) => string };
+    bindingPath = preGyp.find(pkgJson);
+  } catch (err) {
+    throw new BackendUnavailableError(name, `cannot locate ${pkg}'s binding (${firstLine(err)})`, {
+      cause: err,
+    });
+  }
+  if (!existsSync(bindingPath))
+    throw new BackendUnavailableError(name, `${pkg} is installed but its native binding is not built`);
+  Object.assign(process.env, nativeRuntimeEnv());
+  let binding: { TF_Version?: string };
+  try {
+    binding = require(bindingPath) as { TF_Version?: string };
+  } catch (err) {
+    // A missing libtensorflow, a binding built for another ABI or platform: the loader's own words.
+    throw new BackendUnavailableError(name, `${pkg}'s binding failed to load (${firstLine(err)})`, {
+      cause: err,
+    });
+  }
+  try {
+    require(pkg);
+  } catch (err) {
+    throw new BackendUnavailableError(name, `${pkg} failed to load (${firstLine(err)})`, { cause: err });
+  }
+  const cores = availableParallelism();
+  const threads = (v: string | undefined) => (v && Number(v) > 0 ? Number(v) : cores);
+  nativeInfo = {
+    tensorflow: binding.TF_Version ?? 'unknown',
+    device: 'CPU',
+    intraOpThreads: threads(process.env.TF_NUM_INTRAOP_THREADS),
+    interOpThreads: threads(process.env.TF_NUM_INTEROP_THREADS),
+  };
+}
+
 async function load(name: BackendName): Promise<string> {
   switch (name) {
     case 'node-gpu':
-    case 'node': {
-      const pkg = name === 'node-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
-      try {
-        require.resolve(pkg);
-      } catch (err) {
-        throw new BackendUnavailableError(name, `${pkg} is not installed`, { cause: err });
-      }
-      try {
-        require(pkg);
-      } catch (err) {
-        const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
-        throw new BackendUnavailableError(name, `${pkg} is installed but failed to load (${msg})`, {
-          cause: err,
-        });
-      }
+    case 'node':
+      loadNative(name);
       return 'tensorflow';
-    }
     case 'wasm':
       try {
         await import('@tensorflow/tfjs-backend-wasm');
@@ -139,7 +212,7 @@ export async function selectBackend(
         };
         break;
       } catch (err) {
-        skipped.push({ name, why: err instanceof BackendUnavailableError ? shortWhy(err) : String(err) });
+        skipped.push({ name, why: err instanceof BackendUnavailableError ? err.why : String(err) });
       }
     }
     if (!chosen)
@@ -156,14 +229,23 @@ export async function selectBackend(
     };
   }
   await tf.ready();
+  if (chosen.tfBackend === 'tensorflow' && nativeInfo) {
+    const gpu = (tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
+    chosen.native = { ...nativeInfo, device: gpu ? 'GPU' : 'CPU' };
+  }
   current = chosen;
-  opts.log?.(`backend: ${chosen.name} (${chosen.reason})`);
+  opts.log?.(`backend: ${describeBackend(chosen)} (${chosen.reason})`);
   return chosen;
 }
 
-function shortWhy(err: BackendUnavailableError): string {
-  const m = /cannot load: (.*?)\. /.exec(err.message);
-  return m?.[1] ?? err.message;
+/** `node: TensorFlow 2.21.0 on CPU, 2 intra-op / 2 inter-op threads` or just `wasm`. */
+export function describeBackend(c: BackendChoice): string {
+  if (!c.native) return c.name;
+  const n = c.native;
+  const devices =
+    n.device === 'GPU' ? `GPU (CUDA_VISIBLE_DEVICES=${process.env.CUDA_VISIBLE_DEVICES ?? 'all'})` : 'CPU';
+  const tf32 = n.device === 'GPU' ? `, TF32 ${process.env.NVIDIA_TF32_OVERRIDE === '0' ? 'off' : 'on'}` : '';
+  return `${c.name}: TensorFlow ${n.tensorflow} on ${devices}, ${n.intraOpThreads} intra-op / ${n.interOpThreads} inter-op threads${tf32}`;
 }
 
 /** The backend chosen by the last `selectBackend`, if any. */

@@ -6,6 +6,8 @@ export {
   type BackendRequest,
   BackendUnavailableError,
   currentBackend,
+  describeBackend,
+  nativeRuntimeEnv,
   parseBackendRequest,
   selectBackend,
 } from './backend.js';

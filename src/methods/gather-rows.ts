@@ -7,6 +7,11 @@ import * as tf from '@tensorflow/tfjs-core';
  * not implement ("Kernel 'UnsortedSegmentSum' not registered for backend 'wasm'"). scatterND sums duplicate
  * indices exactly as the gather gradient must (a row chosen twice gets both contributions), and wasm has it.
  * Rows not chosen get exactly zero gradient, which is what hard retrieval (TPT's bank, SPT's memory) relies on.
+ *
+ * On native TensorFlow the gradient is a one-hot matmul instead: TensorFlow's GPU ScatterNd (and the
+ * UnsortedSegmentSum of tf.gather's own gradient) add duplicate rows with atomics, in an order that changes from
+ * run to run, so two replicas would drift apart by rounding. oneHot(indices)^T dy sums in a fixed order; the tables
+ * gathered from here are small (prompts, banks, memories), so the [n, rows] one-hot costs little.
  */
 export function gatherRows(x: tf.Tensor2D, indices: tf.Tensor): tf.Tensor {
   const [rows, cols] = x.shape;
@@ -20,7 +25,11 @@ export function gatherRows(x: tf.Tensor2D, indices: tf.Tensor): tf.Tensor {
       value: tf.gather(input, indices),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const idx = saved[0]!;
-        return tf.scatterND(idx, tf.reshape(dy, [idx.shape[0]!, cols]), [rows, cols]);
+        const g = tf.reshape(dy, [idx.shape[0]!, cols]);
+        if (tf.getBackend() !== 'tensorflow') return tf.scatterND(idx, g, [rows, cols]);
+        return tf.tidy(() =>
+          tf.matMul(tf.oneHot(tf.reshape(idx, [-1]) as tf.Tensor1D, rows, 1, 0, 'float32'), g, true),
+        );
       },
     };
   });

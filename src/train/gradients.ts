@@ -21,6 +21,10 @@ export interface GradientSums {
 /**
  * Forward and backward for one batch through the frozen model. Only the method's touched parameters are
  * differentiated; the backbone's weights are constants.
+ *
+ * Everything the host needs (every gradient, the loss, the per-example losses and label counts) is concatenated on
+ * the device and read back once: on native TensorFlow, and on a GPU above all, each read-back is a synchronisation
+ * and a copy, and there used to be one per trained tensor. The per-parameter arrays are views into that buffer.
  */
 export function gradientSums(model: T5Model, method: PromptMethod, batch: PromptBatch): GradientSums {
   const touched = new Set(method.touchedParams(batch.tasks));
@@ -35,15 +39,26 @@ export function gradientSums(model: T5Model, method: PromptMethod, batch: Prompt
     },
     params.map((p) => p.variable),
   );
+  const B = batch.tasks.length;
+  const flat = tf.tidy(() => {
+    const parts: tf.Tensor[] = params.map((p) => {
+      const g = grads[p.variable.name];
+      return g ? tf.reshape(g, [-1]) : tf.zeros([p.variable.size]);
+    });
+    parts.push(tf.reshape(value, [1]), tf.reshape(perExample!, [B]), tf.sum(batch.labelMask, 1));
+    return tf.concat(parts.map((t) => tf.cast(t, 'float32')));
+  });
+  const host = flat.dataSync() as Float32Array;
+  tf.dispose([flat, value, perExample!, ...Object.values(grads)]);
   const out = new Map<string, Float32Array>();
+  let off = 0;
   for (const p of params) {
-    const g = grads[p.variable.name];
-    out.set(p.name, g ? (g.dataSync() as Float32Array).slice() : new Float32Array(p.variable.size));
+    out.set(p.name, host.subarray(off, off + p.variable.size));
+    off += p.variable.size;
   }
-  const nllSum = value.dataSync()[0]!;
-  const per = perExample!.dataSync();
-  tf.dispose([value, perExample!, ...Object.values(grads)]);
-  const labelCounts = tf.tidy(() => tf.sum(batch.labelMask, 1).dataSync());
+  const nllSum = host[off]!;
+  const per = host.subarray(off + 1, off + 1 + B);
+  const labelCounts = host.subarray(off + 1 + B, off + 1 + 2 * B);
   const perTask = new Map<string, TaskLoss>();
   let tokens = 0;
   batch.tasks.forEach((t, i) => {

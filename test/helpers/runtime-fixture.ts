@@ -23,6 +23,7 @@ import {
 } from '../../src/train/run-job.js';
 import { loadTrainTasks } from '../../src/train/task-source.js';
 import { Trainer } from '../../src/train/trainer.js';
+import { testBackend } from './backend.js';
 import { ensureSpmModel } from './spm-fixture.js';
 
 /** dist/src/cli/main.js (this file runs from dist/test/helpers). */
@@ -279,7 +280,7 @@ export function startCoordinator(
 }
 
 export function startWorker(a: RuntimeArgs & { id: string }): CliProcess {
-  return spawnCli(a.id, ['worker', ...common(a), '--worker-id', a.id, '--backend', 'wasm']);
+  return spawnCli(a.id, ['worker', ...common(a), '--worker-id', a.id, '--backend', testBackend()]);
 }
 
 /** Kills whatever is still running (a failed test must not leave processes behind). */

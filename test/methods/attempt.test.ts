@@ -17,6 +17,7 @@ import { MethodConfigError, type MethodParam, type PromptBatch } from '../../src
 import { methodFactory } from '../../src/methods/registry.js';
 import { makeTinyT5, type TinyT5Options } from '../../src/model/checkpoint/index.js';
 import { T5Model } from '../../src/model/t5/index.js';
+import { testBackend } from '../helpers/backend.js';
 
 const V11: TinyT5Options = { variant: 'v1.1', seed: 7, vocabSize: 64 };
 const N = 3; // prompt length
@@ -172,7 +173,7 @@ describe('ATTEMPT method', () => {
   let d: number;
 
   before(async () => {
-    await selectBackend({ requested: 'wasm' });
+    await selectBackend({ requested: testBackend() });
     const { config, tensors } = makeTinyT5(V11);
     model = T5Model.fromWeights(config, tensors);
     d = config.dModel;

@@ -15,6 +15,7 @@ import {
   parameterReport,
 } from '../../src/methods/index.js';
 import type { T5Model } from '../../src/model/t5/index.js';
+import { testBackend } from '../helpers/backend.js';
 import {
   assertLearnsWithoutLeak,
   directional,
@@ -42,7 +43,7 @@ describe('prompt-tuning', () => {
   let model: T5Model;
   let batch: PromptBatch;
   before(async () => {
-    await selectBackend({ requested: 'wasm' });
+    await selectBackend({ requested: testBackend() });
     model = tinyModel('v1.1');
     batch = makeBatch();
   });

@@ -10,6 +10,7 @@ import {
 } from '../../src/methods/index.js';
 import { MissingTemplateError, type Spt, type SptConfig } from '../../src/methods/spt/index.js';
 import type { T5Model } from '../../src/model/t5/index.js';
+import { testBackend } from '../helpers/backend.js';
 import {
   assertLearnsWithoutLeak,
   directional,
@@ -88,7 +89,7 @@ describe('spt', () => {
   let model: T5Model;
   let batch: PromptBatch;
   before(async () => {
-    await selectBackend({ requested: 'wasm' });
+    await selectBackend({ requested: testBackend() });
     model = tinyModel('v1.1');
     batch = makeBatch();
   });

@@ -11,11 +11,12 @@ import { T5Model } from '../../src/model/t5/index.js';
 import { loadTokenizer } from '../../src/model/tokenizer/index.js';
 import { silentProgress } from '../../src/train/progress.js';
 import { runJob } from '../../src/train/run-job.js';
+import { testBackend } from '../helpers/backend.js';
 import { ensureSpmModel, SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 import { maxAbsDiff } from './tpt-spt-helpers.js';
 
 test('job: TPT bank stage -> target stage (bankFrom), and SPT with task templates', async (t) => {
-  await selectBackend({ requested: 'wasm' });
+  await selectBackend({ requested: testBackend() });
   const dir = await ensureSpmModel();
   if (!dir) return t.skip(SPM_MISSING_MESSAGE);
   const tokenizer = await loadTokenizer(dir);

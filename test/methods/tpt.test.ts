@@ -10,6 +10,7 @@ import {
 } from '../../src/methods/index.js';
 import type { Tpt, TptConfig } from '../../src/methods/tpt/index.js';
 import type { T5Model } from '../../src/model/t5/index.js';
+import { testBackend } from '../helpers/backend.js';
 import {
   assertLearnsWithoutLeak,
   directional,
@@ -78,7 +79,7 @@ describe('tpt', () => {
   let model: T5Model;
   let batch: PromptBatch;
   before(async () => {
-    await selectBackend({ requested: 'wasm' });
+    await selectBackend({ requested: testBackend() });
     model = tinyModel('v1.1');
     batch = makeBatch();
   });

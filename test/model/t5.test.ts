@@ -12,6 +12,7 @@ import {
   splitHeadAttention,
   T5Model,
 } from '../../src/model/t5/index.js';
+import { testBackend } from '../helpers/backend.js';
 import { writeTinyCheckpoint } from '../helpers/tiny-checkpoint.js';
 
 const V1: TinyT5Options = { variant: 'v1', seed: 7, vocabSize: 64 };
@@ -55,7 +56,9 @@ function checkGradient(f: (x: tf.Tensor3D) => tf.Scalar, x: tf.Tensor3D, seed: n
   return { analytic, numeric: (plus - minus) / (2 * eps) };
 }
 
-for (const backend of ['wasm', 'cpu'] as const) {
+// The wasm pass covers wasm and the pure-JS cpu backend; the native pass (PROMPTMESH_TEST_BACKEND=node) the binding.
+const BACKENDS = testBackend() === 'wasm' ? (['wasm', 'cpu'] as const) : ([testBackend()] as const);
+for (const backend of BACKENDS) {
   describe(`T5 on the ${backend} backend`, () => {
     before(async () => {
       await selectBackend({ requested: backend });
@@ -215,11 +218,13 @@ for (const backend of ['wasm', 'cpu'] as const) {
 }
 
 describe('T5 model', () => {
+  // Compared with wasm: the pure-JS cpu backend in the wasm pass, the native binding in the native pass.
+  const other = testBackend() === 'wasm' ? 'cpu' : testBackend();
   before(async () => {
-    await selectBackend({ requested: 'wasm' });
+    await selectBackend({ requested: testBackend() });
   });
 
-  test('wasm and cpu backends give the same loss and gradient', async () => {
+  test(`wasm and ${other} backends give the same loss and gradient`, async () => {
     const { config, tensors } = makeTinyT5(V11);
     const run = async (name: string) => {
       await selectBackend({ requested: name });
@@ -235,8 +240,8 @@ describe('T5 model', () => {
       return out;
     };
     const a = await run('wasm');
-    const c = await run('cpu');
-    await selectBackend({ requested: 'wasm' });
+    const c = await run(other);
+    await selectBackend({ requested: testBackend() });
     assert.ok(Math.abs(a.loss - c.loss) < 1e-4);
     const maxDiff = Math.max(...a.grad.map((x, i) => Math.abs(x - c.grad[i]!)));
     assert.ok(maxDiff < 1e-4, `gradients differ by ${maxDiff}`);

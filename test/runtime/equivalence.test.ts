@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { selectBackend } from '../../src/backend/index.js';
+import { testBackend } from '../helpers/backend.js';
 import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
 import {
   bankParams,
@@ -41,7 +42,7 @@ describe('runtime: N workers = single-process trainer', { skip: natsSkipReason()
     fx = await makeRuntimeFixture({ jobId: 'equiv' });
     if (!fx) return;
     nats = await startNatsServer();
-    await selectBackend({ requested: 'wasm' });
+    await selectBackend({ requested: testBackend() });
     reference = await referenceRun(fx.job());
   });
   after(async () => {

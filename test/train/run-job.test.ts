@@ -10,6 +10,7 @@ import { T5Model } from '../../src/model/t5/index.js';
 import { loadTokenizer, type Tokenizer } from '../../src/model/tokenizer/index.js';
 import { runJob } from '../../src/train/run-job.js';
 import { loadTrainedState } from '../../src/train/trained-state.js';
+import { testBackend } from '../helpers/backend.js';
 import { ensureSpmModel, SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
 let tokenizer: Tokenizer | undefined;
@@ -17,7 +18,7 @@ let model: T5Model;
 const out = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-job-'));
 
 before(async () => {
-  await selectBackend({ requested: 'wasm' });
+  await selectBackend({ requested: testBackend() });
   const dir = await ensureSpmModel();
   if (!dir) return;
   tokenizer = await loadTokenizer(dir);

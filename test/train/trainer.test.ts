@@ -18,6 +18,7 @@ import { PromptOptimizer } from '../../src/train/prompt-optimizer.js';
 import { linearWarmupDecay } from '../../src/train/schedule.js';
 import { loadTrainedState, saveTrainedState } from '../../src/train/trained-state.js';
 import { Trainer, type TrainerOptions, type TrainTask } from '../../src/train/trainer.js';
+import { testBackend } from '../helpers/backend.js';
 import { ensureSpmModel, SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
 test('linear warm-up and decay follow transformers', () => {
@@ -53,7 +54,7 @@ describe('Trainer on a tiny T5 with a real SentencePiece tokenizer', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-train-'));
 
   before(async () => {
-    await selectBackend({ requested: 'wasm' });
+    await selectBackend({ requested: testBackend() });
     const dir = await ensureSpmModel();
     if (!dir) return;
     tokenizer = await loadTokenizer(dir);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { transposedMatmulIsSlow } from './kernel-paths.js';
 
 /**
  * softmax(Q K^T + bias) V for every (batch, head), without the 1/sqrt(d) scale (T5 folds it into its weights).
@@ -6,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
  * so it gets no gradient). Returns [B, H, Lq, dk].
  */
 export function attentionCore(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor): tf.Tensor4D {
-  return tf.getBackend() === 'wasm' ? splitHeadAttention(q, k, v, bias) : batchedAttention(q, k, v, bias);
+  return transposedMatmulIsSlow() ? splitHeadAttention(q, k, v, bias) : batchedAttention(q, k, v, bias);
 }
 
 /** Reference formulation with batched matmuls: fast on tfjs-node(-gpu) and used by the tests as ground truth. */

@@ -1,16 +1,17 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { transposedMatmulIsSlow } from './kernel-paths.js';
 
 /**
- * A linear map y = x W^T with a frozen weight W of shape [out, in] (the Hugging Face layout).
+ * A linear map y = x W^T with a frozen weight W of shape [out, in] (the Hugging Face layout). Its gradient is only
+ * dx = dy W: W is frozen, so no weight gradient is ever formed (the default gradient of matMul would form it).
  *
- * Why a custom gradient: the default gradient of matMul(x, W, false, true) runs a transposed matmul, which the wasm
- * backend executes 20-40x slower than a plain 2-D matmul. Keeping both W^T (for the forward pass) and W (for the
- * input gradient dx = dy W) resident makes both directions plain 2-D matmuls, and since W is frozen no weight
- * gradient is ever formed.
+ * The forward pass depends on the backend (kernel-paths.ts): on native TensorFlow it is matMul(x, W, false, true),
+ * which BLAS runs at full rate with no copy. On wasm a transposed matmul is 20-40x slower than a plain one, so a
+ * resident W^T makes both directions plain 2-D matmuls, at the cost of a second copy of every frozen weight.
  */
 export class FrozenLinear {
-  /** [in, out], used by the forward pass. */
-  readonly wT: tf.Tensor2D;
+  /** [in, out], used by the forward pass on backends with slow transposed matmuls; undefined elsewhere. */
+  private wT: tf.Tensor2D | undefined;
   /** [out, in], used by the backward pass. */
   readonly w: tf.Tensor2D;
   readonly inFeatures: number;
@@ -21,10 +22,10 @@ export class FrozenLinear {
     this.w = w;
     this.outFeatures = w.shape[0];
     this.inFeatures = w.shape[1];
-    this.wT = tf.keep(tf.transpose(w));
-    const wT = this.wT;
+    const wT = transposedMatmulIsSlow() ? tf.keep(tf.transpose(w)) : undefined;
+    this.wT = wT;
     this.op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
-      value: tf.matMul(args[0] as tf.Tensor2D, wT),
+      value: wT ? tf.matMul(args[0] as tf.Tensor2D, wT) : tf.matMul(args[0] as tf.Tensor2D, w, false, true),
       gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, w),
     })) as (x: tf.Tensor2D) => tf.Tensor2D;
   }
@@ -39,8 +40,14 @@ export class FrozenLinear {
     return rows * this.inFeatures * this.outFeatures;
   }
 
+  /** Frees only the transposed copy: for a head tied to an embedding that the model disposes itself. */
+  disposeTranspose(): void {
+    this.wT?.dispose();
+    this.wT = undefined;
+  }
+
   dispose(): void {
     this.w.dispose();
-    this.wT.dispose();
+    this.disposeTranspose();
   }
 }

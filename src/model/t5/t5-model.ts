@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import '../../backend/gradients.js';
 import type { T5Config } from '../t5-config.js';
+import { relu } from './activations.js';
 import { attentionCore } from './attention-core.js';
 import { tokenNll } from './cross-entropy.js';
 import { assertShape, ShapeMismatchError } from './errors.js';
@@ -428,7 +429,7 @@ export class T5Model {
       }
     }
     if (this.config.tieWordEmbeddings) {
-      if (this.lmHead instanceof FrozenLinear) this.lmHead.wT.dispose();
+      if (this.lmHead instanceof FrozenLinear) this.lmHead.disposeTranspose();
     } else lins.push(this.lmHead);
     for (const l of lins) l.dispose();
     for (const t of others) t.dispose();
@@ -450,7 +451,7 @@ export class T5Model {
   private feedForward(ff: FeedForward, x: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
       const [wi0, wi1] = ff.wi;
-      const hidden = wi1 ? tf.mul(geluNew(wi0!.apply(x)), wi1.apply(x)) : tf.relu(wi0!.apply(x));
+      const hidden = wi1 ? tf.mul(geluNew(wi0!.apply(x)), wi1.apply(x)) : relu(wi0!.apply(x));
       return ff.wo.apply(hidden as tf.Tensor2D);
     });
   }
