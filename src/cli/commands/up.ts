@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NATS_ENV } from '../../control/nats-connect.js';
 import { type NatsServerHandle, startNatsServer } from '../../control/nats-server.js';
-import { type CliCommand, optInt, optString, UsageError } from '../command.js';
+import { type CliCommand, optBool, optInt, optString, UsageError } from '../command.js';
+import { localWorkerEnv } from '../worker-env.js';
 import { localWorkerNodeFlags } from '../worker-node-flags.js';
 
 /**
@@ -44,6 +45,22 @@ async function pickMetricsPorts(
   return ports;
 }
 
+/**
+ * TensorFlow prints two INFO lines when it loads (absl's "before InitializeLog" warning and "oneDNN custom
+ * operations are on"), which TF_CPP_MIN_LOG_LEVEL does not silence; with N workers they would bury the progress
+ * lines. Only these two exact lines are dropped; every other line, TensorFlow's errors included, passes.
+ */
+export function dropTensorFlowBanner(chunk: string): string {
+  return chunk
+    .split(/(?<=\n)/)
+    .filter(
+      (l) =>
+        !l.startsWith('WARNING: All log messages before absl::InitializeLog() is called') &&
+        !/^I\d{4} [\d:. ]+\d+ port\.cc:\d+\] oneDNN custom operations are on/.test(l),
+    )
+    .join('');
+}
+
 const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'main.js');
 
 export const command: CliCommand = {
@@ -57,11 +74,15 @@ stops everything on Ctrl-C or when the job ends (exit 0 when it completes). With
 built-in demo job (ATTEMPT on the demo suite with the shipped tiny backbone). The bank folder keeps every
 version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to resume from the bank head
 (--from VERSION: from any earlier version, with any --workers). When the workers and the coordinator outnumber
-the CPUs, workers run with node --single-threaded-gc, so V8's collector threads do not slow training.`,
+the CPUs, workers run with node --single-threaded-gc, so V8's collector threads do not slow training.
+Workers use the fastest installed backend (native TensorFlow when scripts/setup.sh built it, else wasm) and
+share the machine: CPUs / N TensorFlow threads each, one GPU each (CUDA_VISIBLE_DEVICES), malloc settings that
+keep freed buffers; variables you set yourself win (docs/backends.md).`,
   examples: [
     'promptmesh up --workers 2',
     'promptmesh up --workers 3 --config job.json --bank ./runs/bank',
     'NATS_URL=nats://127.0.0.1:4222 promptmesh up --workers 2 --steps 100',
+    'promptmesh up --workers 2 --steps 10 --backend wasm',
   ],
   options: [
     { name: 'workers', type: 'string', value: 'N', description: 'worker processes', default: '2' },
@@ -84,7 +105,13 @@ the CPUs, workers run with node --single-threaded-gc, so V8's collector threads 
       name: 'backend',
       type: 'string',
       value: 'NAME',
-      description: "workers' tfjs backend (node-gpu | node | wasm | cpu)",
+      description: "workers' tfjs backend (node-gpu | node | wasm | cpu; default: the fastest installed)",
+    },
+    {
+      name: 'allow-tf32',
+      type: 'boolean',
+      description:
+        'let GPUs run float32 matmuls in TF32 (faster on Ampere and newer; results move by ~1e-3 relative)',
     },
     {
       name: 'from',
@@ -146,12 +173,17 @@ the CPUs, workers run with node --single-threaded-gc, so V8's collector threads 
     const children: ChildProcess[] = [];
     const workerNode = localWorkerNodeFlags(n);
     say(workerNode.reason);
-    const launch = (args: string[], nodeFlags: string[] = []) => {
+    const workerEnv = localWorkerEnv(n, { allowTf32: optBool(ctx, 'allow-tf32') });
+    say(workerEnv.reason);
+    const launch = (args: string[], nodeFlags: string[] = [], extraEnv: Record<string, string> = {}) => {
       const child = spawn(process.execPath, [...nodeFlags, MAIN, ...args], {
         stdio: ['ignore', 'inherit', 'pipe'],
-        env,
+        env: { ...env, ...extraEnv },
       });
-      child.stderr!.on('data', (d: Buffer) => ctx.stderr.write(d));
+      child.stderr!.on('data', (d: Buffer) => {
+        const text = dropTensorFlowBanner(d.toString('utf8'));
+        if (text) ctx.stderr.write(text);
+      });
       children.push(child);
       return child;
     };
@@ -182,6 +214,7 @@ the CPUs, workers run with node --single-threaded-gc, so V8's collector threads 
           ...metricsArgs(i + 1),
         ],
         workerNode.flags,
+        workerEnv.env(i),
       );
     }
     if (metricsPorts) {
