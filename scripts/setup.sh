@@ -3,15 +3,20 @@
 # packages from the lock file, and the native TensorFlow backend (scripts/native-backend.sh: compiled offline
 # against TensorFlow's pip wheel; wasm is used where it cannot be built). Safe to run again; it skips what is there.
 #
-#   bash scripts/setup.sh [--no-native]      (or PROMPTMESH_NATIVE=off: skip the native backend, run on wasm)
+#   bash scripts/setup.sh [--no-native] [--python-peers]
+#     --no-native      (or PROMPTMESH_NATIVE=off) skip the native backend; promptmesh runs on wasm
+#     --python-peers   also install PyTorch (CPU), transformers and safetensors with pip: the reference
+#                      implementations the parity tests and `npm run bench -- peer` compare against
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 native="${PROMPTMESH_NATIVE:-auto}"
+peers=0
 for arg in "$@"; do
   case "$arg" in
     --no-native) native=off ;;
-    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --python-peers) peers=1 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -43,3 +48,15 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 PROMPTMESH_NATIVE="$native" bash scripts/native-backend.sh
+
+if [ "$peers" = 1 ]; then
+  if python3 -c 'import torch, transformers, safetensors' >/dev/null 2>&1; then
+    :
+  elif python3 -m pip --version >/dev/null 2>&1; then
+    echo "setup: installing the Python peers (torch, transformers, safetensors) with pip" >&2
+    python3 -m pip install --retries 0 --progress-bar off -q torch transformers safetensors ||
+      echo "setup: pip could not install torch/transformers/safetensors; the tests that compare with them will skip" >&2
+  else
+    echo "setup: no pip; the tests that compare with PyTorch/transformers will skip (install python3-pip)" >&2
+  fi
+fi
