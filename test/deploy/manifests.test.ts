@@ -12,8 +12,9 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { BACKEND_ENV } from '../../src/backend/index.js';
+import { BACKEND_ENV, nativeRuntimeEnv, parseBackendRequest } from '../../src/backend/index.js';
 import { commands } from '../../src/cli/commands/index.js';
+import { MALLOC_ENV } from '../../src/cli/worker-env.js';
 import { parseJobConfig } from '../../src/config/job-config.js';
 import { RUNTIME_ENV } from '../../src/config/runtime-env.js';
 import { NATS_ENV } from '../../src/control/nats-connect.js';
@@ -27,6 +28,14 @@ const KNOWN_ENV = new Set<string>([
   ...Object.values(METRICS_ENV),
   BACKEND_ENV,
   'PROMPTMESH_PROGRESS',
+]);
+/** Read in the worker process by TensorFlow, the CUDA libraries and glibc rather than by promptmesh's own code. */
+const NATIVE_ENV = new Set<string>([
+  ...Object.keys(nativeRuntimeEnv({})),
+  'PROMPTMESH_ALLOW_TF32',
+  'TF_NUM_INTRAOP_THREADS',
+  'TF_NUM_INTEROP_THREADS',
+  ...Object.keys(MALLOC_ENV),
 ]);
 const COLLECTIVE_PORT = 7070;
 
@@ -62,6 +71,37 @@ function checkArgs(where: string, args: string[]): void {
   const flags = commandFlags(args[0]!);
   for (const a of args.slice(1))
     if (a.startsWith('--')) assert.ok(flags.has(a), `${where}: '${args[0]} ${a}' is not an option`);
+}
+
+interface DockerStage {
+  from: string;
+  name: string | undefined;
+  text: string;
+}
+
+/** A Dockerfile's stages in order, each with its base, its name and its lines. */
+function dockerStages(text: string): DockerStage[] {
+  return text
+    .split(/^(?=FROM )/m)
+    .slice(1)
+    .map((chunk) => {
+      const m = /^FROM (\S+)(?: AS (\S+))?/.exec(chunk)!;
+      return { from: m[1]!, name: m[2], text: chunk };
+    });
+}
+
+/** The KEY=value pairs a stage's ENV instructions set (values without spaces, as ours are). */
+function dockerEnv(stage: string): Map<string, string> {
+  const env = new Map<string, string>();
+  for (const line of stage.replace(/\\\n\s*/g, ' ').split('\n')) {
+    if (!line.startsWith('ENV ')) continue;
+    for (const kv of line.slice(4).trim().split(/\s+/)) {
+      const i = kv.indexOf('=');
+      assert.ok(i > 0, `ENV ${kv}: use KEY=value`);
+      env.set(kv.slice(0, i), kv.slice(i + 1));
+    }
+  }
+  return env;
 }
 
 before(() => {
@@ -197,6 +237,12 @@ describe('k8s overlays', () => {
     assert.equal(w.c.image, 'promptmesh:gpu');
     const env = Object.fromEntries((w.c.env as K8sObject[]).map((e) => [e.name, e.value]));
     assert.equal(env[BACKEND_ENV], 'node-gpu');
+    // The device plugin isolates the pod's one GPU; a CUDA_VISIBLE_DEVICES of ours could only point past it.
+    for (const k of ['CUDA_VISIBLE_DEVICES', 'NVIDIA_VISIBLE_DEVICES']) assert.equal(env[k], undefined, k);
+    // TF32 off, explicitly and as the code's own default; with it set, PROMPTMESH_ALLOW_TF32 would do nothing.
+    assert.equal(env.NVIDIA_TF32_OVERRIDE, '0');
+    assert.equal(env.NVIDIA_TF32_OVERRIDE, nativeRuntimeEnv({}).NVIDIA_TF32_OVERRIDE);
+    assert.equal(env.PROMPTMESH_ALLOW_TF32, undefined);
     const tlsMount = w.c.volumeMounts.find((m: K8sObject) => m.name === 'tls').mountPath;
     for (const k of [RUNTIME_ENV.tlsCert, RUNTIME_ENV.tlsKey, RUNTIME_ENV.tlsCa])
       assert.ok(env[k].startsWith(`${tlsMount}/`), k);
@@ -209,6 +255,36 @@ describe('k8s overlays', () => {
     );
   });
 
+  test('workers name their backend, size TensorFlow to the pod CPU request and keep malloc buffers', () => {
+    const backends = { 'cpu-dev': 'node', gpu: 'node-gpu' } as const;
+    for (const [overlay, objs] of rendered) {
+      const w = containers(objs).find((x) => x.owner === 'StatefulSet/promptmesh-worker')!;
+      const env = new Map<string, K8sObject>((w.c.env as K8sObject[]).map((e) => [e.name, e]));
+      const backend = env.get(BACKEND_ENV)?.value as string;
+      assert.equal(backend, backends[overlay as keyof typeof backends], `${overlay}: explicit backend`);
+      assert.equal(parseBackendRequest(backend, overlay), backend);
+      // Downward API: the container's own CPU request, in whole CPUs (a fractional request rounds up).
+      const ref = env.get('TF_NUM_INTRAOP_THREADS')?.valueFrom?.resourceFieldRef;
+      assert.ok(ref, `${overlay}: TF_NUM_INTRAOP_THREADS must come from the CPU request`);
+      assert.equal(ref.containerName, w.c.name, overlay);
+      assert.equal(ref.resource, 'requests.cpu', overlay);
+      assert.equal(String(ref.divisor), '1', overlay);
+      const cpu = String(w.c.resources.requests.cpu);
+      const threads = Math.ceil(cpu.endsWith('m') ? Number(cpu.slice(0, -1)) / 1000 : Number(cpu));
+      assert.ok(threads >= 1, `${overlay}: cpu request ${cpu}`);
+      assert.equal(
+        threads,
+        overlay === 'gpu' ? 4 : 1,
+        `${overlay}: ${cpu} CPUs -> ${threads} intra-op threads`,
+      );
+      assert.match(env.get('TF_NUM_INTEROP_THREADS')?.value ?? '', /^[1-9]\d*$/, overlay);
+      // Each entry is a value or a reference, never both (a patch merging the two would be rejected).
+      for (const e of env.values())
+        assert.ok(!(e.value !== undefined && e.valueFrom), `${overlay}: ${e.name}`);
+      for (const [k, v] of Object.entries(MALLOC_ENV)) assert.equal(env.get(k)?.value, v, `${overlay}: ${k}`);
+    }
+  });
+
   test('ports, env names, commands and flags agree with the code', () => {
     for (const [overlay, objs] of rendered) {
       for (const { owner, c } of containers(objs)) {
@@ -218,7 +294,10 @@ describe('k8s overlays', () => {
         const env = new Map<string, K8sObject>((c.env as K8sObject[]).map((e) => [e.name, e]));
         for (const name of env.keys()) {
           if (name === 'POD_NAME' || name === 'POD_NAMESPACE') continue;
-          assert.ok(KNOWN_ENV.has(name), `${where}: env ${name} is not read by promptmesh`);
+          assert.ok(
+            KNOWN_ENV.has(name) || NATIVE_ENV.has(name),
+            `${where}: env ${name} is not read by promptmesh nor by its native backend`,
+          );
         }
         const metricsPort = c.ports.find((p: K8sObject) => p.name === 'metrics').containerPort;
         assert.equal(metricsPort, DEFAULT_CLUSTER_METRICS_PORT);
@@ -379,16 +458,91 @@ describe('images and the compose stack', () => {
       for (const dir of text.matchAll(/^COPY (?!--from)(\S+) /gm))
         assert.ok(fs.existsSync(path.join(ROOT, dir[1]!)), `${file} copies ${dir[1]}, which does not exist`);
     }
-    const cpu = fs.readFileSync(path.join(ROOT, 'deploy', 'Dockerfile'), 'utf8');
-    assert.match(cpu, /^ARG NODE_IMAGE=node:20-bookworm-slim$/m);
-    const gpu = fs.readFileSync(path.join(ROOT, 'deploy', 'Dockerfile.gpu'), 'utf8');
-    assert.match(gpu, /^ARG CUDA_IMAGE=nvidia\/cuda:11\.2\.2-cudnn8-runtime-ubuntu20\.04$/m);
-    const gpuPkg = /@tensorflow\/tfjs-node-gpu@(\S+)/.exec(gpu)![1]!;
-    assert.equal(
-      `^${gpuPkg}`,
-      pkg.optionalDependencies['@tensorflow/tfjs-node-gpu'],
-      'the GPU image installs the version package.json names',
+    for (const file of ['Dockerfile', 'Dockerfile.gpu']) {
+      const text = fs.readFileSync(path.join(ROOT, 'deploy', file), 'utf8');
+      assert.match(text, /^ARG NODE_IMAGE=node:20-bookworm-slim$/m, file);
+    }
+  });
+
+  test('the images build the native backend with scripts/native-backend.sh and keep its cache path', () => {
+    const variants = [
+      { file: 'Dockerfile', variant: 'cpu', pkgName: '@tensorflow/tfjs-node' },
+      { file: 'Dockerfile.gpu', variant: 'gpu', pkgName: '@tensorflow/tfjs-node-gpu' },
+    ];
+    for (const { file, variant, pkgName } of variants) {
+      const text = fs.readFileSync(path.join(ROOT, 'deploy', file), 'utf8');
+      assert.ok(pkg.optionalDependencies[pkgName], `${pkgName} is in package.json`);
+      const stages = dockerStages(text);
+      const native = stages.find((s) => s.name === 'native');
+      assert.ok(native, `${file}: no native stage`);
+      const runtime = stages.at(-1)!;
+      assert.equal(runtime.name, 'runtime', file);
+      // The binding is compiled for the Node (N-API version, glibc, libstdc++) of the image that runs it.
+      assert.equal(native.from, runtime.from, `${file}: native and runtime stages use the same base`);
+      // tfjs-node's install script downloads libtensorflow; npm must never run it.
+      for (const m of text.matchAll(/npm (?:ci|install)\b[^\n]*/g))
+        assert.match(m[0], /--ignore-scripts/, `${file}: ${m[0]}`);
+      assert.match(
+        native.text,
+        new RegExp(
+          `PROMPTMESH_NATIVE=${variant} PROMPTMESH_REQUIRE_NATIVE="\\$\\{PROMPTMESH_REQUIRE_NATIVE\\}" bash scripts/native-backend\\.sh`,
+        ),
+        file,
+      );
+      assert.match(
+        text,
+        /^ARG PROMPTMESH_REQUIRE_NATIVE=1$/m,
+        `${file}: a failed native build fails the image`,
+      );
+      // Compilers and pip at build time only.
+      assert.match(native.text, /apt-get install[^\n]* python3 python3-pip g\+\+ make/, file);
+      assert.doesNotMatch(runtime.text, /apt-get/, `${file}: the runtime stage installs no build tools`);
+      // node_modules/<pkg>/deps/lib is an absolute symlink into the cache: same path in both stages.
+      const cache = dockerEnv(native.text).get('PROMPTMESH_CACHE');
+      assert.ok(cache?.startsWith('/'), `${file}: PROMPTMESH_CACHE in the native stage`);
+      assert.equal(dockerEnv(runtime.text).get('PROMPTMESH_CACHE'), cache, file);
+      assert.ok(
+        runtime.text.includes(`\nCOPY --from=native ${cache} ${cache}\n`),
+        `${file}: copies ${cache}`,
+      );
+      assert.match(native.text, /^WORKDIR \/app$/m, file);
+      assert.match(runtime.text, /^COPY --from=native \/app\/node_modules \.\/node_modules$/m, file);
+      const env = dockerEnv(runtime.text);
+      for (const [k, v] of Object.entries(MALLOC_ENV)) assert.equal(env.get(k), v, `${file}: ${k}`);
+      // The runtime stage loads this variant's binding (after the copies) when the native backend is required.
+      if (variant === 'cpu') {
+        const run = /promptmesh (model run [^\n>;]*)/.exec(runtime.text)![1]!.trim().split(/\s+/);
+        const flags = commandFlags('model run');
+        for (const a of run.slice(2)) if (a.startsWith('--')) assert.ok(flags.has(a), `model run ${a}`);
+        assert.equal(run[run.indexOf('--backend') + 1], 'node');
+        const ckpt = run[run.indexOf('--checkpoint') + 1]!;
+        assert.ok(fs.existsSync(path.join(ROOT, ckpt.slice('/app/'.length))), ckpt);
+      } else {
+        assert.ok(runtime.text.includes(`require.resolve('${pkgName}/package.json')`), file);
+      }
+      // Every COPY source is let through by the Dockerfile's own .dockerignore (BuildKit reads <file>.dockerignore).
+      const allowed = fs
+        .readFileSync(path.join(ROOT, 'deploy', `${file}.dockerignore`), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('!'));
+      for (const m of text.matchAll(/^COPY (?!--from)(.+)$/gm)) {
+        for (const src of m[1]!.trim().split(/\s+/).slice(0, -1))
+          assert.ok(
+            allowed.includes(`!${src}`) || allowed.includes(`!${src}/**`),
+            `${file}: COPY ${src} is excluded by ${file}.dockerignore`,
+          );
+      }
+    }
+    const gpu = dockerEnv(
+      dockerStages(fs.readFileSync(path.join(ROOT, 'deploy', 'Dockerfile.gpu'), 'utf8')).at(-1)!.text,
     );
+    assert.equal(gpu.get(BACKEND_ENV), 'node-gpu', 'the GPU image fails loudly without its GPU backend');
+    assert.match(gpu.get('NVIDIA_DRIVER_CAPABILITIES') ?? '', /\bcompute\b/);
+    // `all` would hand every GPU to a container that asked for none; --gpus and the device plugin set it.
+    assert.equal(gpu.get('NVIDIA_VISIBLE_DEVICES'), undefined);
+    // TF32 is switched off by the code, so PROMPTMESH_ALLOW_TF32=1 at run time can still allow it.
+    assert.equal(gpu.get('NVIDIA_TF32_OVERRIDE'), undefined);
+    assert.equal(nativeRuntimeEnv({ PROMPTMESH_ALLOW_TF32: '1' }).NVIDIA_TF32_OVERRIDE, undefined);
   });
 
   test('compose: commands, env names, ports and Prometheus targets agree with the code', () => {
