@@ -13,7 +13,7 @@ import { selectBackend } from '../src/backend/index.js';
 import { makeTinyT5, type TinyT5Options } from '../src/model/checkpoint/index.js';
 import { T5Model } from '../src/model/t5/index.js';
 
-const CONFIGS: Record<string, TinyT5Options> = {
+export const CONFIGS: Record<string, TinyT5Options> = {
   tiny: { variant: 'v1', vocabSize: 512, dModel: 64, dKv: 16, numHeads: 4, dFf: 256, numLayers: 2 },
   't5-small': { variant: 'v1', vocabSize: 32128, dModel: 512, dKv: 64, numHeads: 8, dFf: 2048, numLayers: 6 },
 };
@@ -36,9 +36,52 @@ function matmulGflops(m: number, k: number, n: number, reps = 5): number {
   return (2 * m * k * n) / (best * 1e6);
 }
 
-function baseline(d: number, dff: number, rows: number): number {
+export function baseline(d: number, dff: number, rows: number): number {
   // The model's dominant shapes: d x d (attention projections) and d x dff (feed-forward).
   return Math.max(matmulGflops(rows, d, d), matmulGflops(rows, d, dff));
+}
+
+/** The timed work: inputs for one batch and a step running forward + backward to the input embeddings. */
+export interface BackboneStep {
+  /** One forward + backward; returns the loss (mean token cross-entropy) after the gradient reached the host. */
+  step(): number;
+  /** Matmul FLOPs of one step: the frozen linears' forward and input-gradient, attention's forward and backward. */
+  flops: number;
+  dispose(): void;
+}
+
+/**
+ * Deterministic ids and labels (the same on every run and in bench/peer_torch.py), all masks ones, and the input
+ * embeddings looked up once outside the step, as prompt training does.
+ */
+export function backboneStep(model: T5Model, B: number, L: number, T: number): BackboneStep {
+  const V = model.config.vocabSize;
+  const ids = tf.tensor2d(
+    Int32Array.from({ length: B * L }, (_, i) => 2 + ((i * 7919) % (V - 2))),
+    [B, L],
+    'int32',
+  );
+  const mask = tf.ones([B, L]) as tf.Tensor2D;
+  const labels = tf.tensor2d(
+    Int32Array.from({ length: B * T }, (_, i) => 2 + ((i * 104729) % (V - 2))),
+    [B, T],
+    'int32',
+  );
+  const labelMask = tf.ones([B, T]) as tf.Tensor2D;
+  const embeds = model.embed(ids);
+  const f = model.matmulFlops(B, L, T);
+  return {
+    step: () =>
+      tf.tidy(() => {
+        const { value, grad } = tf.valueAndGrad((e: tf.Tensor) =>
+          model.loss({ inputsEmbeds: e as tf.Tensor3D, attentionMask: mask, labels, labelMask }),
+        )(embeds);
+        grad.dataSync();
+        return value.dataSync()[0]!;
+      }),
+    flops: 2 * f.linear + 3 * f.attention,
+    dispose: () => tf.dispose([ids, mask, labels, labelMask, embeds]),
+  };
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -73,38 +116,18 @@ export async function main(argv: string[]): Promise<void> {
     tensors.clear();
     for (const T of values['tgt-len'].split(',').map(Number)) {
       const before = baseline(config.dModel, config.dFf, B * L);
-      const ids = tf.tensor2d(
-        Int32Array.from({ length: B * L }, (_, i) => 2 + ((i * 7919) % (config.vocabSize - 2))),
-        [B, L],
-        'int32',
-      );
-      const mask = tf.ones([B, L]) as tf.Tensor2D;
-      const labels = tf.tensor2d(
-        Int32Array.from({ length: B * T }, (_, i) => 2 + ((i * 104729) % (config.vocabSize - 2))),
-        [B, T],
-        'int32',
-      );
-      const labelMask = tf.ones([B, T]) as tf.Tensor2D;
-      const embeds = model.embed(ids);
-      const step = () =>
-        tf.tidy(() => {
-          const g = tf.grad((e: tf.Tensor) =>
-            model.loss({ inputsEmbeds: e as tf.Tensor3D, attentionMask: mask, labels, labelMask }),
-          )(embeds);
-          g.dataSync();
-        });
-      step(); // warm-up: XNNPACK packs each frozen weight once
+      const work = backboneStep(model, B, L, T);
+      work.step(); // warm-up: XNNPACK packs each frozen weight once
       const times: number[] = [];
       for (let s = 0; s < steps; s++) {
         const t0 = performance.now();
-        step();
+        work.step();
         times.push(performance.now() - t0);
       }
       const after = baseline(config.dModel, config.dFf, B * L);
       const matmulRate = Math.max(before, after);
       const ms = Math.min(...times);
-      const f = model.matmulFlops(B, L, T);
-      const flops = 2 * f.linear + 3 * f.attention;
+      const flops = work.flops;
       const gflops = flops / (ms * 1e6);
       const row = {
         bench: 'backbone',
@@ -128,7 +151,7 @@ export async function main(argv: string[]): Promise<void> {
             `${row.gflops} GFLOP/s of ${row.gflopPerStep} GFLOP; plain matmul ${row.matmulGflops} GFLOP/s; ratio ${row.ratio}`,
         );
       }
-      tf.dispose([ids, mask, labels, labelMask, embeds]);
+      work.dispose();
     }
     model.dispose();
   }
