@@ -93,7 +93,7 @@ if [ "$force" = 1 ] || [ ! -f "$site/tensorflow/libtensorflow_cc.so.2" ] || [ ! 
   pip_cmd=(${PIP:-python3 -m pip})
   "${pip_cmd[@]}" --version >/dev/null 2>&1 || give_up "pip is missing (Debian: apt-get install python3-pip)"
   rm -rf "$dir" && mkdir -p "$dir/wheel" "$site" || give_up "cannot write the cache folder $dir"
-  say "downloading $wheel==$tf_version through pip (about 270 MB for the CPU wheel, once)"
+  say "downloading $wheel==$tf_version through pip (once; the CPU wheel is about 270 MB)"
   if ! out=$("${pip_cmd[@]}" download --no-deps --only-binary=:all: --retries 0 --progress-bar off -q \
       -d "$dir/wheel" "$wheel==$tf_version" 2>&1); then
     give_up "pip could not download $wheel==$tf_version ($(echo "$out" | grep -i error | tail -n 1))"
