@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 
 import './gradients.js';
+import { installLeanBackprop } from './lean-backprop.js';
 
 /**
  * Which TensorFlow.js backend runs the model. Order of preference in `auto`:
@@ -229,6 +230,7 @@ export async function selectBackend(
     };
   }
   await tf.ready();
+  installLeanBackprop();
   if (chosen.tfBackend === 'tensorflow' && nativeInfo) {
     const gpu = (tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
     chosen.native = { ...nativeInfo, device: gpu ? 'GPU' : 'CPU' };

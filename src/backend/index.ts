@@ -11,3 +11,4 @@ export {
   parseBackendRequest,
   selectBackend,
 } from './backend.js';
+export { installLeanBackprop } from './lean-backprop.js';
