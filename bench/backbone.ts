@@ -4,12 +4,20 @@
  * matmul GFLOP/s measured in the same run (before and after the model, best of several, so a noisy shared machine
  * biases the ratio down, not up).
  *
- *   npm run bench -- backbone [--backend wasm] [--configs tiny,t5-small] [--batch 8] [--src-len 128]
+ *   npm run bench -- backbone [--backend node,wasm] [--configs tiny,t5-small] [--batch 8] [--src-len 128]
  *                            [--tgt-len 128,4] [--steps 3] [--json]
+ *
+ * With several backends (the default: the native backend and wasm), each (config, target length) runs once per
+ * backend in its own child process (a process holds one tfjs backend), alternating which backend goes first, and
+ * a `speedup` row gives the first backend's step time over the others'. A backend that cannot load is reported
+ * and skipped. Children get the malloc settings the workers get (MALLOC_ENV).
  */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/backend/index.js';
+import { MALLOC_ENV } from '../src/cli/worker-env.js';
 import { makeTinyT5, type TinyT5Options } from '../src/model/checkpoint/index.js';
 import { T5Model } from '../src/model/t5/index.js';
 
@@ -88,7 +96,7 @@ export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      backend: { type: 'string', default: 'wasm' },
+      backend: { type: 'string', default: 'node,wasm' },
       configs: { type: 'string', default: 'tiny,t5-small' },
       batch: { type: 'string', default: '8' },
       'src-len': { type: 'string', default: '128' },
@@ -100,10 +108,12 @@ export async function main(argv: string[]): Promise<void> {
   });
   if (values.help) {
     console.log(
-      'npm run bench -- backbone [--backend wasm] [--configs tiny,t5-small] [--batch 8] [--src-len 128] [--tgt-len 128,4] [--steps 3] [--json]',
+      'npm run bench -- backbone [--backend node,wasm] [--configs tiny,t5-small] [--batch 8] [--src-len 128] [--tgt-len 128,4] [--steps 3] [--json]',
     );
     return;
   }
+  const backends = values.backend.split(',').filter(Boolean);
+  if (backends.length > 1) return compareBackends(backends, values);
   const choice = await selectBackend({ requested: values.backend, log: (l) => console.error(l) });
   const B = Number(values.batch);
   const L = Number(values['src-len']);
@@ -154,5 +164,76 @@ export async function main(argv: string[]): Promise<void> {
       work.dispose();
     }
     model.dispose();
+  }
+}
+
+interface Row {
+  bench: string;
+  backend: string;
+  config: string;
+  tgtLen: number;
+  stepMs: number;
+  ratio: number;
+}
+
+/** One child process per (config, target length, backend), alternating the order of the backends. */
+function compareBackends(
+  backends: string[],
+  v: { configs: string; batch: string; 'src-len': string; 'tgt-len': string; steps: string; json: boolean },
+): void {
+  const self = fileURLToPath(new URL('./main.js', import.meta.url));
+  const failed = new Set<string>();
+  let turn = 0;
+  for (const config of v.configs.split(',')) {
+    for (const T of v['tgt-len'].split(',')) {
+      const order = turn++ % 2 === 0 ? backends : [...backends].reverse();
+      const rows = new Map<string, Row>();
+      for (const backend of order) {
+        if (failed.has(backend)) continue;
+        const args = ['backbone', '--backend', backend, '--configs', config, '--tgt-len', T, '--json'];
+        args.push('--batch', v.batch, '--src-len', v['src-len'], '--steps', v.steps);
+        const r = spawnSync(process.execPath, [self, ...args], {
+          encoding: 'utf8',
+          env: { ...process.env, ...MALLOC_ENV, PROMPTMESH_BACKEND: '' },
+        });
+        const line = r.stdout.trim().split('\n').at(-1) ?? '';
+        if (r.status !== 0 || !line.startsWith('{')) {
+          failed.add(backend);
+          const why =
+            r.stderr
+              .trim()
+              .split('\n')
+              .filter((l) => /Error|cannot/.test(l))[0] ?? `exit ${r.status}`;
+          if (v.json) console.log(JSON.stringify({ bench: 'backbone', backend, skipped: why }));
+          else console.log(`${backend}: skipped (${why})`);
+          continue;
+        }
+        const row = JSON.parse(line) as Row;
+        rows.set(backend, row);
+        if (v.json) console.log(line);
+        else {
+          console.log(
+            `${backend.padEnd(5)} ${config} tgt=${T}: ${row.stepMs} ms/step; ${row.ratio} of its own plain-matmul rate`,
+          );
+        }
+      }
+      const first = rows.get(backends[0]!);
+      for (const [b, row] of rows) {
+        if (!first || b === backends[0]) continue;
+        const speedup = Number((row.stepMs / first.stepMs).toFixed(2));
+        if (v.json) {
+          console.log(
+            JSON.stringify({
+              bench: 'backbone',
+              speedup,
+              of: backends[0],
+              over: b,
+              config,
+              tgtLen: Number(T),
+            }),
+          );
+        } else console.log(`      ${backends[0]} is ${speedup}x faster than ${b} (${config}, tgt=${T})`);
+      }
+    }
   }
 }
