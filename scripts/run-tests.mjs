@@ -69,7 +69,9 @@ if (mode !== 'off' && native.length > 0) {
     console.error(
       `\nnative pass: ${native.length} backend-dependent test files on the native TensorFlow backend`,
     );
-    status ||= run(native, { PROMPTMESH_TEST_BACKEND: 'node' });
+    // Run even when the first pass failed, so one CI run shows every failure.
+    const nativeStatus = run(native, { PROMPTMESH_TEST_BACKEND: 'node' });
+    status ||= nativeStatus;
   }
 }
 process.exit(status);

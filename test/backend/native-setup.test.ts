@@ -18,7 +18,10 @@ after(() => fs.rmSync(cache, { recursive: true, force: true }));
 
 function runScript(args: string[], env: Record<string, string> = {}) {
   const t0 = performance.now();
-  const r = spawnSync('bash', [SCRIPT, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  const r = spawnSync('bash', [SCRIPT, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, PROMPTMESH_REQUIRE_NATIVE: '0', ...env },
+  });
   return { status: r.status, err: r.stderr.trim(), out: r.stdout.trim(), ms: performance.now() - t0 };
 }
 

@@ -77,6 +77,9 @@ test('model run prints encoder states and logits per position at full precision,
     '--decoder-input-ids',
     '0,5',
     '--json',
+    // The library below runs on wasm; the same backend makes "equal" exact (native vs wasm: reference-parity.test).
+    '--backend',
+    'wasm',
   );
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { encoderHiddenStates: number[][]; logits: number[][] };
