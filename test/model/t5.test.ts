@@ -5,6 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../src/backend/index.js';
 import { makeTinyT5, type TinyT5Options } from '../../src/model/checkpoint/index.js';
 import { loadT5Model } from '../../src/model/load-t5.js';
+import { relu } from '../../src/model/t5/activations.js';
+import { tokenNll } from '../../src/model/t5/cross-entropy.js';
 import {
   batchedAttention,
   relativePositionBucket,
@@ -12,6 +14,7 @@ import {
   splitHeadAttention,
   T5Model,
 } from '../../src/model/t5/index.js';
+import { frozenRmsNorm } from '../../src/model/t5/rms-norm.js';
 import { testBackend } from '../helpers/backend.js';
 import { writeTinyCheckpoint } from '../helpers/tiny-checkpoint.js';
 
@@ -300,5 +303,52 @@ describe('T5 model', () => {
         ref.dispose();
       });
     }
+  });
+});
+
+describe('hand-written gradients equal the composed ops they replace', () => {
+  before(async () => {
+    await selectBackend({ requested: testBackend() });
+  });
+  const close = (a: tf.Tensor, b: tf.Tensor, what: string) => {
+    const x = a.dataSync();
+    const y = b.dataSync();
+    let m = 0;
+    for (let i = 0; i < x.length; i++)
+      m = Math.max(m, Math.abs(x[i]! - y[i]!) / Math.max(1, Math.abs(y[i]!)));
+    assert.ok(m < 1e-5, `${what}: max relative difference ${m}`);
+  };
+
+  test('layer norm (frozen weight): values bit-identical, gradient within float32 rounding', () => {
+    tf.tidy(() => {
+      const x = tf.randomNormal([6, 16], 0, 2, 'float32', 21) as tf.Tensor2D;
+      const w = tf.randomNormal([16], 1, 0.3, 'float32', 22) as tf.Tensor1D;
+      const u = tf.randomNormal([6, 16], 0, 1, 'float32', 23);
+      const composed = (t: tf.Tensor) =>
+        tf.mul(tf.mul(t, tf.rsqrt(tf.add(tf.mean(tf.square(t), -1, true), 1e-6))), w);
+      assert.deepEqual(Array.from(frozenRmsNorm(x, w, 1e-6).dataSync()), Array.from(composed(x).dataSync()));
+      const g1 = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(frozenRmsNorm(t as tf.Tensor2D, w, 1e-6), u)))(x);
+      const g2 = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(composed(t), u)))(x);
+      close(g1, g2, 'layer norm gradient');
+    });
+  });
+
+  test('token cross-entropy and ReLU: values and gradients', () => {
+    tf.tidy(() => {
+      const z = tf.randomNormal([5, 11], 0, 3, 'float32', 31) as tf.Tensor2D;
+      const labels = tf.tensor1d([0, 3, 10, 3, 7], 'int32');
+      const dy = tf.tensor1d([1, 0.5, 0, 2, 1]);
+      const composed = (t: tf.Tensor) => tf.neg(tf.sum(tf.mul(tf.logSoftmax(t), tf.oneHot(labels, 11)), -1));
+      close(tokenNll(z, labels), composed(z), 'cross-entropy value');
+      const g1 = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tokenNll(t as tf.Tensor2D, labels), dy)))(z);
+      const g2 = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(composed(t), dy)))(z);
+      close(g1, g2, 'cross-entropy gradient');
+      const x = tf.randomNormal([4, 9], 0, 1, 'float32', 41);
+      const v = tf.randomNormal([4, 9], 0, 1, 'float32', 42);
+      assert.deepEqual(Array.from(relu(x).dataSync()), Array.from(tf.relu(x).dataSync()));
+      const r1 = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(relu(t), v)))(x);
+      const r2 = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.relu(t), v)))(x);
+      assert.deepEqual(Array.from(r1.dataSync()), Array.from(r2.dataSync()));
+    });
   });
 });

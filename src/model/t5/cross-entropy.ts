@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { nativeKernelsAvailable, sparseSoftmaxCrossEntropy } from './native-kernels.js';
 
 /**
  * Per-row negative log-likelihood -log softmax(logits)[label], logits [N, V], labels [N] int32 -> [N].
@@ -9,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
  * log-sum-exp, and builds dlogits = (softmax - onehot) * dy while freeing each full-size temporary at once.
  */
 export function tokenNll(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
+  if (nativeKernelsAvailable()) return fusedTokenNll(logits, labels);
   const [N, V] = logits.shape;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [z, save] = [args[0] as tf.Tensor2D, args[1] as tf.GradSaveFunc];
@@ -57,4 +59,22 @@ function logSumExp(z: tf.Tensor2D): tf.Tensor1D {
   const out = tf.add(tf.log(s), m) as tf.Tensor1D;
   tf.dispose([m, s]);
   return out;
+}
+
+/**
+ * The same on native TensorFlow, with its fused SparseSoftmaxCrossEntropyWithLogits: one kernel gives the loss and
+ * dlogits = softmax - onehot, which is all the backward pass keeps (the logits themselves are not saved).
+ */
+function fusedTokenNll(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
+  const [N] = logits.shape;
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [z, save] = [args[0] as tf.Tensor2D, args[1] as tf.GradSaveFunc];
+    const [loss, dlogits] = sparseSoftmaxCrossEntropy(z, labels);
+    save([dlogits]);
+    return {
+      value: loss,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(saved[0]!, tf.reshape(dy, [N, 1])),
+    };
+  });
+  return op(logits) as tf.Tensor1D;
 }
