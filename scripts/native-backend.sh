@@ -28,6 +28,12 @@ done
 say() { echo "setup: native backend: $*" >&2; }
 # One line saying why, then the fallback; exit 1 only when a native backend is required.
 give_up() {
+  # A GPU machine whose GPU variant cannot be installed (no CUDA wheels on the mirror, say) still gets the CPU one,
+  # when the GPU variant was only auto-detected; a variant asked for by name is not swapped for another.
+  if [ "${auto_gpu:-0}" = 1 ]; then
+    say "GPU variant not installed: $*; trying the CPU variant"
+    PROMPTMESH_NATIVE=cpu exec bash "$0" $([ "$force" = 1 ] && echo --force)
+  fi
   say "not installed: $*; promptmesh will run on wasm"
   if [ "${PROMPTMESH_REQUIRE_NATIVE:-0}" = "1" ]; then exit 1; fi
   exit 0
@@ -36,7 +42,12 @@ give_up() {
 case "$variant" in
   off|0|no|false) say "skipped (PROMPTMESH_NATIVE=off or --variant off); promptmesh runs on wasm"; exit 0 ;;
   auto)
-    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then variant=gpu; else variant=cpu; fi ;;
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
+      variant=gpu
+      auto_gpu=1
+    else
+      variant=cpu
+    fi ;;
   cpu|gpu) ;;
   *) echo "native-backend: --variant must be auto, cpu, gpu or off (got '$variant')" >&2; exit 2 ;;
 esac

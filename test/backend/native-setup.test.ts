@@ -65,6 +65,32 @@ test("a wheel pip cannot download: one line with pip's error, exit 0, node_modul
   assert.equal(required.status, 1, 'a required native backend that cannot install fails the set-up');
 });
 
+test('a GPU machine whose GPU variant cannot install gets the CPU variant', { skip: installed }, () => {
+  // A stand-in nvidia-smi that lists one GPU, first on PATH; pip finds nothing, as on a mirror without CUDA wheels.
+  const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-fake-gpu-'));
+  fs.writeFileSync(path.join(bin, 'nvidia-smi'), '#!/bin/sh\necho "GPU 0: NVIDIA H200 (UUID: GPU-test)"\n', {
+    mode: 0o755,
+  });
+  try {
+    const r = runScript([], {
+      PATH: `${bin}:${process.env.PATH}`,
+      PROMPTMESH_NATIVE: 'auto',
+      PROMPTMESH_CACHE: cache,
+      PIP_CONFIG_FILE: '/dev/null',
+      PIP_NO_INDEX: '1',
+      PIP_FIND_LINKS: '/nonexistent',
+    });
+    assert.equal(r.status, 0, r.err);
+    assert.match(
+      r.err,
+      /GPU variant not installed: pip could not download tensorflow==2\.21\.0 .*; trying the CPU variant/,
+    );
+    assert.match(r.err, /ready \(@tensorflow\/tfjs-node [\d.]+, TensorFlow 2\.21\.0, cpu\)$/);
+  } finally {
+    fs.rmSync(bin, { recursive: true, force: true });
+  }
+});
+
 test('no pip: the reason and the package to install', () => {
   const r = runScript(['--variant', 'cpu'], {
     PROMPTMESH_CACHE: cache,
