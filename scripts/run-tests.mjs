@@ -13,11 +13,13 @@ const testDir = join(root, 'dist', 'test');
 // Suites whose numbers depend on the backend; everything else (bank, collective, control, deploy...) is the same
 // JavaScript on every backend and runs once.
 const NATIVE_SUITES = [
-  '/test/model/',
+  '/test/model/t5.',
+  '/test/backend/lean-backprop.',
   '/test/methods/',
   '/test/train/trainer.',
   '/test/train/run-job.',
   '/test/runtime/equivalence.',
+  '/test/train/pretrain-trainable.',
 ];
 
 function walk(dir) {

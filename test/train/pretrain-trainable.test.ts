@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../src/backend/index.js';
+import { testBackend } from '../helpers/backend.js';
 import { demoTaskNames } from '../../src/data/demo/index.js';
 import {
   loadT5Checkpoint,
@@ -57,7 +58,7 @@ function lossOf(model: T5Model, b: ReturnType<typeof batch>): tf.Scalar {
 
 describe('trainable T5 mode (wasm)', () => {
   before(async () => {
-    await selectBackend({ requested: 'wasm' });
+    await selectBackend({ requested: testBackend() });
   });
 
   for (const variant of ['v1', 'v1.1'] as const) {
