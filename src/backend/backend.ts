@@ -72,7 +72,8 @@ function firstLine(err: unknown): string {
  *   faster on our 2-core machines (docs/backends.md); the price is two INFO lines TensorFlow prints at load, which
  *   no log-level variable silences.
  * - NVIDIA_TF32_OVERRIDE=0 unless PROMPTMESH_ALLOW_TF32=1: TensorFlow runs float32 matmuls and convolutions in TF32
- *   on Ampere and newer by default (10-bit mantissa), which moves losses by ~1e-3 relative, beyond our parity bounds.
+ *   on Ampere and newer by default. TF32 keeps 10 of float32's 23 mantissa bits, so each input is rounded to about
+ *   1e-3 relative (not measured here: no GPU), far beyond the 1e-5 bounds our parity tests hold the backends to.
  * - TF_FORCE_GPU_ALLOW_GROWTH=true: allocate GPU memory as needed rather than all of it up front, so the memory
  *   gauge means something and a second process on the same GPU (an evaluator) is possible.
  */
