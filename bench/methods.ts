@@ -50,6 +50,8 @@ function methodStages(key: MethodKey, b: Budget): Record<string, unknown>[] {
     microBatchSize: b.batchSize,
     seed: b.seed,
     lr,
+    // Explicit, so every method gets the same decay (ATTEMPT's own default is 0).
+    weightDecay: 1e-5,
     warmupSteps: Math.min(10, Math.floor(b.steps / 10)),
     evalEvery: Math.max(1, Math.ceil(b.steps / 3)),
     evalExamples: b.evalExamples,
@@ -191,7 +193,13 @@ function runMethod(
       const untrained = last ? testScores(model, method, encoder, tasks) : {};
       progress.log(`${key}: stage '${stage.name}' (${stage.method.name}) on ${stage.tasks.join(', ')}`);
       const t0 = performance.now();
-      const r = new Trainer(model, method, encoder, tasks, trainerOptions(stage, progress)).run();
+      const r = new Trainer(
+        model,
+        method,
+        encoder,
+        tasks,
+        trainerOptions(stage, progress, job.maxTargetLength),
+      ).run();
       stageSeconds[stage.name] = (performance.now() - t0) / 1000;
       // Evaluate (and hand on) the validation-selected parameters, not the last step's.
       for (const p of method.params) {

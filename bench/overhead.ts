@@ -94,7 +94,7 @@ async function singleProcess(job: JobConfig, warmup: number): Promise<Row> {
     method,
     encoder,
     loadTrainTasks(job.data, stage.tasks),
-    trainerOptions(stage, silentProgress),
+    trainerOptions(stage, silentProgress, job.maxTargetLength),
   );
   const rows: CommittedStep[] = [];
   try {

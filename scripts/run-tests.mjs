@@ -14,6 +14,7 @@ const testDir = join(root, 'dist', 'test');
 // JavaScript on every backend and runs once.
 const NATIVE_SUITES = [
   '/test/model/t5.',
+  '/test/model/t5-kv-cache.',
   '/test/backend/lean-backprop.',
   '/test/methods/',
   '/test/train/trainer.',

@@ -408,7 +408,7 @@ export class Worker {
       method,
       this.encoder,
       tasks,
-      trainerOptions(stage, silentProgress),
+      trainerOptions(stage, silentProgress, this.job.maxTargetLength),
     );
     this.stageRt = { index, stage, method, trainer, inputsVersion };
   }

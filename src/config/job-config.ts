@@ -35,9 +35,16 @@ export interface JobConfig {
   backbone: { checkpoint: string; tokenizer: string };
   data: { suite: 'demo'; seed?: number } | { root: string; onMalformed: 'error' | 'skip' };
   maxSourceLength: number;
+  /**
+   * Target tokens, counting </s>: training targets are truncated to it, and evaluation generates at most this many
+   * tokens, so a generated answer can be as long as a trained one.
+   */
   maxTargetLength: number;
   stages: StageConfig[];
 }
+
+/** The released ATTEMPT's `max_target_length`: long enough for SQuAD and ReCoRD answers. */
+export const DEFAULT_MAX_TARGET_LENGTH = 128;
 
 export class JobConfigError extends Error {
   override name = 'JobConfigError';
@@ -251,16 +258,24 @@ export function parseJobConfig(raw: unknown, opts: { source?: string; baseDir?: 
       throw new JobConfigError(`${f}.method`, 'expected {"name": METHOD, ...options}', src);
     }
     const { name: methodName, ...options } = s.method;
+    let factory: ReturnType<typeof methodFactory>;
     try {
-      methodFactory(methodName as string).parseConfig(options);
+      factory = methodFactory(methodName as string);
+      factory.parseConfig(options);
     } catch (err) {
       throw new JobConfigError(`${f}.method`, (err as Error).message, src);
     }
+    // A copy: parseTrain hands back its (shared, possibly frozen) base when the stage has no train block.
+    const train = { ...parseTrain(s.train, topTrain, `${f}.train`, src) };
+    // A field neither train block sets takes the method's own default (its authors' setting) before the job-wide one.
+    const decaySet = [raw.train, s.train].some((t) => isObj(t) && t.weightDecay !== undefined);
+    const methodDecay = factory.trainDefaults?.weightDecay;
+    if (!decaySet && methodDecay !== undefined) train.weightDecay = methodDecay;
     return {
       name,
       method: s.method as StageConfig['method'],
       tasks: stringList(s.tasks, `${f}.tasks`, src),
-      train: parseTrain(s.train, topTrain, `${f}.train`, src),
+      train,
     };
   });
   return {
@@ -268,7 +283,7 @@ export function parseJobConfig(raw: unknown, opts: { source?: string; baseDir?: 
     backbone,
     data,
     maxSourceLength: num(raw, 'maxSourceLength', 'maxSourceLength', src, 256, 2, true),
-    maxTargetLength: num(raw, 'maxTargetLength', 'maxTargetLength', src, 16, 1, true),
+    maxTargetLength: num(raw, 'maxTargetLength', 'maxTargetLength', src, DEFAULT_MAX_TARGET_LENGTH, 1, true),
     stages,
   };
 }

@@ -59,6 +59,28 @@ export class ConfigReader {
     return v;
   }
 
+  /**
+   * A name for every key (a string) or a name per key (an object of strings): absent, undefined. Used where each
+   * task may start from another stage's tensor.
+   */
+  optionalStringMap(field: string): string | Record<string, string> | undefined {
+    const v = this.take(field, undefined);
+    if (v === undefined || typeof v === 'string') return v;
+    const ok =
+      typeof v === 'object' &&
+      v !== null &&
+      !Array.isArray(v) &&
+      Object.values(v).every((x) => typeof x === 'string' && x.length > 0);
+    if (!ok) {
+      throw new MethodConfigError(
+        this.method,
+        field,
+        `expected a tensor name or {task: tensor name}, got ${JSON.stringify(v)}`,
+      );
+    }
+    return { ...(v as Record<string, string>) };
+  }
+
   stringList(field: string, fallback: readonly string[]): string[] {
     const v = this.take(field, fallback);
     if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) {

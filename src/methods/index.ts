@@ -12,6 +12,7 @@ export {
   type MethodDims,
   type MethodFactory,
   type MethodParam,
+  type MethodTrainDefaults,
   type ParamGroup,
   type ParamSpec,
   type PromptBatch,

@@ -89,10 +89,20 @@ export interface MethodFactory<C = unknown> {
   describe(config: C, dims: MethodDims): ParamSpec[];
   create(config: C, ctx: MethodContext): PromptMethod;
   /**
+   * Training settings the method's authors used where the job config says nothing (neither the stage's `train`
+   * nor the top-level one sets the field). Absent fields fall back to the job-wide defaults.
+   */
+  trainDefaults?: MethodTrainDefaults;
+  /**
    * Translates `promptmesh describe`'s quick flags into this method's raw config (so the CLI needs no per-method
    * code). Absent: the flags map to nothing and the method's defaults apply.
    */
   quickConfig?(flags: QuickFlags): Record<string, unknown>;
+}
+
+/** Per-method defaults for fields of a stage's `train` settings. */
+export interface MethodTrainDefaults {
+  weightDecay?: number;
 }
 
 /** The method-independent flags of `promptmesh describe`. */

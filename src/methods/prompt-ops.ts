@@ -27,6 +27,23 @@ export function uniformInit(size: number, range: number, seed: number, label: st
   return Float32Array.from({ length: size }, () => (rng() * 2 - 1) * range);
 }
 
+/**
+ * N(0, std^2) initialisation (Box-Muller over the seeded stream), deterministic in (seed, label): what
+ * torch's `weight.data.normal_(mean=0.0, std=std)` draws, up to the random stream.
+ */
+export function normalInit(size: number, std: number, seed: number, label: string): Float32Array {
+  const rng = rngFor(seed, 'normal-init', label);
+  const out = new Float32Array(size);
+  for (let i = 0; i < size; i += 2) {
+    // 1 - rng() is in (0, 1], so the log is finite.
+    const r = Math.sqrt(-2 * Math.log(1 - rng()));
+    const theta = 2 * Math.PI * rng();
+    out[i] = std * r * Math.cos(theta);
+    if (i + 1 < size) out[i + 1] = std * r * Math.sin(theta);
+  }
+  return out;
+}
+
 /** Token embeddings of the batch: [B, L, d]. */
 export function tokenEmbeddings(model: T5Model, batch: PromptBatch): tf.Tensor3D {
   return model.embed(batch.inputIds);

@@ -22,8 +22,15 @@ export interface StageResult {
   ms: number;
 }
 
-/** Trainer options for a stage's settings. */
-export function trainerOptions(stage: StageConfig, progress: ProgressSink): TrainerOptions {
+/**
+ * Trainer options for a stage's settings. `maxTargetLength` is the job's: evaluation generates as many tokens as
+ * a training target may hold (</s> included), so answers are not cut shorter than the model was trained on.
+ */
+export function trainerOptions(
+  stage: StageConfig,
+  progress: ProgressSink,
+  maxTargetLength: number,
+): TrainerOptions {
   const t = stage.train;
   return {
     steps: t.steps,
@@ -33,7 +40,7 @@ export function trainerOptions(stage: StageConfig, progress: ProgressSink): Trai
     mixing: t.mixing,
     optimizer: { lr: t.lr, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps, clipNorm: t.clipNorm },
     evalEvery: t.evalEvery,
-    eval: { batchSize: t.evalBatchSize, maxExamples: t.evalExamples, maxNewTokens: 16 },
+    eval: { batchSize: t.evalBatchSize, maxExamples: t.evalExamples, maxNewTokens: maxTargetLength },
     progress,
   };
 }
@@ -97,7 +104,13 @@ export async function runJob(
       const tasks = loadTrainTasks(job.data, stage.tasks);
       const method = createStageMethod(stage, model, tokenizer, inputs);
       try {
-        const trainer = new Trainer(model, method, encoder, tasks, trainerOptions(stage, progress));
+        const trainer = new Trainer(
+          model,
+          method,
+          encoder,
+          tasks,
+          trainerOptions(stage, progress, job.maxTargetLength),
+        );
         const r = trainer.run();
         const tensors = methodTensors(method, r.bestParams);
         if (opts.out) {

@@ -320,7 +320,7 @@ export async function referenceRun(job: JobConfig): Promise<Map<string, Float32A
           method,
           encoder,
           loadTrainTasks(job.data, stage.tasks),
-          trainerOptions(stage, silentProgress),
+          trainerOptions(stage, silentProgress, job.maxTargetLength),
         );
         for (let s = 0; s < stage.train.steps; s++) trainer.trainStep(s);
         const params = trainer.optimizer.parameters();

@@ -5,6 +5,7 @@ import { selectBackend } from '../../src/backend/index.js';
 import { mulberry32 } from '../../src/data/rng.js';
 import { parameterReport } from '../../src/methods/accounting.js';
 import {
+  ATTENTION_INIT_STD,
   ATTENTION_VARIANTS,
   type Attempt,
   type AttemptConfig,
@@ -446,6 +447,36 @@ describe('ATTEMPT method', () => {
     assert.throws(() => m.encoderInputs(model, makeBatch(['a', 'zzz', 'a'])), /task 'zzz'/);
     disposeBatch(onlyA);
     m.dispose();
+  });
+
+  test("initialisation is the released code's: W_down, W_up ~ N(0, 0.01^2); LayerNorm 1 / 0", () => {
+    // r = 512 gives 8,192 draws per matrix at d = 16: the std's standard error is ~0.8%, far below the 14x gap to
+    // torch's default uniform(+-1/sqrt(fan_in)) (std 0.144 for W_down at fan_in 16).
+    const r = 512;
+    const m = create(model, { attentionDim: r });
+    try {
+      for (const name of ['attention.down', 'attention.up']) {
+        const x = param(m, name).variable.dataSync() as Float32Array;
+        assert.equal(x.length, d * r, name);
+        const mean = x.reduce((a, b) => a + b, 0) / x.length;
+        const std = Math.sqrt(x.reduce((a, b) => a + (b - mean) ** 2, 0) / x.length);
+        assert.ok(Math.abs(std - ATTENTION_INIT_STD) < 0.03 * ATTENTION_INIT_STD, `${name} std ${std}`);
+        assert.ok(Math.abs(mean) < (4 * ATTENTION_INIT_STD) / Math.sqrt(x.length), `${name} mean ${mean}`);
+        // Normal, not a uniform of the same std: 68.3% within one std (a uniform has 57.7%).
+        const within = x.filter((v) => Math.abs(v) < ATTENTION_INIT_STD).length / x.length;
+        assert.ok(Math.abs(within - 0.6827) < 0.02, `${name}: ${within} within one std`);
+      }
+      // The two matrices are independent draws, not one stream reused.
+      assert.notDeepEqual(
+        [...param(m, 'attention.down').variable.dataSync().slice(0, 8)],
+        [...param(m, 'attention.up').variable.dataSync().slice(0, 8)],
+      );
+      // The module's Linears have no bias (bias=False); the LayerNorm's weight and bias are torch's 1 and 0.
+      assert.deepEqual([...param(m, 'attention.ln.gamma').variable.dataSync()], new Array(d).fill(1));
+      assert.deepEqual([...param(m, 'attention.ln.beta').variable.dataSync()], new Array(d).fill(0));
+    } finally {
+      m.dispose();
+    }
   });
 
   test('groups: target prompts in "prompt", the attention module in "attention"; LN frozen on request', () => {

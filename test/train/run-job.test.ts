@@ -8,7 +8,8 @@ import { parseJobConfig } from '../../src/config/job-config.js';
 import { makeTinyT5 } from '../../src/model/checkpoint/index.js';
 import { T5Model } from '../../src/model/t5/index.js';
 import { loadTokenizer, type Tokenizer } from '../../src/model/tokenizer/index.js';
-import { runJob } from '../../src/train/run-job.js';
+import { silentProgress } from '../../src/train/progress.js';
+import { runJob, trainerOptions } from '../../src/train/run-job.js';
 import { loadTrainedState } from '../../src/train/trained-state.js';
 import { testBackend } from '../helpers/backend.js';
 import { ensureSpmModel, SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
@@ -84,4 +85,19 @@ test('two-stage pipeline: source prompts, then ATTEMPT over them; evaluation kee
     assert.equal(stage2.manifest.tensors[src]!.trainable, false);
   }
   assert.ok(stage2.manifest.tensors['attention.down']?.trainable);
+});
+
+test('maxTargetLength defaults to 128 and bounds both training targets and generated answers', () => {
+  const stage = { name: 's', method: { name: 'prompt-tuning' }, tasks: ['demo-sentiment'] };
+  const defaulted = parseJobConfig({ backbone: '/unused', data: { suite: 'demo' }, stages: [stage] });
+  assert.equal(defaulted.maxTargetLength, 128);
+  const job = parseJobConfig({
+    backbone: '/unused',
+    data: { suite: 'demo' },
+    maxTargetLength: 40,
+    stages: [stage],
+  });
+  assert.equal(job.maxTargetLength, 40);
+  const opts = trainerOptions(job.stages[0]!, silentProgress, job.maxTargetLength);
+  assert.equal(opts.eval.maxNewTokens, 40);
 });

@@ -14,11 +14,11 @@ import type {
 import { MethodConfigError } from '../method.js';
 import {
   materializeParams,
+  normalInit,
   prependPrompt,
   taskIndices,
   tidyInputs,
   tokenEmbeddings,
-  uniformInit,
   vocabInit,
 } from '../prompt-ops.js';
 import { type AttentionModule, attentionQuery, candidateLogits, mixPrompts, poolInput } from './attention.js';
@@ -32,6 +32,10 @@ export const ATTENTION_DOWN = 'attention.down';
 export const ATTENTION_UP = 'attention.up';
 export const ATTENTION_LN_GAMMA = 'attention.ln.gamma';
 export const ATTENTION_LN_BETA = 'attention.ln.beta';
+/** Std of the N(0, std^2) the released code draws W_down and W_up from. */
+export const ATTENTION_INIT_STD = 0.01;
+/** The attention module's tensors, by their name without the 'attention.' prefix (what `attentionFrom` reads). */
+const MODULE_PARTS = ['down', 'up', 'ln.gamma', 'ln.beta'] as const;
 
 export function targetName(config: AttemptConfig, task: string | undefined): string {
   return config.multiTask ? `target.${task}` : 'target';
@@ -80,6 +84,47 @@ function describe(config: AttemptConfig, dims: MethodDims): ParamSpec[] {
 }
 
 /**
+ * The attention module of an earlier stage (the released `load_attention` + `load_layer_norm`): W_down, W_up and
+ * the LayerNorm's gamma and beta, read as `<attentionFrom>.down`, `.up`, `.ln.gamma`, `.ln.beta` from the stage
+ * inputs, each checked against this stage's shape. Undefined when nothing is to be loaded.
+ */
+function readAttentionModule(
+  config: AttemptConfig,
+  specs: readonly ParamSpec[],
+  ctx: MethodContext,
+): Map<string, Float32Array> | undefined {
+  const prefix = config.attentionFrom;
+  // parseAttemptConfig only allows attentionFrom for the variants that own a module.
+  if (prefix === undefined) return undefined;
+  const out = new Map<string, Float32Array>();
+  const available = [...(ctx.inputs?.keys() ?? [])].join(', ') || 'none';
+  for (const part of MODULE_PARTS) {
+    const from = `${prefix}.${part}`;
+    const to = `attention.${part}`;
+    const want = specs.find((s) => s.name === to)!.shape;
+    const t = ctx.inputs?.get(from);
+    if (!t) {
+      throw new MethodConfigError(
+        NAME,
+        'attentionFrom',
+        `no input tensor '${from}' (available: ${available}); an earlier ATTEMPT stage writes it`,
+      );
+    }
+    const size = want.reduce((a, b) => a * b, 1);
+    if (t.shape.length !== want.length || t.shape.some((x, i) => x !== want[i]) || t.data.length !== size) {
+      throw new MethodConfigError(
+        NAME,
+        'attentionFrom',
+        `'${from}' has shape [${t.shape.join(', ')}] but '${to}' is [${want.join(', ')}] ` +
+          '(d_model and attentionDim must match the stage it was trained in)',
+      );
+    }
+    out.set(to, t.data);
+  }
+  return out;
+}
+
+/**
  * ATTEMPT (Asai et al., EMNLP 2022), METHODS.md section 2. For input embeddings E [B, L, d]:
  *   x_hat = max-pool of E over (real) positions; k_j = max over the n tokens of candidate C_j (sources, then the
  *   example's target prompt); a = softmax_j(k_j . q / T) with q from AttentionVariant;
@@ -111,7 +156,10 @@ export class Attempt implements PromptMethod {
     }
     const specs = describe(config, { dModel: d, vocabSize: ctx.model.config.vocabSize, tasks });
     const sourceData = this.readSources(ctx, d);
-    const made = materializeParams(NAME, specs, (spec) => this.initialValue(spec, ctx, sourceData));
+    const moduleData = readAttentionModule(config, specs, ctx);
+    const made = materializeParams(NAME, specs, (spec) =>
+      this.initialValue(spec, ctx, sourceData, moduleData),
+    );
     this.params.push(...made.params);
     for (const [k, t] of made.frozen) this.frozen.set(k, t);
     const created: tf.Tensor[] = [...made.params.map((p) => p.variable), ...made.frozen.values()];
@@ -232,6 +280,7 @@ export class Attempt implements PromptMethod {
     spec: ParamSpec,
     ctx: MethodContext,
     sources: Map<string, Float32Array>,
+    module: Map<string, Float32Array> | undefined,
   ): Float32Array {
     const size = spec.shape.reduce((a, b) => a * b, 1);
     if (spec.name.startsWith('source.')) return Float32Array.from(sources.get(spec.name.slice(7))!);
@@ -240,9 +289,15 @@ export class Attempt implements PromptMethod {
         ? Float32Array.from(sources.get(this.config.sources[0]!)!)
         : vocabInit(ctx.model, spec.shape[0]!, ctx.seed, `${NAME}/${spec.name}`);
     }
-    // torch.nn.Linear's default (what the released code leaves in place): U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    if (module) {
+      const loaded = module.get(spec.name);
+      if (loaded) return Float32Array.from(loaded);
+    }
+    // The released code (T5PreTrainedModel._init_weights, its bare nn.Linear branch) redraws every nn.Linear
+    // outside the T5 blocks as N(0, 0.01); attn_W_down / attn_W_up have no bias (bias=False). Its nn.LayerNorm is
+    // not a T5LayerNorm, so _init_weights leaves torch's 1 / 0 there.
     if (spec.name === ATTENTION_DOWN || spec.name === ATTENTION_UP) {
-      return uniformInit(size, 1 / Math.sqrt(spec.shape[0]!), ctx.seed, `${NAME}/${spec.name}`);
+      return normalInit(size, ATTENTION_INIT_STD, ctx.seed, `${NAME}/${spec.name}`);
     }
     if (spec.name === ATTENTION_LN_GAMMA) return new Float32Array(size).fill(1);
     if (spec.name === ATTENTION_LN_BETA) return new Float32Array(size);
@@ -257,6 +312,9 @@ export const attempt: MethodFactory<AttemptConfig> = {
   parseConfig: parseAttemptConfig,
   describe,
   create: (config, ctx) => new Attempt(config, ctx.tasks, ctx),
+  // The released ATTEMPT configs set no weight_decay (Hugging Face's default, 0), and its separate-rate optimizer
+  // is transformers.AdamW, whose default is 0 too.
+  trainDefaults: { weightDecay: 0 },
   quickConfig: (flags) => ({
     multiTask: flags.tasks.length > 1,
     trainableLayerNorm: flags.trainableLayerNorm,

@@ -44,6 +44,13 @@ export interface AttemptConfig {
   sources: string[];
   /** 'first-source': a copy of sources[0] (the paper: MNLI); 'vocab': frequent-token embedding rows. */
   targetInit: 'first-source' | 'vocab';
+  /**
+   * ATTEMPT-m's transfer (the released `load_attention` and `load_layer_norm`, set together in its multi-task
+   * configs): start the attention module from an earlier stage's, read as `<attentionFrom>.down`, `.up`,
+   * `.ln.gamma` and `.ln.beta` from the stage inputs ('attention' for an earlier ATTEMPT stage's own names).
+   * Absent: W_down and W_up are drawn from N(0, 0.01^2) and the LayerNorm starts at 1 / 0, as released.
+   */
+  attentionFrom?: string;
 }
 
 const METHOD = 'attempt';
@@ -57,6 +64,7 @@ export function parseAttemptConfig(raw: Readonly<Record<string, unknown>>): Atte
   if (hasTemperature && !(temperature > 0)) {
     throw new MethodConfigError(METHOD, 'temperature', `must be > 0, got ${temperature}`);
   }
+  const attentionFrom = r.optionalString('attentionFrom');
   const cfg: AttemptConfig = {
     promptLength: r.int('promptLength', 100, 1),
     attentionDim: r.int('attentionDim', 100, 1),
@@ -68,6 +76,7 @@ export function parseAttemptConfig(raw: Readonly<Record<string, unknown>>): Atte
     sources: r.stringList('sources', []),
     targetInit: r.oneOf('targetInit', ['first-source', 'vocab'] as const, 'first-source'),
     ...(hasTemperature ? { temperature } : {}),
+    ...(attentionFrom !== undefined ? { attentionFrom } : {}),
   };
   r.done();
 
@@ -86,6 +95,20 @@ export function parseAttemptConfig(raw: Readonly<Record<string, unknown>>): Atte
       METHOD,
       'sources',
       `'${dup}' is listed twice; each source prompt is one candidate`,
+    );
+  }
+  if (cfg.attentionFrom !== undefined && cfg.attentionFrom.length === 0) {
+    throw new MethodConfigError(
+      METHOD,
+      'attentionFrom',
+      "is empty; give a tensor-name prefix such as 'attention'",
+    );
+  }
+  if (cfg.attentionFrom !== undefined && (cfg.attn === 'dot' || cfg.attn === 'constant')) {
+    throw new MethodConfigError(
+      METHOD,
+      'attentionFrom',
+      `attn '${cfg.attn}' has no attention module to load`,
     );
   }
   return cfg;

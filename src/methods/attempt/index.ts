@@ -5,6 +5,7 @@ registerMethod(attempt);
 
 export {
   ATTENTION_DOWN,
+  ATTENTION_INIT_STD,
   ATTENTION_LN_BETA,
   ATTENTION_LN_GAMMA,
   ATTENTION_UP,

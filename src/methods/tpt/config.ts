@@ -38,6 +38,12 @@ export interface TptConfig {
    * code's "frequent" init); 'vocab' = Lester et al.'s 5000 most frequent ids; 'uniform' = U(-0.5, 0.5).
    */
   promptInit: 'frequent' | 'vocab' | 'uniform';
+  /**
+   * Stage 'target': start task prompts from trained prompts in the stage inputs instead of `promptInit` (the
+   * released scripts' `--prompt_path`: MRPC and RTE start from MNLI's prompt-tuning prompt). A name applies to every
+   * task; `{task: name}` to the tasks listed (the others use `promptInit`). Each must be [taskPromptLength, d].
+   */
+  promptFrom?: string | Record<string, string>;
   /** Pool the query over real tokens only (true). false reproduces the released code, where pads take part. */
   maskPadding: boolean;
 }
@@ -45,6 +51,7 @@ export interface TptConfig {
 export function parseTptConfig(raw: Readonly<Record<string, unknown>>): TptConfig {
   const r = new ConfigReader('tpt', raw);
   const bankFrom = r.optionalString('bankFrom');
+  const promptFrom = r.optionalStringMap('promptFrom');
   const bankInitRead = r.oneOf('bankInit', ['vocab', 'uniform'] as const, 'vocab');
   const bankInit = 'bankInit' in raw ? bankInitRead : undefined;
   const cfg: TptConfig = {
@@ -60,6 +67,7 @@ export function parseTptConfig(raw: Readonly<Record<string, unknown>>): TptConfi
     maskPadding: r.bool('maskPadding', true),
     ...(bankFrom !== undefined ? { bankFrom } : {}),
     ...(bankInit !== undefined ? { bankInit } : {}),
+    ...(promptFrom !== undefined ? { promptFrom } : {}),
   };
   r.done();
   if (cfg.topK > cfg.bankSize) {
@@ -71,6 +79,20 @@ export function parseTptConfig(raw: Readonly<Record<string, unknown>>): TptConfi
   }
   if (cfg.softTopKTemperature <= 0) {
     throw new MethodConfigError('tpt', 'softTopKTemperature', `must be > 0, got ${cfg.softTopKTemperature}`);
+  }
+  if (cfg.promptFrom === '') {
+    throw new MethodConfigError(
+      'tpt',
+      'promptFrom',
+      'is empty; give the input tensor name of a trained prompt',
+    );
+  }
+  if (cfg.stage === 'bank' && cfg.promptFrom !== undefined) {
+    throw new MethodConfigError(
+      'tpt',
+      'promptFrom',
+      "applies to stage 'target' only (stage 'bank' has no task prompt)",
+    );
   }
   if (cfg.stage === 'bank' && cfg.tuneBank) {
     throw new MethodConfigError(

@@ -57,6 +57,25 @@ function describe(config: TptConfig, dims: MethodDims): ParamSpec[] {
   return [...banks, ...prompts];
 }
 
+/** The input tensor a task's prompt starts from, if `promptFrom` names one. */
+function promptSource(config: TptConfig, task: string): string | undefined {
+  const from = config.promptFrom;
+  return typeof from === 'string' ? from : from?.[task];
+}
+
+/** A per-task `promptFrom` naming a task the stage does not train is a typo, not a no-op. */
+function checkPromptFromTasks(config: TptConfig, tasks: readonly string[]): void {
+  if (config.promptFrom === undefined || typeof config.promptFrom === 'string') return;
+  const stray = Object.keys(config.promptFrom).find((t) => !tasks.includes(t));
+  if (stray !== undefined) {
+    throw new MethodConfigError(
+      'tpt',
+      'promptFrom',
+      `names task '${stray}', which this stage does not train (${tasks.join(', ')})`,
+    );
+  }
+}
+
 /** Which bank rows each example retrieved. */
 export interface TptSelection {
   /** [B * k] bank row ids, ascending within each example (bank order). */
@@ -108,6 +127,7 @@ export class Tpt implements PromptMethod {
   ) {
     this.d = ctx.model.config.dModel;
     const specs = describe(config, { dModel: this.d, vocabSize: ctx.model.config.vocabSize, tasks });
+    checkPromptFromTasks(config, tasks);
     const bankData = this.bankValue(ctx);
     try {
       // Each bank copy gets its own buffer: some backends keep the array handed to tf.tensor.
@@ -253,6 +273,31 @@ export class Tpt implements PromptMethod {
 
   private promptValue(spec: ParamSpec, ctx: MethodContext): Float32Array {
     const n = spec.shape[0]!;
+    const from = promptSource(this.config, spec.task!);
+    if (from !== undefined) {
+      const src = ctx.inputs?.get(from);
+      if (!src) {
+        throw new MethodConfigError(
+          this.name,
+          'promptFrom',
+          `no input tensor '${from}' for task '${spec.task}' (available: ${[...(ctx.inputs?.keys() ?? [])].join(', ') || 'none'})`,
+        );
+      }
+      if (
+        src.shape.length !== 2 ||
+        src.shape[0] !== n ||
+        src.shape[1] !== this.d ||
+        src.data.length !== n * this.d
+      ) {
+        throw new MethodConfigError(
+          this.name,
+          'promptFrom',
+          `'${from}' has shape [${src.shape.join(', ')}] but '${spec.name}' is [${spec.shape.join(', ')}] ` +
+            '(taskPromptLength x dModel)',
+        );
+      }
+      return Float32Array.from(src.data);
+    }
     switch (this.config.promptInit) {
       case 'frequent':
         return rangeInit(ctx.model, n, PROMPT_INIT_RANGE, ctx.seed, spec.name);

@@ -4,6 +4,7 @@ export { assertShape, ShapeMismatchError } from './errors.js';
 export { FrozenLinear } from './frozen-linear.js';
 export { relativePositionBucket, relativePositionBuckets } from './relative-position.js';
 export {
+  type DecodeOptions,
   type LossTerms,
   type RawTensor,
   type Seq2SeqBatch,

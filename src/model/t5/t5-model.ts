@@ -59,6 +59,28 @@ interface DecoderBlock extends EncoderBlock {
   cross: Attention;
 }
 
+/** How greedy decoding and label scoring run. */
+export interface DecodeOptions {
+  /**
+   * Reuse the encoder output and cross-attention keys/values (and, when decoding, each layer's self-attention
+   * keys/values) instead of recomputing them. Default true; false runs the reference path that recomputes.
+   */
+  kvCache?: boolean;
+}
+
+/** What cached greedy decoding keeps between steps. */
+interface DecoderState {
+  cross: { k: tf.Tensor4D; v: tf.Tensor4D }[];
+  crossBias: tf.Tensor4D;
+  /** Per layer, [B, H, steps so far, dk]; empty before the first step. */
+  selfK: tf.Tensor4D[];
+  selfV: tf.Tensor4D[];
+}
+
+function disposeDecoderState(s: DecoderState): void {
+  tf.dispose([...s.cross.flatMap((c) => [c.k, c.v]), s.crossBias, ...s.selfK, ...s.selfV]);
+}
+
 /** Inputs for a teacher-forced pass. */
 export interface Seq2SeqBatch {
   /** [B, L, d] encoder input embeddings (prompts already prepended by the method). */
@@ -317,54 +339,82 @@ export class T5Model {
 
   /**
    * Greedy decoding: each example stops at </s> (which is not included in the result) or after maxLength tokens.
-   * The encoder runs once; the decoder re-runs on the growing prefix (labels are short in this workload).
+   * The encoder and each layer's cross-attention keys/values run once per batch; each step runs the decoder on the
+   * one new token against the self-attention keys/values kept from earlier steps. `kvCache: false` re-runs the
+   * whole decoder on the growing prefix instead: the reference the cached path is tested and benchmarked against.
    */
-  greedyDecode(inputsEmbeds: tf.Tensor3D, attentionMask: tf.Tensor2D, maxLength: number): number[][] {
+  greedyDecode(
+    inputsEmbeds: tf.Tensor3D,
+    attentionMask: tf.Tensor2D,
+    maxLength: number,
+    options: DecodeOptions = {},
+  ): number[][] {
     const B = inputsEmbeds.shape[0];
+    const seqs: number[][] = Array.from({ length: B }, () => []);
+    const done = new Array<boolean>(B).fill(false);
+    const prefix: number[][] = Array.from({ length: B }, () => [this.config.decoderStartTokenId]);
+    // Examples that finished are fed padding, as the reference does, so the rows of a batch stay aligned.
+    const advance = (tokens: ArrayLike<number>) => {
+      for (let b = 0; b < B; b++) {
+        const tok = tokens[b]!;
+        prefix[b]!.push(done[b] ? this.config.padTokenId : tok);
+        if (done[b]) continue;
+        if (tok === this.config.eosTokenId) done[b] = true;
+        else seqs[b]!.push(tok);
+      }
+    };
     const enc = this.encode(inputsEmbeds, attentionMask);
+    let state: DecoderState | undefined;
     try {
-      const seqs: number[][] = Array.from({ length: B }, () => []);
-      const done = new Array<boolean>(B).fill(false);
-      const prefix: number[][] = Array.from({ length: B }, () => [this.config.decoderStartTokenId]);
+      if (options.kvCache === false) {
+        for (let step = 0; step < maxLength && done.some((x) => !x); step++) {
+          const next = tf.tidy(() => {
+            const ids = tf.tensor2d(prefix.flat(), [B, step + 1], 'int32');
+            const logits = this.lmLogits(this.decode(ids, enc, attentionMask));
+            const last = tf.slice(logits, [0, step, 0], [B, 1, this.config.vocabSize]);
+            return tf.argMax(tf.reshape(last, [B, this.config.vocabSize]), -1);
+          });
+          const tokens = next.dataSync();
+          next.dispose();
+          advance(tokens);
+        }
+        return seqs;
+      }
+      state = this.startDecoderState(enc, attentionMask);
       for (let step = 0; step < maxLength && done.some((x) => !x); step++) {
-        const next = tf.tidy(() => {
-          const ids = tf.tensor2d(prefix.flat(), [B, step + 1], 'int32');
-          const logits = this.lmLogits(this.decode(ids, enc, attentionMask));
-          const last = tf.slice(logits, [0, step, 0], [B, 1, this.config.vocabSize]);
-          return tf.argMax(tf.reshape(last, [B, this.config.vocabSize]), -1);
-        });
+        const ids = prefix.map((p) => p[step]!);
+        const { next, keys, values } = this.decodeStep(state, ids, step);
+        tf.dispose([...state.selfK, ...state.selfV]);
+        state.selfK = keys;
+        state.selfV = values;
         const tokens = next.dataSync();
         next.dispose();
-        for (let b = 0; b < B; b++) {
-          const tok = tokens[b]!;
-          prefix[b]!.push(done[b] ? this.config.padTokenId : tok);
-          if (done[b]) continue;
-          if (tok === this.config.eosTokenId) done[b] = true;
-          else seqs[b]!.push(tok);
-        }
+        advance(tokens);
       }
       return seqs;
     } finally {
       enc.dispose();
+      if (state) disposeDecoderState(state);
     }
   }
 
   /**
    * Log-likelihood of each candidate target (token ids, normally ending in </s>) for each example: [B][C].
-   * Used for classification by label scoring.
+   * Used for classification by label scoring. The encoder and the cross-attention keys/values run once per
+   * example and are shared by its C candidates (cross-attention treats them as C*T query rows of one example);
+   * `kvCache: false` repeats the encoder output per candidate and runs the full decoder (the reference).
    */
-  scoreCandidates(inputsEmbeds: tf.Tensor3D, attentionMask: tf.Tensor2D, candidates: number[][]): number[][] {
+  scoreCandidates(
+    inputsEmbeds: tf.Tensor3D,
+    attentionMask: tf.Tensor2D,
+    candidates: number[][],
+    options: DecodeOptions = {},
+  ): number[][] {
     const [B, L, d] = inputsEmbeds.shape;
     const C = candidates.length;
     const T = Math.max(...candidates.map((c) => c.length));
     const scores = tf.tidy(() => {
       const enc = this.encode(inputsEmbeds, attentionMask);
-      const rows = tf.tensor1d(
-        Array.from({ length: B * C }, (_, i) => Math.floor(i / C)),
-        'int32',
-      );
-      const encRep = tf.reshape(tf.gather(enc, rows), [B * C, L, d]) as tf.Tensor3D;
-      const maskRep = tf.gather(attentionMask, rows) as tf.Tensor2D;
       const lab = new Int32Array(B * C * T);
       const labMask = new Float32Array(B * C * T);
       for (let i = 0; i < B * C; i++) {
@@ -376,7 +426,30 @@ export class T5Model {
       }
       const labels = tf.tensor2d(lab, [B * C, T], 'int32');
       const labelMask = tf.tensor2d(labMask, [B * C, T]);
-      const dec = this.decode(this.shiftRight(labels, labelMask), encRep, maskRep);
+      let dec: tf.Tensor3D;
+      if (options.kvCache === false) {
+        const rows = tf.tensor1d(
+          Array.from({ length: B * C }, (_, i) => Math.floor(i / C)),
+          'int32',
+        );
+        const encRep = tf.reshape(tf.gather(enc, rows), [B * C, L, d]) as tf.Tensor3D;
+        const maskRep = tf.gather(attentionMask, rows) as tf.Tensor2D;
+        dec = this.decode(this.shiftRight(labels, labelMask), encRep, maskRep);
+      } else {
+        const cross = this.crossKeysValues(enc);
+        const h = this.decoderLayers(
+          tf.reshape(this.embed(this.shiftRight(labels, labelMask)), [B * C * T, d]) as tf.Tensor2D,
+          B,
+          C * T,
+          cross,
+          maskBias(attentionMask),
+          (blk, x) => {
+            const { q, k, v } = this.projectHeads(blk.self, x, B * C, T);
+            return this.attendHeads(blk.self, q, k, v, this.positionBias(T, T, false), B * C, T);
+          },
+        );
+        dec = tf.reshape(h, [B * C, T, d]) as tf.Tensor3D;
+      }
       const logits = tf.reshape(this.lmLogits(dec), [B * C * T, this.config.vocabSize]) as tf.Tensor2D;
       const tokenLoss = tokenNll(logits, tf.reshape(labels, [-1]) as tf.Tensor1D);
       return tf.neg(tf.sum(tf.reshape(tf.mul(tokenLoss, tf.reshape(labelMask, [-1])), [B * C, T]), 1));
@@ -437,6 +510,144 @@ export class T5Model {
     for (const t of others) t.dispose();
     for (const t of this.positionCache.values()) t.dispose();
     this.positionCache.clear();
+  }
+
+  /** Each decoder layer's cross-attention keys and values over the encoder output, [B, H, L, dk] each. */
+  private crossKeysValues(enc: tf.Tensor3D): { k: tf.Tensor4D; v: tf.Tensor4D }[] {
+    const [B, L, d] = enc.shape;
+    return tf.tidy(() => {
+      const rows = tf.reshape(enc, [B * L, d]) as tf.Tensor2D;
+      return this.decoder.map((blk) => ({
+        k: this.splitHeads(blk.cross.k.apply(rows), B, L),
+        v: this.splitHeads(blk.cross.v.apply(rows), B, L),
+      }));
+    });
+  }
+
+  /**
+   * The decoder stack on rows [B * Lq, d] (Lq query rows per example, in example order) with precomputed
+   * cross-attention keys/values; `selfAttention` gives each layer's self-attention output for its normed input.
+   * Returns the hidden states after the final norm, [B * Lq, d].
+   */
+  private decoderLayers(
+    h0: tf.Tensor2D,
+    B: number,
+    Lq: number,
+    cross: readonly { k: tf.Tensor4D; v: tf.Tensor4D }[],
+    crossBias: tf.Tensor,
+    selfAttention: (blk: DecoderBlock, x: tf.Tensor2D, layer: number) => tf.Tensor2D,
+  ): tf.Tensor2D {
+    return tf.tidy(() => {
+      let h = h0;
+      this.decoder.forEach((blk, i) => {
+        h = tf.add(h, selfAttention(blk, this.rmsNorm(h, blk.selfLn), i));
+        const q = this.splitHeads(blk.cross.q.apply(this.rmsNorm(h, blk.crossLn)), B, Lq);
+        h = tf.add(h, this.attendHeads(blk.cross, q, cross[i]!.k, cross[i]!.v, crossBias, B, Lq));
+        h = tf.add(h, this.feedForward(blk.ff, this.rmsNorm(h, blk.ffLn)));
+      });
+      return this.rmsNorm(h, this.decFinalLn);
+    });
+  }
+
+  private startDecoderState(enc: tf.Tensor3D, attentionMask: tf.Tensor2D): DecoderState {
+    return {
+      cross: this.crossKeysValues(enc),
+      crossBias: maskBias(attentionMask),
+      selfK: [],
+      selfV: [],
+    };
+  }
+
+  /**
+   * One greedy step on the token at position `step` of each example: returns the argmax next token [B] and each
+   * layer's self-attention keys/values grown by this position (the caller disposes the previous ones).
+   */
+  private decodeStep(
+    state: DecoderState,
+    ids: number[],
+    step: number,
+  ): { next: tf.Tensor1D; keys: tf.Tensor4D[]; values: tf.Tensor4D[] } {
+    const B = ids.length;
+    const d = this.config.dModel;
+    return tf.tidy(() => {
+      const keys: tf.Tensor4D[] = [];
+      const values: tf.Tensor4D[] = [];
+      // The new query's row of the causal bias: every cached key is at or before it, so nothing is masked.
+      const bias = this.stepPositionBias(step);
+      const x = tf.reshape(this.embed(tf.tensor2d(ids, [B, 1], 'int32')), [B, d]) as tf.Tensor2D;
+      const h = this.decoderLayers(x, B, 1, state.cross, state.crossBias, (blk, xn, i) => {
+        const { q, k, v } = this.projectHeads(blk.self, xn, B, 1);
+        const prevK = state.selfK[i];
+        const prevV = state.selfV[i];
+        // Kept: they outlive decoderLayers' tidy and this step's, and go back to the caller.
+        const allK = tf.keep(prevK ? (tf.concat([prevK, k], 2) as tf.Tensor4D) : k);
+        const allV = tf.keep(prevV ? (tf.concat([prevV, v], 2) as tf.Tensor4D) : v);
+        keys.push(allK);
+        values.push(allV);
+        return this.attendHeads(blk.self, q, allK, allV, bias, B, 1);
+      });
+      const logits = tf.reshape(this.lmLogits(tf.reshape(h, [B, 1, d]) as tf.Tensor3D), [
+        B,
+        this.config.vocabSize,
+      ]);
+      return { next: tf.argMax(logits, -1) as tf.Tensor1D, keys, values };
+    });
+  }
+
+  /** [1, H, 1, step + 1]: decoder relative position bias of query position `step` against keys 0..step. */
+  private stepPositionBias(step: number): tf.Tensor {
+    const c = this.config;
+    return tf.tidy(() => {
+      const buckets = relativePositionBuckets(
+        1,
+        step + 1,
+        false,
+        c.relativeAttentionNumBuckets,
+        c.relativeAttentionMaxDistance,
+        step,
+      );
+      const idx = tf.tensor1d(buckets, 'int32');
+      const vals = this.trainable
+        ? gatherRowsTrainable(this.decRelBias, idx)
+        : tf.gather(this.decRelBias, idx);
+      return tf.reshape(tf.transpose(vals), [1, c.numHeads, 1, step + 1]);
+    });
+  }
+
+  /** Rows [B * L, H * dk] -> [B, H, L, dk]. */
+  private splitHeads(t: tf.Tensor2D, B: number, L: number): tf.Tensor4D {
+    const { numHeads: H, dKv: dk } = this.config;
+    return tf.transpose(tf.reshape(t, [B, L, H, dk]), [0, 2, 1, 3]) as tf.Tensor4D;
+  }
+
+  private projectHeads(
+    att: Attention,
+    x: tf.Tensor2D,
+    B: number,
+    L: number,
+  ): { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D } {
+    return {
+      q: this.splitHeads(att.q.apply(x), B, L),
+      k: this.splitHeads(att.k.apply(x), B, L),
+      v: this.splitHeads(att.v.apply(x), B, L),
+    };
+  }
+
+  /** Attention on split heads, then the output projection: -> rows [B * Lq, d]. */
+  private attendHeads(
+    att: Attention,
+    q: tf.Tensor4D,
+    k: tf.Tensor4D,
+    v: tf.Tensor4D,
+    bias: tf.Tensor,
+    B: number,
+    Lq: number,
+  ): tf.Tensor2D {
+    const { numHeads: H, dKv: dk } = this.config;
+    return tf.tidy(() => {
+      const out = attentionCore(q, k, v, bias);
+      return att.o.apply(tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * Lq, H * dk]) as tf.Tensor2D);
+    });
   }
 
   /** T5LayerNorm: scale only, no mean subtraction, no bias. */
