@@ -11,6 +11,7 @@ import { commandHelp } from '../../src/cli/main.js';
 import {
   loadTokenizer,
   parseSpieceModel,
+  TokenizerError,
   TokenizerFormatError,
   TokenizerNotFoundError,
   UnsupportedTokenizerError,
@@ -156,6 +157,66 @@ describe('hand-built spiece.model', () => {
     await assert.rejects(
       loadTokenizer(dir, { extraIds: 100 }),
       /has 3 <extra_id_N> tokens but extraIds: 100/,
+    );
+  });
+});
+
+describe('a folder with both tokenizer files', () => {
+  let tmp: string;
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-'));
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  const unsupportedJson = JSON.stringify({
+    model: { type: 'Unigram', unk_id: 2, vocab: TINY.map((p) => [p.piece, p.score]) },
+    added_tokens: T5_SPECIALS.map((p, id) => ({ id, content: p.piece, special: true })),
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'NFKC' }, { type: 'BertNormalizer' }] },
+    pre_tokenizer: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always' },
+  });
+
+  test('an unusable tokenizer.json falls back to spiece.model, with a warning saying which file and why', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'both-'));
+    fs.writeFileSync(path.join(dir, 'spiece.model'), modelBytes(TINY));
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), unsupportedJson);
+    const warnings: string[] = [];
+    const tok = await loadTokenizer(dir, { onWarning: (m) => warnings.push(m) });
+    assert.equal(tok.spec.source, path.join(dir, 'spiece.model'));
+    assert.deepEqual(tok.encode('ab', { addEos: false }), [8]);
+    assert.equal(warnings.length, 1);
+    assert.ok(
+      warnings[0]?.startsWith(
+        `using ${path.join(dir, 'spiece.model')} because ${path.join(dir, 'tokenizer.json')}: `,
+      ),
+    );
+    assert.match(warnings[0] ?? '', /normalizer\.normalizers\[1\] "BertNormalizer" is not supported/);
+
+    // Alone, the same tokenizer.json is an error naming the normalizer and the file.
+    const alone = fs.mkdtempSync(path.join(tmp, 'alone-'));
+    fs.writeFileSync(path.join(alone, 'tokenizer.json'), unsupportedJson);
+    await assert.rejects(loadTokenizer(alone, { onWarning: (m) => warnings.push(m) }), (err: Error) => {
+      assert.ok(err instanceof UnsupportedTokenizerError);
+      assert.match(err.message, /tokenizer\.json: normalizer\.normalizers\[1\] "BertNormalizer"/);
+      return true;
+    });
+    assert.equal(warnings.length, 1);
+  });
+
+  test('when neither file can be used, the error gives both reasons', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'neither-'));
+    fs.writeFileSync(path.join(dir, 'spiece.model'), modelBytes(TINY, { modelType: 2 }));
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), unsupportedJson);
+    await assert.rejects(
+      loadTokenizer(dir, { onWarning: () => assert.fail('no warning expected') }),
+      (err: Error) => {
+        assert.ok(err instanceof TokenizerError);
+        assert.match(
+          err.message,
+          /neither tokenizer file in .* can be used: .*"BertNormalizer".*; and .*model type is BPE/,
+        );
+        assert.ok(err.cause instanceof UnsupportedTokenizerError);
+        return true;
+      },
     );
   });
 });

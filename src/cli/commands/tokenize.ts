@@ -44,7 +44,10 @@ id ('▁' marks a preceding space). DIR may also name a tokenizer.json or spiece
     const dir = requireString(ctx, 'tokenizer');
     const extraIds = optInt(ctx, 'extra-ids');
     if (extraIds !== undefined && extraIds < 0) throw new UsageError('--extra-ids must be 0 or more');
-    const tokenizer = await loadTokenizer(dir, extraIds === undefined ? {} : { extraIds });
+    const tokenizer = await loadTokenizer(dir, {
+      ...(extraIds === undefined ? {} : { extraIds }),
+      onWarning: (m) => ctx.stderr.write(`promptmesh tokenize: warning: ${m}\n`),
+    });
     const addEos = !optBool(ctx, 'no-eos');
     const json = optBool(ctx, 'json');
     for (const text of ctx.positionals) {

@@ -1,13 +1,15 @@
 /**
  * Finds and loads the tokenizer of a local Hugging Face model folder. tokenizer.json wins over spiece.model
  * when both exist: it is what transformers' fast tokenizer uses, and it lists the added tokens explicitly.
+ * When the folder has both and tokenizer.json cannot be used (damaged, or a tokenizer promptmesh does not
+ * run), spiece.model is used instead and a warning says so and why: silently switching files could change ids.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { TokenizerError, TokenizerNotFoundError } from './errors.js';
 import { DEFAULT_EXTRA_IDS, parseSpieceModel } from './spiece-model.js';
 import { Tokenizer } from './tokenizer.js';
-import { parseTokenizerJson, tokenizerJsonFromSpec } from './tokenizer-json.js';
+import { parseTokenizerJson, type TokenizerJsonSemantics, tokenizerJsonFromSpec } from './tokenizer-json.js';
 
 export const TOKENIZER_FILES = ['tokenizer.json', 'spiece.model'] as const;
 
@@ -18,6 +20,10 @@ export interface LoadTokenizerOptions {
    * value is an error.
    */
   extraIds?: number;
+  /** How a tokenizer.json converted from a SentencePiece model encodes (see TokenizerJsonSemantics). */
+  jsonSemantics?: TokenizerJsonSemantics;
+  /** Receives warnings (which file was used and why); default: printed to stderr. */
+  onWarning?: (message: string) => void;
 }
 
 async function stat(p: string): Promise<import('node:fs').Stats | undefined> {
@@ -38,15 +44,18 @@ export async function loadTokenizer(dir: string, options: LoadTokenizerOptions =
       dir,
     );
   }
+  const warn =
+    options.onWarning ?? ((m: string) => process.stderr.write(`promptmesh tokenizer: warning: ${m}\n`));
   let file: string | undefined;
+  let fallback: string | undefined;
   if (st.isFile()) {
     file = dir;
   } else {
     for (const name of TOKENIZER_FILES) {
       const candidate = path.join(dir, name);
       if ((await stat(candidate))?.isFile()) {
-        file = candidate;
-        break;
+        if (file === undefined) file = candidate;
+        else fallback = candidate;
       }
     }
     if (file === undefined) {
@@ -58,7 +67,24 @@ export async function loadTokenizer(dir: string, options: LoadTokenizerOptions =
     }
   }
   if (file.endsWith('.json')) {
-    const spec = parseTokenizerJson(await fs.readFile(file, 'utf8'), file);
+    let spec: ReturnType<typeof parseTokenizerJson>;
+    try {
+      spec = parseTokenizerJson(await fs.readFile(file, 'utf8'), file, options.jsonSemantics);
+    } catch (err) {
+      if (fallback === undefined || !(err instanceof TokenizerError)) throw err;
+      let tok: Tokenizer;
+      try {
+        tok = await loadSpiece(fallback, options);
+      } catch (spieceErr) {
+        throw new TokenizerError(
+          `neither tokenizer file in ${dir} can be used: ${err.message}; and ${(spieceErr as Error).message}`,
+          dir,
+          { cause: err },
+        );
+      }
+      warn(`using ${fallback} because ${err.message}`);
+      return tok;
+    }
     const tok = new Tokenizer(spec);
     if (options.extraIds !== undefined && options.extraIds !== tok.extraIds) {
       throw new TokenizerError(
@@ -69,6 +95,10 @@ export async function loadTokenizer(dir: string, options: LoadTokenizerOptions =
     }
     return tok;
   }
+  return loadSpiece(file, options);
+}
+
+async function loadSpiece(file: string, options: LoadTokenizerOptions): Promise<Tokenizer> {
   const bytes = await fs.readFile(file);
   return new Tokenizer(parseSpieceModel(new Uint8Array(bytes), file, options.extraIds ?? DEFAULT_EXTRA_IDS));
 }

@@ -66,6 +66,27 @@ export class PrecompiledCharsmap {
 
   private lastValue = 0;
 
+  /**
+   * Blob offset of the replacement of the SHORTEST rule prefixing buf[pos, end), or -1: what the `tokenizers`
+   * library's Precompiled normalizer uses (it takes the first common-prefix result), unlike SentencePiece.
+   */
+  shortestMatch(buf: Uint8Array, pos: number, end: number): number {
+    const a = this.units;
+    const n = a.length;
+    let unit = a[0] as number;
+    let nodePos = (unit >>> 10) << ((unit & 512) >>> 6);
+    for (let i = pos; i < end; i++) {
+      const c = buf[i] as number;
+      nodePos ^= c;
+      if (nodePos >= n) return -1;
+      unit = a[nodePos] as number;
+      if ((unit & 0x800000ff) !== c) return -1;
+      nodePos ^= (unit >>> 10) << ((unit & 512) >>> 6);
+      if ((unit >>> 8) & 1) return nodePos >= n ? -1 : (a[nodePos] as number) & 0x7fffffff;
+    }
+    return -1;
+  }
+
   /** [start, end) in `bytes()` of the replacement for the last successful `match`. */
   replacement(): [number, number] {
     const start = this.lastValue;

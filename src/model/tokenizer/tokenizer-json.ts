@@ -1,11 +1,17 @@
 /**
  * Hugging Face `tokenizer.json` (tokenizers library) for SentencePiece Unigram models, read into and written
- * from a TokenizerSpec. Reading maps the tokenizers pipeline onto the SentencePiece options it emulates:
- * `Precompiled` -> charsmap, `WhitespaceSplit` or `Replace(" {2,}")` -> remove_extra_whitespaces, `Metaspace`
- * -> add_dummy_prefix + escape_whitespaces. Writing produces the layout transformers' T5 converter produces.
+ * from a TokenizerSpec. A file converted from a SentencePiece model (normalizer made only of `Precompiled`,
+ * `Replace(" {2,}")`, `Strip`) maps onto the SentencePiece options it emulates and encodes exactly as
+ * spm_encode: `Precompiled` -> charsmap, `WhitespaceSplit` or `Replace(" {2,}")` -> remove_extra_whitespaces,
+ * `Metaspace` -> add_dummy_prefix + escape_whitespaces. Any other normalizer (NFKC, Lowercase, Nmt, a general
+ * Replace...) cannot be expressed that way, so the file then runs with the tokenizers library's own semantics
+ * (spec.hf), giving the ids Python's `tokenizers` gives. Writing produces the layout transformers' T5
+ * converter produces, or re-emits the file's own normalizer and pre-tokenizer.
  */
 import { TokenizerFormatError, UnsupportedTokenizerError } from './errors.js';
+import { compileTextNormalizer } from './text-normalizer.js';
 import type {
+  HfPipelineSpec,
   NormalizerSpec,
   PieceType,
   PrependScheme,
@@ -13,6 +19,13 @@ import type {
   VocabEntry,
 } from './tokenizer-spec.js';
 import { DEFAULT_UNK_SURFACE, EXTRA_ID_PATTERN, SPACE_SYMBOL } from './tokenizer-spec.js';
+
+/**
+ * 'sentencepiece-when-possible' (default): a file converted from a SentencePiece model encodes as that model
+ * (spm_encode's ids); 'tokenizers': always as Python's `tokenizers` library encodes the file. The two differ
+ * on ties between equal-scoring segmentations and on some grapheme clusters (half-width kana + voicing marks).
+ */
+export type TokenizerJsonSemantics = 'sentencepiece-when-possible' | 'tokenizers';
 
 type Json = unknown;
 type Obj = Record<string, Json>;
@@ -34,7 +47,11 @@ function flatten(node: Json, listKey: string): Obj[] {
 }
 
 /** Parses tokenizer.json text; `source` names the file in errors. */
-export function parseTokenizerJson(text: string, source: string): TokenizerSpec {
+export function parseTokenizerJson(
+  text: string,
+  source: string,
+  semantics: TokenizerJsonSemantics = 'sentencepiece-when-possible',
+): TokenizerSpec {
   const format = (msg: string, field?: string): never => {
     throw new TokenizerFormatError(`${source}: ${msg}`, source, field);
   };
@@ -111,6 +128,7 @@ export function parseTokenizerJson(text: string, source: string): TokenizerSpec 
   // Normalizer.
   let charsmap = new Uint8Array(0);
   let collapse = false;
+  let spmExpressible = semantics === 'sentencepiece-when-possible';
   for (const n of flatten(root.normalizer, 'normalizers')) {
     if (n.type === 'Precompiled') {
       const b64 = n.precompiled_charsmap;
@@ -120,12 +138,11 @@ export function parseTokenizerJson(text: string, source: string): TokenizerSpec 
     } else if (n.type === 'Strip') {
       // Trailing-space strip; remove_extra_whitespaces already trims.
     } else {
-      unsupported(
-        `normalizer ${JSON.stringify(n.type)} is not supported (only Precompiled, Replace(" {2,}"), Strip)`,
-        'normalizer',
-      );
+      spmExpressible = false;
     }
   }
+  // Compiling validates every step now, so an unsupported normalizer fails at load, naming itself and the file.
+  if (!spmExpressible) compileTextNormalizer(root.normalizer, source);
 
   // Pre-tokenizer.
   let metaspace: Obj | undefined;
@@ -162,13 +179,31 @@ export function parseTokenizerJson(text: string, source: string): TokenizerSpec 
       'pre_tokenizer',
     );
 
-  const normalizer: NormalizerSpec = {
-    name: charsmap.length > 0 ? 'precompiled' : 'identity',
-    precompiledCharsmap: charsmap,
-    addDummyPrefix: scheme,
-    removeExtraWhitespaces: collapse,
-    escapeWhitespaces: true,
-  };
+  const normalizer: NormalizerSpec = spmExpressible
+    ? {
+        name: charsmap.length > 0 ? 'precompiled' : 'identity',
+        precompiledCharsmap: charsmap,
+        addDummyPrefix: scheme,
+        removeExtraWhitespaces: collapse,
+        escapeWhitespaces: true,
+      }
+    : {
+        name: 'tokenizers',
+        precompiledCharsmap: new Uint8Array(0),
+        addDummyPrefix: scheme,
+        removeExtraWhitespaces: false,
+        escapeWhitespaces: true,
+      };
+  const hf: HfPipelineSpec | undefined = spmExpressible
+    ? undefined
+    : {
+        normalizer: root.normalizer ?? null,
+        preTokenizer: root.pre_tokenizer ?? null,
+        whitespaceSplit: flatten(root.pre_tokenizer, 'pretokenizers').some(
+          (p) => p.type === 'WhitespaceSplit',
+        ),
+        splitWords: metaspace.split !== false,
+      };
 
   const idOf = (piece: string, type: PieceType): number => {
     const id = vocab.findIndex((v) => v.piece === piece);
@@ -202,6 +237,7 @@ export function parseTokenizerJson(text: string, source: string): TokenizerSpec 
     bosId: idOf('<s>', 'control'),
     unkSurface: DEFAULT_UNK_SURFACE,
     source,
+    ...(hf ? { hf } : {}),
   };
 }
 
@@ -263,8 +299,12 @@ export function tokenizerJsonFromSpec(spec: TokenizerSpec): Obj {
     truncation: null,
     padding: null,
     added_tokens: added,
-    normalizer: normalizers.length === 0 ? null : { type: 'Sequence', normalizers },
-    pre_tokenizer: { type: 'Sequence', pretokenizers },
+    normalizer: spec.hf
+      ? spec.hf.normalizer
+      : normalizers.length === 0
+        ? null
+        : { type: 'Sequence', normalizers },
+    pre_tokenizer: spec.hf ? spec.hf.preTokenizer : { type: 'Sequence', pretokenizers },
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: eos, type_id: 0 } }],

@@ -32,6 +32,21 @@ export interface NormalizerSpec {
   escapeWhitespaces: boolean;
 }
 
+/**
+ * A tokenizer.json run as the `tokenizers` library runs it (its normalizers on strings, its Metaspace word
+ * split, its float64 Viterbi), rather than as the SentencePiece model it may have been converted from. Set
+ * when the file's normalizer is one SentencePiece cannot express, or when asked for; absent for spiece.model.
+ */
+export interface HfPipelineSpec {
+  /** The file's `normalizer` and `pre_tokenizer` objects, verbatim: the encoder compiles them, the writer re-emits them. */
+  normalizer: unknown;
+  preTokenizer: unknown;
+  /** A WhitespaceSplit pre-tokenizer comes before Metaspace. */
+  whitespaceSplit: boolean;
+  /** Metaspace `split`: each word that starts with '▁' is segmented on its own. */
+  splitWords: boolean;
+}
+
 export interface TokenizerSpec {
   /** The full vocabulary in id order, extra ids included. */
   vocab: VocabEntry[];
@@ -47,6 +62,8 @@ export interface TokenizerSpec {
   unkSurface: string;
   /** The file this came from, for messages. */
   source: string;
+  /** Present when the tokenizers library's semantics apply (see HfPipelineSpec). */
+  hf?: HfPipelineSpec;
 }
 
 export const SPACE_SYMBOL = '\u2581';

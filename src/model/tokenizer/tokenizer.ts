@@ -6,9 +6,13 @@
  * the characters they are, as `spm_encode` does, so data cannot inject an end of sequence.
  */
 import { ByteSink, SpmNormalizer } from './normalizer.js';
+import { compileTextNormalizer, type TextNormalizer, WHITE_SPACE } from './text-normalizer.js';
 import type { TokenizerSpec, VocabEntry } from './tokenizer-spec.js';
 import { EXTRA_ID_PATTERN, SPACE_SYMBOL } from './tokenizer-spec.js';
 import { UnigramModel } from './unigram-model.js';
+
+const WHITESPACE_RUN = new RegExp(`[${WHITE_SPACE}]+`, 'u');
+const BEFORE_SPACE_SYMBOL = /(?=\u2581)/u;
 
 export interface EncodeOptions {
   /** Append `</s>` (default true, as T5 training and inference expect). */
@@ -30,6 +34,8 @@ export class Tokenizer {
   private readonly extraIdIds = new Map<number, number>();
   private readonly encoder = new TextEncoder();
   private readonly sink = new ByteSink();
+  /** The tokenizers-library path (spec.hf): string normalizer, then Metaspace words, then float64 Viterbi. */
+  private readonly hfNormalizer: TextNormalizer | undefined;
 
   constructor(spec: TokenizerSpec) {
     this.spec = spec;
@@ -43,7 +49,12 @@ export class Tokenizer {
       }
     });
     this.normalizer = new SpmNormalizer(spec.normalizer, userDefined, spec.source, 'precompiled_charsmap');
-    this.model = new UnigramModel(spec);
+    if (spec.hf) {
+      this.hfNormalizer = compileTextNormalizer(spec.hf.normalizer, spec.source);
+      this.model = new UnigramModel(spec, 'tokenizers');
+    } else {
+      this.model = new UnigramModel(spec);
+    }
   }
 
   /** Number of ids, `<extra_id_N>` included (32100 for the original T5; its embedding is padded to 32128). */
@@ -96,6 +107,7 @@ export class Tokenizer {
 
   /** The SentencePiece-normalized text ('▁' for spaces, dummy prefix included), as the model segments it. */
   normalize(text: string): string {
+    if (this.hfNormalizer) return this.hfWords(text, true).join('');
     this.normalizer.normalizeInto(
       this.encoder.encode(text),
       this.spec.normalizer.addDummyPrefix !== 'never',
@@ -153,8 +165,50 @@ export class Tokenizer {
     return v;
   }
 
+  /**
+   * The tokenizers library's pre-tokenization of one segment: normalize, split on whitespace
+   * (WhitespaceSplit), turn ' ' into '▁', prepend '▁' per the scheme, split before each '▁' (Metaspace split).
+   */
+  private hfWords(text: string, first: boolean): string[] {
+    const hf = this.spec.hf as NonNullable<TokenizerSpec['hf']>;
+    const normalized = (this.hfNormalizer as TextNormalizer)(text);
+    const scheme = this.spec.normalizer.addDummyPrefix;
+    const words: string[] = [];
+    const pieces = hf.whitespaceSplit ? normalized.split(WHITESPACE_RUN) : [normalized];
+    // 'first' prepends only to a word that starts at offset 0 of the original text. The library tracks
+    // alignments; here the first character counts as kept when normalizing it alone leaves something
+    // (Strip or Nmt deleting a leading space or control character moves the start past offset 0).
+    const firstCp = text.codePointAt(0);
+    const startKept =
+      first &&
+      scheme === 'first' &&
+      firstCp !== undefined &&
+      (this.hfNormalizer as TextNormalizer)(String.fromCodePoint(firstCp)) !== '';
+    pieces.forEach((piece, i) => {
+      if (piece === '') return;
+      let w = piece.replaceAll(' ', SPACE_SYMBOL);
+      const atStart = i === 0 && startKept;
+      if (!w.startsWith(SPACE_SYMBOL) && (scheme === 'always' || (scheme === 'first' && atStart))) {
+        w = SPACE_SYMBOL + w;
+      }
+      if (hf.splitWords) {
+        for (const part of w.split(BEFORE_SPACE_SYMBOL)) if (part !== '') words.push(part);
+      } else {
+        words.push(w);
+      }
+    });
+    return words;
+  }
+
   private encodeSegment(text: string, first: boolean, out: number[]): void {
     if (text === '') return;
+    if (this.hfNormalizer) {
+      for (const word of this.hfWords(text, first)) {
+        const bytes = this.encoder.encode(word);
+        this.model.encode(bytes, bytes.length, out);
+      }
+      return;
+    }
     const scheme = this.spec.normalizer.addDummyPrefix;
     const dummy = scheme === 'always' || (scheme === 'first' && first);
     this.normalizer.normalizeInto(this.encoder.encode(text), dummy, this.sink);

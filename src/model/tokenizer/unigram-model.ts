@@ -12,6 +12,13 @@ const FLT_MAX = 3.4028234663852886e38;
 const FLT_MIN = 1.1754943508222875e-38; // smallest normal float: SentencePiece's initial max_score_
 const UNK_PENALTY = 10;
 
+/**
+ * 'sentencepiece' reproduces spm's float32 path scores; 'tokenizers' the Rust `tokenizers` Unigram, which adds
+ * float64 scores and takes the unknown penalty from the lowest score of the whole vocabulary. The two break
+ * ties between equal-scoring segmentations differently ("000" as "00"+"0" or "0"+"00").
+ */
+export type UnigramSemantics = 'sentencepiece' | 'tokenizers';
+
 export class UnigramModel {
   private readonly trie: ByteTrie;
   private readonly scores: Float64Array;
@@ -27,7 +34,12 @@ export class UnigramModel {
   private startsAt = new Int32Array(256);
   private ids = new Int32Array(256);
 
-  constructor(spec: TokenizerSpec) {
+  private readonly f32: boolean;
+
+  constructor(spec: TokenizerSpec, semantics: UnigramSemantics = 'sentencepiece') {
+    const f32 = semantics === 'sentencepiece';
+    const round = f32 ? Math.fround : (x: number) => x;
+    this.f32 = f32;
     const enc = new TextEncoder();
     const n = spec.vocab.length;
     this.scores = new Float64Array(n);
@@ -37,11 +49,9 @@ export class UnigramModel {
     let maxScore = FLT_MIN;
     this.byteIds = new Int32Array(256).fill(spec.unkId);
     spec.vocab.forEach((v, id) => {
-      this.scores[id] = Math.fround(v.score);
-      if (v.type === 'normal') {
-        minScore = Math.min(minScore, Math.fround(v.score));
-        maxScore = Math.max(maxScore, Math.fround(v.score));
-      }
+      this.scores[id] = round(v.score);
+      if (v.type === 'normal' || !f32) minScore = Math.min(minScore, round(v.score));
+      if (v.type === 'normal') maxScore = Math.max(maxScore, Math.fround(v.score));
       // Only these types are matched against text; control/unknown/byte pieces are reserved ids.
       if (v.type === 'normal' || v.type === 'user_defined' || v.type === 'unused') {
         this.trie.insert(enc.encode(v.piece), id);
@@ -54,7 +64,7 @@ export class UnigramModel {
       }
     });
     this.unkId = spec.unkId;
-    this.unkScore = Math.fround(minScore - UNK_PENALTY);
+    this.unkScore = round(minScore - UNK_PENALTY);
     this.maxScore = maxScore;
     this.byteFallback = spec.byteFallback;
   }
@@ -77,6 +87,7 @@ export class UnigramModel {
     const trie = this.trie;
     const scores = this.scores;
     const kind = this.userDefined;
+    const round = this.f32 ? Math.fround : (x: number) => x;
 
     for (let start = 0; start < size; ) {
       const base = best[start] as number;
@@ -97,7 +108,7 @@ export class UnigramModel {
         const candidate =
           (k === 1 ? Math.fround(length * this.maxScore) - 0.1 : (scores[id] as number)) + base;
         if (startsAt[key] === -1 || candidate > (best[key] as number)) {
-          best[key] = Math.fround(candidate);
+          best[key] = round(candidate);
           startsAt[key] = start;
           ids[key] = id;
         }
@@ -105,7 +116,7 @@ export class UnigramModel {
       }
       if (!hasSingleNode) {
         const target = start + mblen;
-        const candidate = Math.fround(this.unkScore + base);
+        const candidate = round(this.unkScore + base);
         if (startsAt[target] === -1 || candidate > (best[target] as number)) {
           best[target] = candidate;
           startsAt[target] = start;
