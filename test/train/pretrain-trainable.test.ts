@@ -5,7 +5,6 @@ import * as path from 'node:path';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../src/backend/index.js';
-import { testBackend } from '../helpers/backend.js';
 import { demoTaskNames } from '../../src/data/demo/index.js';
 import {
   loadT5Checkpoint,
@@ -16,6 +15,7 @@ import {
 import { T5Model } from '../../src/model/t5/index.js';
 import { loadTokenizer } from '../../src/model/tokenizer/index.js';
 import { demoPretrainText, demoSourceProbe, pretrainBackbone } from '../../src/train/pretrain/index.js';
+import { testBackend } from '../helpers/backend.js';
 import { ensureSpmModel, SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
 function batch() {
