@@ -12,14 +12,12 @@
  * a `speedup` row gives the first backend's step time over the others'. A backend that cannot load is reported
  * and skipped. Children get the malloc settings the workers get (MALLOC_ENV).
  */
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/backend/index.js';
-import { MALLOC_ENV } from '../src/cli/worker-env.js';
 import { makeTinyT5, type TinyT5Options } from '../src/model/checkpoint/index.js';
 import { T5Model } from '../src/model/t5/index.js';
+import { runBenchOnBackend } from './backend-child.js';
 
 export const CONFIGS: Record<string, TinyT5Options> = {
   tiny: { variant: 'v1', vocabSize: 512, dModel: 64, dKv: 16, numHeads: 4, dFf: 256, numLayers: 2 },
@@ -181,7 +179,6 @@ function compareBackends(
   backends: string[],
   v: { configs: string; batch: string; 'src-len': string; 'tgt-len': string; steps: string; json: boolean },
 ): void {
-  const self = fileURLToPath(new URL('./main.js', import.meta.url));
   const failed = new Set<string>();
   let turn = 0;
   for (const config of v.configs.split(',')) {
@@ -190,24 +187,15 @@ function compareBackends(
       const rows = new Map<string, Row>();
       for (const backend of order) {
         if (failed.has(backend)) continue;
-        const args = ['backbone', '--backend', backend, '--configs', config, '--tgt-len', T, '--json'];
-        args.push('--batch', v.batch, '--src-len', v['src-len'], '--steps', v.steps);
-        const r = spawnSync(process.execPath, [self, ...args], {
-          encoding: 'utf8',
-          env: { ...process.env, ...MALLOC_ENV, PROMPTMESH_BACKEND: '' },
-        });
-        const line = r.stdout.trim().split('\n').at(-1) ?? '';
-        if (r.status !== 0 || !line.startsWith('{')) {
+        const args = ['--configs', config, '--tgt-len', T, '--batch', v.batch, '--src-len', v['src-len']];
+        const res = runBenchOnBackend('backbone', backend, [...args, '--steps', v.steps]);
+        if ('skipped' in res) {
           failed.add(backend);
-          const why =
-            r.stderr
-              .trim()
-              .split('\n')
-              .filter((l) => /Error|cannot/.test(l))[0] ?? `exit ${r.status}`;
-          if (v.json) console.log(JSON.stringify({ bench: 'backbone', backend, skipped: why }));
-          else console.log(`${backend}: skipped (${why})`);
+          if (v.json) console.log(JSON.stringify({ bench: 'backbone', backend, skipped: res.skipped }));
+          else console.log(`${backend}: skipped (${res.skipped})`);
           continue;
         }
+        const line = res.line;
         const row = JSON.parse(line) as Row;
         rows.set(backend, row);
         if (v.json) console.log(line);

@@ -11,15 +11,13 @@
  * tokens. Scoring uses --candidates label strings of 2 to 4 tokens (STS-B has 26). With several backends each
  * config runs in a child process per backend (a process holds one tfjs backend), alternating which goes first.
  */
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/backend/index.js';
-import { MALLOC_ENV } from '../src/cli/worker-env.js';
 import { makeTinyT5 } from '../src/model/checkpoint/index.js';
 import { T5Model } from '../src/model/t5/index.js';
 import { CONFIGS } from './backbone.js';
+import { runBenchOnBackend } from './backend-child.js';
 
 interface Values {
   backend: string;
@@ -158,32 +156,22 @@ export async function main(argv: string[]): Promise<void> {
 
 /** One child process per (config, backend), alternating the order of the backends. */
 function compareBackends(backends: string[], v: Values): void {
-  const self = fileURLToPath(new URL('./main.js', import.meta.url));
   const failed = new Set<string>();
   let turn = 0;
   for (const config of v.configs.split(',')) {
     const order = turn++ % 2 === 0 ? backends : [...backends].reverse();
     for (const backend of order) {
       if (failed.has(backend)) continue;
-      const args = ['decode', '--backend', backend, '--configs', config, '--json'];
-      args.push('--batch', v.batch, '--src-len', v['src-len'], '--new-tokens', v['new-tokens']);
-      args.push('--candidates', v.candidates, '--reps', v.reps);
-      const r = spawnSync(process.execPath, [self, ...args], {
-        encoding: 'utf8',
-        env: { ...process.env, ...MALLOC_ENV, PROMPTMESH_BACKEND: '' },
-      });
-      const line = r.stdout.trim().split('\n').at(-1) ?? '';
-      if (r.status !== 0 || !line.startsWith('{')) {
+      const args = ['--configs', config, '--batch', v.batch, '--src-len', v['src-len']];
+      args.push('--new-tokens', v['new-tokens'], '--candidates', v.candidates, '--reps', v.reps);
+      const res = runBenchOnBackend('decode', backend, args);
+      if ('skipped' in res) {
         failed.add(backend);
-        const why =
-          r.stderr
-            .trim()
-            .split('\n')
-            .filter((l) => /Error|cannot/.test(l))[0] ?? `exit ${r.status}`;
-        if (v.json) console.log(JSON.stringify({ bench: 'decode', backend, skipped: why }));
-        else console.log(`${backend}: skipped (${why})`);
+        if (v.json) console.log(JSON.stringify({ bench: 'decode', backend, skipped: res.skipped }));
+        else console.log(`${backend}: skipped (${res.skipped})`);
         continue;
       }
+      const line = res.line;
       if (v.json) console.log(line);
       else {
         const row = JSON.parse(line) as Record<string, number | boolean>;
