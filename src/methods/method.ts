@@ -109,8 +109,8 @@ export interface MethodTrainDefaults {
 export interface QuickFlags {
   tasks: readonly string[];
   promptLength?: number;
-  /** ATTEMPT: count the LayerNorm of the attention module as trainable. */
-  trainableLayerNorm: boolean;
+  /** ATTEMPT: the LayerNorm of the attention module trainable (absent: the method's default). */
+  trainableLayerNorm?: boolean;
   /** TPT: fine-tune the bank per task in stage 2. */
   tuneBank: boolean;
   /** ATTEMPT: number of (frozen) source prompts. */

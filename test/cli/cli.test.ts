@@ -114,9 +114,14 @@ test("describe reproduces the papers' parameter counts for t5-base", () => {
     return JSON.parse(r.stdout) as { perTask: number; total: number };
   };
   assert.equal(count('--method', 'prompt-tuning').total, 76_800);
-  assert.equal(count('--method', 'attempt').total, 230_400);
+  // The paper's 232K counts the attention LayerNorm (the default, as in a job config); the released code freezes it.
+  assert.equal(count('--method', 'attempt').total, 231_936);
   assert.equal(count('--method', 'attempt', '--trainable-layernorm').total, 231_936);
-  assert.equal(count('--method', 'attempt', '--tasks', '8', '--trainable-layernorm').perTask, 96_192);
+  assert.equal(count('--method', 'attempt', '--frozen-layernorm').total, 230_400);
+  assert.equal(count('--method', 'attempt', '--tasks', '8').perTask, 96_192);
+  const both = run('describe', '--method', 'attempt', '--frozen-layernorm', '--trainable-layernorm');
+  assert.equal(both.status, 2);
+  assert.match(both.stderr, /not both/);
   assert.equal(count('--method', 'tpt').perTask, 76_800);
   assert.equal(count('--method', 'tpt', '--tune-bank').perTask, 537_600);
 });

@@ -2,7 +2,7 @@ import { readJobConfig } from '../../config/job-config.js';
 import { methodFactory, methodNames, type ParameterReport, parameterReport } from '../../methods/index.js';
 import { readT5Config } from '../../model/checkpoint/index.js';
 import type { T5Config } from '../../model/t5-config.js';
-import { type CliCommand, optBool, optInt, optString, UsageError } from '../command.js';
+import { type CliCommand, type CliContext, optBool, optInt, optString, UsageError } from '../command.js';
 
 /** Parameters of a T5 from its config alone (no weights): embeddings, blocks, norms, relative biases, lm_head. */
 export function backboneParameterCount(c: T5Config): number {
@@ -34,6 +34,14 @@ function render(r: ParameterReport, tasks: number): string {
   return lines.join('\n');
 }
 
+/** --frozen-layernorm / --trainable-layernorm; neither leaves the method's default. */
+function layerNormFlag(ctx: CliContext): { trainableLayerNorm?: boolean } {
+  const frozen = optBool(ctx, 'frozen-layernorm');
+  const trainable = optBool(ctx, 'trainable-layernorm');
+  if (frozen && trainable) throw new UsageError('give --frozen-layernorm or --trainable-layernorm, not both');
+  return frozen ? { trainableLayerNorm: false } : trainable ? { trainableLayerNorm: true } : {};
+}
+
 export const command: CliCommand = {
   path: ['describe'],
   summary: "Print a method's trainable tensors and parameter counts without loading weights",
@@ -43,10 +51,11 @@ Counts come from each method's own description of its tensors, so they are exact
 "Per task" follows the papers: a task's own tensors plus an equal share of the shared ones (ATTEMPT-m).
 With --config, every stage of the job is described, using the backbone's config.json for the dimensions.
 With --method, the dimensions come from flags; --checkpoint DIR (or --backbone-params N) adds the share of
-the backbone. In this quick form the ATTEMPT LayerNorm counts only with --trainable-layernorm (the released
-code freezes it; job configs default to trainable, as the paper counts it).`,
+the backbone. Defaults are the methods' own, as in a job config: the ATTEMPT LayerNorm counts as trainable
+(the paper's 232K); --frozen-layernorm gives the released code's count, which never trains it.`,
   examples: [
-    'promptmesh describe --method attempt --d-model 768 --tasks 8 --trainable-layernorm --json',
+    'promptmesh describe --method attempt --d-model 768 --tasks 8 --json',
+    'promptmesh describe --method attempt --d-model 768 --frozen-layernorm',
     'promptmesh describe --method tpt --d-model 768 --tune-bank',
     'promptmesh describe --config job.json',
   ],
@@ -76,9 +85,14 @@ code freezes it; job configs default to trainable, as the paper counts it).`,
       default: '6',
     },
     {
+      name: 'frozen-layernorm',
+      type: 'boolean',
+      description: "ATTEMPT: the attention LayerNorm's 2d frozen (released code)",
+    },
+    {
       name: 'trainable-layernorm',
       type: 'boolean',
-      description: "ATTEMPT: count the attention LayerNorm's 2d",
+      description: 'ATTEMPT: the LayerNorm trained (the default, as the paper)',
     },
     { name: 'tune-bank', type: 'boolean', description: 'TPT: the bank is fine-tuned per task (stage 2)' },
     {
@@ -121,7 +135,7 @@ code freezes it; job configs default to trainable, as the paper counts it).`,
       const raw =
         f.quickConfig?.({
           tasks,
-          trainableLayerNorm: optBool(ctx, 'trainable-layernorm'),
+          ...layerNormFlag(ctx),
           tuneBank: optBool(ctx, 'tune-bank'),
           sources: optInt(ctx, 'sources', 6)!,
           ...(promptLength !== undefined ? { promptLength } : {}),

@@ -317,7 +317,7 @@ export const attempt: MethodFactory<AttemptConfig> = {
   trainDefaults: { weightDecay: 0 },
   quickConfig: (flags) => ({
     multiTask: flags.tasks.length > 1,
-    trainableLayerNorm: flags.trainableLayerNorm,
+    ...(flags.trainableLayerNorm !== undefined ? { trainableLayerNorm: flags.trainableLayerNorm } : {}),
     sources: Array.from({ length: flags.sources }, (_, i) => PAPER_SOURCES[i] ?? `source${i + 1}`),
     ...(flags.promptLength !== undefined ? { promptLength: flags.promptLength } : {}),
   }),
