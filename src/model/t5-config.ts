@@ -219,6 +219,26 @@ export function t5ConfigToJson(cfg: T5Config): Record<string, unknown> {
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/** config.json fields transformers declares as float: it refuses an integer there (`initializer_factor: 1`). */
+const FLOAT_FIELDS = ['dropout_rate', 'initializer_factor', 'layer_norm_epsilon'] as const;
+
+/**
+ * The text of config.json as Python's json writes it: float fields keep a decimal point (JavaScript prints the
+ * number 1.0 as `1`, which current transformers rejects for `initializer_factor`).
+ */
+export function t5ConfigJsonText(cfg: T5Config): string {
+  const json = t5ConfigToJson(cfg);
+  let text = JSON.stringify(json, null, 2);
+  for (const key of FLOAT_FIELDS) {
+    const v = json[key];
+    if (typeof v === 'number' && Number.isInteger(v))
+      text = text
+        .replace(`"${key}": ${v},`, `"${key}": ${v}.0,`)
+        .replace(`"${key}": ${v}\n`, `"${key}": ${v}.0\n`);
+  }
+  return `${text}\n`;
+}
+
 /**
  * Every tensor of a T5ForConditionalGeneration checkpoint, HF names and HF shapes (nn.Linear weights are
  * [out, in]), in the module registration order transformers saves them in. Only block 0 of each stack owns a

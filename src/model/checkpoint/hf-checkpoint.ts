@@ -9,7 +9,7 @@ import {
   parseT5Config,
   type T5Config,
   T5ConfigError,
-  t5ConfigToJson,
+  t5ConfigJsonText,
   t5TensorAliases,
 } from '../t5-config.js';
 import {
@@ -383,7 +383,11 @@ export interface WriteT5CheckpointOptions {
 }
 
 function writeJsonAtomic(file: string, value: unknown): void {
-  const bytes = new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`);
+  writeTextAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+function writeTextAtomic(file: string, text: string): void {
+  const bytes = new TextEncoder().encode(text);
   writeFileAtomic(file, (fd) => {
     let done = 0;
     while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
@@ -477,7 +481,7 @@ export function writeT5Checkpoint(
       !written.includes(f);
     if (stale) fs.rmSync(path.join(dir, f), { force: true });
   }
-  writeJsonAtomic(path.join(dir, CONFIG_FILE), t5ConfigToJson(config));
+  writeTextAtomic(path.join(dir, CONFIG_FILE), t5ConfigJsonText(config));
   written.push(CONFIG_FILE);
   return written;
 }
