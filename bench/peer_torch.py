@@ -72,14 +72,7 @@ def import_or_exit():
 
 def load_model(torch, transformers, model_dir: str):
     transformers.utils.logging.disable_progress_bar()
-    config_dict = json.loads((Path(model_dir) / "config.json").read_text())
-    # promptmesh writes initializer_factor as the integer 1 (JSON has no 1.0) and transformers' strict config
-    # validation refuses an int there; coerce it in memory only, the folder on disk stays as promptmesh wrote it.
-    config_dict["initializer_factor"] = float(config_dict.get("initializer_factor", 1.0))
-    config = transformers.T5Config.from_dict(config_dict)
-    model = transformers.T5ForConditionalGeneration.from_pretrained(
-        model_dir, config=config, dtype=torch.float32
-    )
+    model = transformers.T5ForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
     model.eval()  # no dropout, as promptmesh's frozen model
     model.requires_grad_(False)
     return model
