@@ -7,6 +7,8 @@ import {
   decodeMessage,
   encodeMessage,
   type Heartbeat,
+  type HeldState,
+  isHeldState,
   type JoinReply,
   type JoinRequest,
   type Leave,
@@ -22,6 +24,7 @@ import { MixtureSampler } from '../src/data/mixture-sampler.js';
 import { shardByTokens } from '../src/data/shard-by-tokens.js';
 import { methodFactory } from '../src/methods/index.js';
 import type { Tokenizer } from '../src/model/tokenizer/index.js';
+import type { MEMBERSHIP_REASONS } from '../src/telemetry/metric-definitions.js';
 import { ExampleEncoder } from '../src/train/batching.js';
 import { formatDuration, type ProgressSink } from '../src/train/progress.js';
 import { loadTrainTasks } from '../src/train/task-source.js';
@@ -36,6 +39,12 @@ export interface CoordinatorOptions {
   heartbeatMs: number;
   /** A member silent for this long is declared dead. */
   heartbeatTimeoutMs: number;
+  /**
+   * A member the coordinator waits on whose main thread reported no progress for this long is declared hung and
+   * dropped like a dead one (its heartbeats come from another thread, so they alone do not prove it works).
+   * Default 600 000 (10 minutes): longer than any single phase (one shard's forward/backward, one evaluation).
+   */
+  progressTimeoutMs?: number;
   /** Commit a bank version every K committed steps (and at the end of each stage). */
   checkpointEvery: number;
   /** Re-send the current plan when a report is missing for this long (lost messages, NATS restarts). */
@@ -61,6 +70,12 @@ interface WorkerInfo {
   address: string;
   lastSeen: number;
   joinedAt: number;
+  /** The main thread's progress counter and phase from its last heartbeat, and when the counter last moved. */
+  progress?: number;
+  phase?: string;
+  progressAt: number;
+  /** What a re-joining worker still holds in memory (JoinRequest.holds). */
+  holds?: HeldState;
 }
 
 export interface CommittedStep {
@@ -88,7 +103,7 @@ export interface CoordinatorEvents {
   onStep?(s: CommittedStep): void;
   onGeneration?(g: { generation: number; members: Member[]; reason: string }): void;
   onVersion?(v: { id: string; stage: number; step: number; final: boolean }): void;
-  onMembership?(reason: 'joined' | 'left' | 'timeout' | 'failed' | 'refused'): void;
+  onMembership?(reason: (typeof MEMBERSHIP_REASONS)[number]): void;
 }
 
 type Phase =
@@ -134,6 +149,11 @@ export class Coordinator {
   private failures = 0;
   private examplesDone = 0;
   private lastCommitAt = 0;
+  /** Parameter checksum of the committed state at `step`, when known (from the step results that committed it). */
+  private stepChecksum: string | undefined;
+  /** When each dropped-but-beating worker was last told to re-join (rate limit). */
+  private readonly rejoinToldAt = new Map<string, number>();
+  private readonly rejoinLoggedAt = new Map<string, number>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -326,7 +346,11 @@ export class Coordinator {
       address: req.address,
       lastSeen: now,
       joinedAt: existing?.joinedAt ?? now,
+      progressAt: now,
+      ...(isHeldState(req.holds) ? { holds: req.holds } : {}),
     });
+    this.rejoinToldAt.delete(req.workerId);
+    this.rejoinLoggedAt.delete(req.workerId);
     this.opts.log(`worker ${req.workerId} joined from ${req.address} (${this.workers.size} known)`);
     this.events.onMembership?.('joined');
     return {
@@ -339,8 +363,45 @@ export class Coordinator {
 
   private onHeartbeat(h: Heartbeat): void {
     if (h.incarnation !== this.incarnation) return;
+    const now = this.now();
     const w = this.workers.get(h.workerId);
-    if (w) w.lastSeen = this.now();
+    if (!w) {
+      this.tellRejoin(h.workerId, now);
+      return;
+    }
+    w.lastSeen = now;
+    if (typeof h.progress === 'number' && h.progress !== w.progress) {
+      w.progress = h.progress;
+      w.progressAt = now;
+    }
+    if (typeof h.phase === 'string') w.phase = h.phase.slice(0, 64);
+  }
+
+  /**
+   * A worker of this incarnation beats but is not known: it was dropped (missed heartbeats during a pause or a
+   * NATS outage, or made no progress) while alive. Tell it so, at most once a second per worker id, so that it
+   * joins again and becomes a member of the next generation.
+   */
+  private tellRejoin(workerId: string, now: number): void {
+    if (typeof workerId !== 'string' || !workerId || this.phase.kind === 'done') return;
+    const last = this.rejoinToldAt.get(workerId);
+    if (last !== undefined && now - last < 1000) return;
+    if (this.rejoinToldAt.size >= 1024) this.rejoinToldAt.clear();
+    this.rejoinToldAt.set(workerId, now);
+    // One line per worker every 30 s: a worker whose main thread is stuck beats on without ever re-joining.
+    const logged = this.rejoinLoggedAt.get(workerId);
+    if (logged === undefined || now - logged >= 30_000) {
+      if (this.rejoinLoggedAt.size >= 1024) this.rejoinLoggedAt.clear();
+      this.rejoinLoggedAt.set(workerId, now);
+      this.opts.log(`worker ${workerId} is beating but no longer a member: told to re-join`);
+      this.events.onMembership?.('rejoin');
+    }
+    this.publish({
+      type: 'rejoin',
+      incarnation: this.incarnation,
+      workerId,
+      reason: 'dropped from the job after missing heartbeats or making no progress',
+    });
   }
 
   private onLeave(l: Leave): void {
@@ -412,12 +473,18 @@ export class Coordinator {
    */
   private tick(): void {
     const now = this.now();
+    const progressTimeout = this.opts.progressTimeoutMs ?? 600_000;
     for (const w of [...this.workers.values()]) {
       if (now - w.lastSeen > this.opts.heartbeatTimeoutMs) {
-        this.workers.delete(w.workerId);
         this.opts.log(`worker ${w.workerId} missed heartbeats for ${now - w.lastSeen} ms: declared dead`);
         this.events.onMembership?.('timeout');
-        if (this.isMember(w.workerId)) this.reform(`worker ${w.workerId} timed out`);
+        this.drop(w.workerId, `worker ${w.workerId} timed out`);
+      } else if (this.waitsOn(w.workerId) && now - w.progressAt > progressTimeout) {
+        this.opts.log(
+          `worker ${w.workerId} made no progress for ${now - w.progressAt} ms (stuck in ${w.phase ?? 'an unknown phase'}), though its heartbeats arrive: declared hung`,
+        );
+        this.events.onMembership?.('hung');
+        this.drop(w.workerId, `worker ${w.workerId} hung`);
       }
     }
     const p = this.phase;
@@ -435,6 +502,39 @@ export class Coordinator {
     } else if (p.kind === 'backoff' && now >= p.until) {
       this.reform(p.reason);
     }
+  }
+
+  /**
+   * Forgets a worker (dead or hung) and re-forms if it was a member. It leaves the member list at once, so that
+   * if it comes back it is a newcomer (its state may be stale), unless its held checksum proves otherwise.
+   */
+  private drop(workerId: string, reason: string): void {
+    this.workers.delete(workerId);
+    if (!this.isMember(workerId)) return;
+    this.members = this.members.filter((m) => m.workerId !== workerId);
+    this.reform(reason);
+  }
+
+  /** Whether the current phase waits on this worker's main thread (a member not yet ready, reported or saved). */
+  private waitsOn(workerId: string): boolean {
+    const p = this.phase;
+    if (!this.isMember(workerId)) return false;
+    if (p.kind === 'forming') return !p.ready.has(workerId);
+    if (p.kind === 'stepping') return !p.results.has(workerId);
+    if (p.kind === 'checkpointing') return this.members[0]?.workerId === workerId;
+    return false;
+  }
+
+  /** A re-joined worker holds the committed state at `step` of this stage (same inputs, same checksum). */
+  private holdsCommitted(w: WorkerInfo): boolean {
+    const h = w.holds;
+    return (
+      h !== undefined &&
+      this.stepChecksum !== undefined &&
+      h.stage === this.stage &&
+      (h.inputs ?? undefined) === this.stageInputs &&
+      h.states.some((s) => s.step === this.step && s.checksum === this.stepChecksum)
+    );
   }
 
   private reform(reason: string): void {
@@ -458,8 +558,10 @@ export class Coordinator {
     const live = [...this.workers.values()]
       .sort((a, b) => a.joinedAt - b.joinedAt)
       .slice(0, this.opts.maxWorkers);
-    const newcomers = live.filter((w) => !this.isMember(w.workerId));
-    const survivors = live.filter((w) => this.isMember(w.workerId));
+    const holds = (w: WorkerInfo) => this.isMember(w.workerId) || this.holdsCommitted(w);
+    const newcomers = live.filter((w) => !holds(w));
+    const survivors = live.filter(holds);
+    for (const w of live) delete w.holds;
     this.members = live.map((w, rank) => ({ workerId: w.workerId, rank, address: w.address }));
     let restore: RestorePoint = this.head ? { kind: 'bank', version: this.head } : { kind: 'fresh' };
     if (this.head && this.headStep !== this.step) restore = { kind: 'fresh' };
@@ -473,6 +575,7 @@ export class Coordinator {
         `no survivor holds step ${this.step}; rolling back to the bank head at step ${this.headStep}`,
       );
       this.step = Math.max(0, this.headStep);
+      this.stepChecksum = undefined;
       restore = this.head && this.headStep >= 0 ? { kind: 'bank', version: this.head } : { kind: 'fresh' };
     }
     this.phase = { kind: 'forming', since: this.now(), ready: new Set() };
@@ -488,6 +591,7 @@ export class Coordinator {
       members: this.members,
       step: this.step,
       restore,
+      memory: this.members.map((m) => m.workerId).filter((id) => survivors.some((w) => w.workerId === id)),
       ...(this.stageInputs ? { inputs: this.stageInputs } : {}),
     });
   }
@@ -557,6 +661,7 @@ export class Coordinator {
         `replicas diverged at step ${p.step} (checksums ${[...sums].join(', ')}); restoring from the bank`,
       );
       this.step = Math.max(0, this.headStep);
+      this.stepChecksum = undefined;
       this.members = [];
       this.reform('replica divergence');
       return;
@@ -601,6 +706,7 @@ export class Coordinator {
       },
     };
     this.step = p.step + 1;
+    this.stepChecksum = results[0]!.checksum;
     this.failures = 0;
     this.examplesDone += examples;
     this.lastCommitAt = now;
@@ -686,6 +792,7 @@ export class Coordinator {
     }
     this.stageInputs = this.head ?? undefined;
     this.step = 0;
+    this.stepChecksum = undefined;
     this.headStep = -1;
     this.loadStage();
     this.members = [];

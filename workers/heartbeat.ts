@@ -8,6 +8,9 @@ export interface HeartbeatState {
   incarnation: string | undefined;
   generation: number;
   step: number;
+  /** Main-thread progress counter and phase (Heartbeat.progress). */
+  progress?: number;
+  phase?: string;
 }
 
 export interface HeartbeatSender {
@@ -39,8 +42,8 @@ export function timerHeartbeat(
 /**
  * Heartbeats from a separate thread with its own NATS connection. Why: a forward/backward pass or an evaluation
  * runs synchronously on the main thread for seconds (minutes for a large model on CPU), which would starve
- * timer-based heartbeats and get a healthy worker declared dead. A worker that is alive but stuck is caught by
- * the collective's timeouts instead.
+ * timer-based heartbeats and get a healthy worker declared dead. A worker that is alive but stuck keeps beating
+ * here, with a progress counter that no longer moves: the coordinator drops it after --progress-timeout.
  */
 export function threadHeartbeat(
   auth: NatsAuth,

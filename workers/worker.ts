@@ -14,6 +14,7 @@ import {
   decodeMessage,
   encodeMessage,
   type GenerationMsg,
+  type HeldState,
   type JoinReply,
   type JoinRequest,
   PROTOCOL_VERSION,
@@ -27,10 +28,12 @@ import type { T5Model } from '../src/model/t5/index.js';
 import type { Tokenizer } from '../src/model/tokenizer/index.js';
 import { ExampleEncoder } from '../src/train/batching.js';
 import { silentProgress } from '../src/train/progress.js';
+import { parameterChecksum } from '../src/train/prompt-optimizer.js';
 import { createStageMethod, trainerOptions } from '../src/train/run-job.js';
 import { loadTrainTasks } from '../src/train/task-source.js';
 import { type EvalReport, Trainer } from '../src/train/trainer.js';
 import { CorruptVersionError, loadForRestore } from './corrupt-version.js';
+import { hangIfAsked } from './failpoints.js';
 import { type HeartbeatSender, timerHeartbeat } from './heartbeat.js';
 import {
   describeJoinFailure,
@@ -109,6 +112,10 @@ export class Worker {
   private readonly heartbeat: HeartbeatSender;
   private stopping = false;
   private failure: Error | undefined;
+  /** Main-thread progress, sent with every heartbeat (see Heartbeat.progress). */
+  private progress = 0;
+  private phase = 'joining';
+  private liveness: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -134,6 +141,14 @@ export class Worker {
   }
 
   async start(): Promise<void> {
+    // Proof that the main thread's event loop runs: the progress counter moves every beat while it is free (also
+    // while it waits on peers in an all-reduce), and stops only while a computation holds it (a shard's
+    // forward/backward, an evaluation) or when it is stuck. The coordinator bounds that with --progress-timeout.
+    this.liveness = setInterval(() => {
+      this.progress += 1;
+      this.beat();
+    }, this.opts.heartbeatMs);
+    this.liveness.unref();
     await this.listen();
     this.subs.push(
       this.nc.subscribe(this.subj.ctl, {
@@ -143,7 +158,7 @@ export class Worker {
           try {
             ctl = decodeMessage(
               msg.data,
-              ['generation', 'step', 'checkpoint', 'stop', 'hello'],
+              ['generation', 'step', 'checkpoint', 'stop', 'hello', 'rejoin'],
               REQUIRED_FIELDS,
             );
           } catch (e) {
@@ -173,6 +188,7 @@ export class Worker {
       address: this.address(),
       pid: process.pid,
       host: os.hostname(),
+      ...this.held(),
     };
     const timeoutMs = this.opts.joinTimeoutMs ?? 0;
     const started = Date.now();
@@ -231,6 +247,27 @@ export class Worker {
     }
   }
 
+  /** The states this replica holds in memory, for a re-join (JoinRequest.holds). */
+  private held(): { holds?: HeldState } {
+    const rt = this.stageRt;
+    if (!rt) return {};
+    const opt = rt.trainer.optimizer;
+    const states = [{ step: opt.step, checksum: opt.checksum() }];
+    if (this.committed && this.committed.step !== opt.step)
+      states.push({
+        step: this.committed.step,
+        checksum: parameterChecksum(rt.method, this.committed.params),
+      });
+    return { holds: { stage: rt.index, inputs: rt.inputsVersion ?? null, states } };
+  }
+
+  /** The main thread reached a new phase: tell the heartbeat (the coordinator drops a member that makes none). */
+  private milestone(phase: string): void {
+    this.progress += 1;
+    this.phase = phase;
+    this.beat();
+  }
+
   private address(): string {
     return this.opts.advertise ?? `${this.opts.host}:${this.port}`;
   }
@@ -272,6 +309,8 @@ export class Worker {
       incarnation: this.incarnation,
       generation: this.generation,
       step: this.stageRt?.trainer.optimizer.step ?? 0,
+      progress: this.progress,
+      phase: this.phase,
     });
   }
 
@@ -298,6 +337,18 @@ export class Worker {
     }
     if (ctl.incarnation !== this.incarnation) return; // another (older or newer) coordinator: fenced
     switch (ctl.type) {
+      case 'rejoin':
+        if (ctl.workerId !== this.opts.workerId || this.stopping) return;
+        // Dropped while alive (a pause, a NATS outage, a stalled phase): leave the generation and join again; the
+        // in-memory state goes with the request, so the coordinator can let it restore from memory.
+        this.opts.log(`the coordinator dropped this worker (${ctl.reason}); joining again`);
+        await this.closeCollective();
+        this.generation = -1;
+        this.rank = -1;
+        this.incarnation = undefined;
+        this.milestone('joining');
+        void this.join();
+        return;
       case 'stop':
         await this.stop(ctl.reason);
         return;
@@ -325,6 +376,7 @@ export class Worker {
    */
   private async onGeneration(g: GenerationMsg): Promise<void> {
     if (g.generation <= this.generation) return;
+    this.milestone(`generation ${g.generation}`);
     await this.closeCollective();
     // Listen again at once, before the slow set-up below, so peers that finish first find us.
     if (!this.listener) await this.listen();
@@ -340,7 +392,12 @@ export class Worker {
     await this.ensureStage(g.stage, g.inputs);
     const rt = this.stageRt!;
     const opt = rt.trainer.optimizer;
-    if (this.committed && this.committed.step === g.step && opt.step >= g.step - 1) {
+    // Own memory only where the coordinator trusts it (`memory`: survivors, and re-joined workers whose held
+    // checksum is the committed one); a coordinator without the field trusts any snapshot at the step.
+    const trusted = g.memory === undefined || g.memory.includes(this.opts.workerId);
+    if (trusted && opt.step === g.step && g.memory !== undefined) {
+      // The update of step g.step - 1 is applied and committed: the live state is the generation's start.
+    } else if (trusted && this.committed && this.committed.step === g.step && opt.step >= g.step - 1) {
       opt.restore(this.committed);
     } else if (g.restore.kind === 'bank') {
       const m = await this.bank.manifest(g.restore.version);
@@ -368,6 +425,7 @@ export class Worker {
     const listener = this.listener!;
     // The collective owns the listener from here on, and closes it when it closes or fails to form.
     this.listener = undefined;
+    this.milestone(`generation ${g.generation}: forming the collective`);
     this.collective = await createCollective({
       rank: me.rank,
       peers,
@@ -381,6 +439,7 @@ export class Worker {
       `generation ${g.generation}: rank ${me.rank} of ${g.members.length}, stage ${g.stage}, step ${g.step}`,
     );
     this.events.onGeneration?.({ generation: g.generation, rank: me.rank, worldSize: g.members.length });
+    this.milestone(`generation ${g.generation}: ready`);
     this.report({
       type: 'ready',
       incarnation: this.incarnation!,
@@ -442,6 +501,8 @@ export class Worker {
       return;
     }
     this.committed = snapshot(opt);
+    this.milestone(`step ${s.step}: forward/backward`);
+    hangIfAsked(s.step, this.opts.log);
     const t0 = performance.now();
     const planned = s.shards[this.opts.workerId] ?? [];
     const examples = rt.trainer.encodeBatch(
@@ -453,6 +514,7 @@ export class Worker {
         ? rt.trainer.gradientSums(examples)
         : { grads: new Map<string, Float32Array>(), nllSum: 0, tokens: 0, perTask: new Map() };
     const t2 = performance.now();
+    this.milestone(`step ${s.step}: all-reduce`);
     const sizes = s.touched.map((name) => {
       const p = rt.method.params.find((x) => x.name === name);
       if (!p)
@@ -471,6 +533,7 @@ export class Worker {
     fused[total + 1] = sums.tokens;
     const reduced = await this.collective.allReduce(fused, { step: s.step, op: 'sum' });
     const t3 = performance.now();
+    this.milestone(`step ${s.step}: update`);
     const tokens = Math.max(1, reduced[total + 1]!);
     const grads = new Map<string, Float32Array>();
     off = 0;
@@ -498,7 +561,7 @@ export class Worker {
       allReduceBytes: fused.byteLength,
     };
     this.lastResult = result;
-    this.beat();
+    this.milestone(`step ${s.step}: done`);
     this.report(result);
     this.events.onStep?.(result, this.collective.stats());
   }
@@ -521,12 +584,14 @@ export class Worker {
       });
       return;
     }
+    this.milestone(`checkpoint at step ${c.step}`);
     let metrics: Record<string, number> = {};
     if (c.final) {
       const e = rt.trainer.evaluate(c.step);
       metrics = { validationAverage: e.average, ...e.scores };
       this.events.onEval?.(e);
     }
+    this.milestone(`checkpoint at step ${c.step}: writing`);
     const commitStarted = performance.now();
     const { tensors, adamSteps } = stateTensors(rt.method, state);
     const v = await this.bank.commit({
@@ -547,6 +612,7 @@ export class Worker {
         inputs: rt.inputsVersion ?? null,
       },
     });
+    this.milestone(`checkpoint at step ${c.step}: written`);
     this.report({
       type: 'checkpoint-done',
       incarnation: this.incarnation!,
@@ -584,6 +650,7 @@ export class Worker {
 
   async stop(reason: string): Promise<void> {
     this.stopping = true;
+    clearInterval(this.liveness);
     await this.heartbeat.stop();
     for (const s of this.subs) s.unsubscribe();
     this.subs = [];

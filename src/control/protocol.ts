@@ -35,6 +35,38 @@ export interface JoinRequest {
   address: string;
   pid?: number;
   host?: string;
+  /**
+   * The training state this worker still holds in memory (a worker that was dropped while alive and re-joins):
+   * the coordinator lets it restore from memory instead of the bank when a held state is the committed one.
+   */
+  holds?: HeldState;
+}
+
+/** Shape check of JoinRequest.holds (an untrusted field: anything else is ignored, never an error). */
+export function isHeldState(v: unknown): v is HeldState {
+  if (typeof v !== 'object' || v === null) return false;
+  const h = v as Record<string, unknown>;
+  return (
+    Number.isInteger(h.stage) &&
+    (h.inputs === null || typeof h.inputs === 'string') &&
+    Array.isArray(h.states) &&
+    h.states.length <= 4 &&
+    h.states.every(
+      (s: unknown) =>
+        typeof s === 'object' &&
+        s !== null &&
+        Number.isInteger((s as { step?: unknown }).step) &&
+        typeof (s as { checksum?: unknown }).checksum === 'string',
+    )
+  );
+}
+
+/** A replica's in-memory states, each named by its step and parameter checksum (PromptOptimizer.checksum). */
+export interface HeldState {
+  stage: number;
+  /** The bank version holding the stage's inputs, null when the stage has none. */
+  inputs: string | null;
+  states: { step: number; checksum: string }[];
 }
 
 export type JoinReply =
@@ -47,6 +79,14 @@ export interface Heartbeat {
   incarnation: string;
   generation: number;
   step: number;
+  /**
+   * Proof of life of the worker's main thread: a counter it advances on a timer of its own event loop and at every
+   * milestone (step received, shard computed, all-reduced, applied, checkpoint written...), and the phase it last
+   * entered. Heartbeats come from a separate thread, so a stuck main thread still beats: a counter that stops
+   * moving is what gives it away (legitimately only for the length of one computation).
+   */
+  progress?: number;
+  phase?: string;
 }
 
 export interface Leave {
@@ -79,6 +119,12 @@ export interface GenerationMsg {
   restore: RestorePoint;
   /** Bank version whose tensors are the stage's inputs (earlier stages' outputs), if any. */
   inputs?: string;
+  /**
+   * Members whose in-memory state at `step` the coordinator trusts (survivors of the previous generation and
+   * re-joined workers whose held checksum is the committed one); the others restore `restore`. Absent: every
+   * member that holds a snapshot at `step` uses it (coordinators before this field).
+   */
+  memory?: string[];
 }
 
 /** One example of the plan: task name and index into that task's training set. */
@@ -122,7 +168,18 @@ export interface HelloMsg {
   incarnation: string;
 }
 
-export type Control = GenerationMsg | StepMsg | CheckpointMsg | StopMsg | HelloMsg;
+/**
+ * The coordinator no longer counts this worker as a member (it missed heartbeats, or made no progress) but hears
+ * it beating: the worker drops its generation and joins again, to be a member of the next one.
+ */
+export interface RejoinMsg {
+  type: 'rejoin';
+  incarnation: string;
+  workerId: string;
+  reason: string;
+}
+
+export type Control = GenerationMsg | StepMsg | CheckpointMsg | StopMsg | HelloMsg | RejoinMsg;
 
 export interface Timings {
   data: number;
@@ -235,4 +292,5 @@ export const REQUIRED_FIELDS: Record<string, readonly string[]> = {
   checkpoint: ['incarnation', 'generation', 'stage', 'step', 'workerId', 'parent', 'final'],
   stop: ['incarnation', 'reason'],
   hello: ['incarnation'],
+  rejoin: ['incarnation', 'workerId', 'reason'],
 };

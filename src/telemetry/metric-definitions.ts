@@ -36,7 +36,15 @@ export const COMMIT_BUCKETS: readonly number[] = [
 export const STEP_PHASES = ['data', 'forward_backward', 'all_reduce', 'optimizer', 'coordination'] as const;
 /** Phases a worker measures itself. */
 export const WORKER_PHASES = ['data', 'forward_backward', 'all_reduce', 'optimizer'] as const;
-export const MEMBERSHIP_REASONS = ['joined', 'left', 'timeout', 'failed', 'refused'] as const;
+export const MEMBERSHIP_REASONS = [
+  'joined',
+  'left',
+  'timeout',
+  'hung',
+  'failed',
+  'refused',
+  'rejoin',
+] as const;
 export const COORDINATOR_PHASES = ['waiting', 'forming', 'stepping', 'checkpointing', 'done'] as const;
 export const CHECKPOINT_KINDS = ['periodic', 'stage_final'] as const;
 

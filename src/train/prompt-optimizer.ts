@@ -94,14 +94,23 @@ export class PromptOptimizer {
    * order. Replicas that applied identical updates report identical checksums.
    */
   checksum(): string {
-    let h = 0x811c9dc5;
-    for (const p of this.method.params) {
-      const bytes = new Uint8Array(this.values.get(p.name)!.buffer);
-      for (let i = 0; i < bytes.length; i++) {
-        h ^= bytes[i]!;
-        h = Math.imul(h, 0x01000193);
-      }
-    }
-    return (h >>> 0).toString(16).padStart(8, '0');
+    return parameterChecksum(this.method, this.values);
   }
+}
+
+/** PromptOptimizer.checksum of any set of parameter values (a saved snapshot), in the method's parameter order. */
+export function parameterChecksum(
+  method: Pick<PromptMethod, 'params'>,
+  values: ReadonlyMap<string, Float32Array>,
+): string {
+  let h = 0x811c9dc5;
+  for (const p of method.params) {
+    const v = values.get(p.name)!;
+    const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    for (let i = 0; i < bytes.length; i++) {
+      h ^= bytes[i]!;
+      h = Math.imul(h, 0x01000193);
+    }
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
 }

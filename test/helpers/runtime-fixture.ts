@@ -279,8 +279,12 @@ export function startCoordinator(
   ]);
 }
 
-export function startWorker(a: RuntimeArgs & { id: string }): CliProcess {
-  return spawnCli(a.id, ['worker', ...common(a), '--worker-id', a.id, '--backend', testBackend()]);
+export function startWorker(a: RuntimeArgs & { id: string; env?: NodeJS.ProcessEnv }): CliProcess {
+  return spawnCli(
+    a.id,
+    ['worker', ...common(a), '--worker-id', a.id, '--backend', testBackend()],
+    a.env ?? {},
+  );
 }
 
 /** Kills whatever is still running (a failed test must not leave processes behind). */

@@ -12,7 +12,7 @@ import {
   startMetricsServer,
 } from '../../telemetry/index.js';
 import { TerminalProgress } from '../../train/progress.js';
-import { type CliCommand, optInt, optString, UsageError } from '../command.js';
+import { type CliCommand, type CliContext, optInt, optString, UsageError } from '../command.js';
 import { COMMON_OPTIONS, readBank, readJob, readNats, readToken } from '../runtime-options.js';
 
 /** An integer from the environment (undefined when unset); a non-integer is a usage error naming the variable. */
@@ -75,6 +75,14 @@ tensor and both digests. It exits 0 when the job completes (or was already compl
       description: 'declare a silent worker dead',
       default: '4000',
     },
+    {
+      name: 'progress-timeout',
+      type: 'string',
+      value: 'SECONDS',
+      description:
+        'declare hung a worker that beats but whose main thread makes no progress (must exceed one step or evaluation)',
+      default: '600',
+    },
     ...METRICS_OPTIONS,
   ],
   async run(ctx) {
@@ -131,6 +139,7 @@ tensor and both digests. It exits 0 when the job completes (or was already compl
         maxWorkers,
         heartbeatMs: 500,
         heartbeatTimeoutMs: optInt(ctx, 'heartbeat-timeout-ms', 4000)!,
+        progressTimeoutMs: positiveSeconds(ctx, 'progress-timeout', 600) * 1000,
         checkpointEvery: optInt(ctx, 'checkpoint-every', 20)!,
         resendMs: 3000,
         formTimeoutMs: 60_000,
@@ -162,3 +171,12 @@ tensor and both digests. It exits 0 when the job completes (or was already compl
     return ok ? 0 : 1;
   },
 };
+
+function positiveSeconds(ctx: CliContext, name: string, fallback: number): number {
+  const v = optString(ctx, name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new UsageError(`--${name} expects a positive number of seconds, got '${v}'`);
+  return n;
+}

@@ -1,0 +1,155 @@
+/**
+ * Issue "Recovery that never gives up on a healthy job", items 2 and 3, with real processes and a real
+ * nats-server: a worker declared dead while alive (paused with SIGSTOP past the heartbeat timeout; every worker
+ * cut off by a nats-server outage) is told so and joins again, and a worker whose main thread is stuck while its
+ * heartbeat thread still beats is declared hung and dropped. Each job completes with the single-process result.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { selectBackend } from '../../src/backend/index.js';
+import type { PromptBank } from '../../src/bank/index.js';
+import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
+import {
+  bankParams,
+  type CliProcess,
+  expectExit,
+  killAll,
+  makeRuntimeFixture,
+  openBank,
+  paramsDiff,
+  type RuntimeFixture,
+  referenceRun,
+  startCoordinator,
+  startWorker,
+} from '../helpers/runtime-fixture.js';
+import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
+
+/** See equivalence.test.ts for why. */
+const TOLERANCE = 1e-4;
+const JOB = 'dropped';
+
+describe('runtime: dropped while alive, hung while beating', { skip: natsSkipReason() }, () => {
+  let fx: RuntimeFixture | undefined;
+  let nats: NatsServerHandle;
+  let reference: Map<string, Float32Array>[];
+  const procs: CliProcess[] = [];
+
+  before(async () => {
+    fx = await makeRuntimeFixture({ jobId: JOB, steps: [20, 6] });
+    if (!fx) return;
+    nats = await startNatsServer();
+    await selectBackend({ requested: 'wasm' });
+    reference = await referenceRun(fx.job());
+  });
+  after(async () => {
+    await killAll(procs);
+    await nats?.stop();
+    fx?.cleanup();
+  });
+
+  const args = (bankDir: string, extra: string[] = []) => ({
+    natsUrl: nats.url,
+    jobFile: fx!.jobFile,
+    bankDir,
+    coordinatorArgs: ['--checkpoint-every', '5', '--heartbeat-timeout-ms', '1500', ...extra],
+  });
+  const track = <T extends CliProcess>(p: T): T => {
+    procs.push(p);
+    return p;
+  };
+
+  async function assertMatchesReference(bank: PromptBank, label: string, t: { diagnostic(m: string): void }) {
+    const s1 = await bank.get(`${JOB}.s1`);
+    const s2 = await bank.get(`${JOB}@head`);
+    assert.equal(s1.step, 20);
+    assert.equal(s2.step, 6);
+    for (const [i, v] of [s1, s2].entries()) {
+      const ref = reference[i]!;
+      const d = paramsDiff(ref, await bankParams(bank, v.id, ref.keys()));
+      t.diagnostic(
+        `${label}, stage ${i + 1}: worst relative difference ${d.worst.toExponential(2)} (${d.name})`,
+      );
+      assert.ok(d.worst <= TOLERANCE, `${label}: stage ${i + 1} '${d.name}' differs by ${d.worst}`);
+    }
+  }
+
+  test('SIGSTOP a worker past the heartbeat timeout (min = max = 2): it is told to re-join and the job completes', async (t) => {
+    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = args(`${fx.bankDir}-pause`);
+    const coord = track(startCoordinator({ ...a, min: 2, max: 2 }));
+    const w0 = track(startWorker({ ...a, id: 'w0' }));
+    const w1 = track(startWorker({ ...a, id: 'w1' }));
+    await coord.waitFor(/committed at stage 0 step 5/);
+    w1.kill('SIGSTOP');
+    const from = coord.mark();
+    await coord.waitFor(/worker w1 missed heartbeats for \d+ ms: declared dead/, 15_000, from);
+    // min = max = 2: nothing can go on without w1; before the fix the job stalled here for good.
+    await coord.waitFor(/waiting for 1 more worker/, 5_000, from);
+    await new Promise((r) => setTimeout(r, 2000));
+    w1.kill('SIGCONT');
+    t.diagnostic('w1 paused for about 3.5 s with a 1.5 s heartbeat timeout');
+    await coord.waitFor(/worker w1 is beating but no longer a member: told to re-join/, 15_000, from);
+    // w1 acts on it once its step handler returns (its all-reduce with w0 may have to time out first).
+    await w1.waitFor(/the coordinator dropped this worker .*; joining again/, 60_000);
+    const regen = await coord.waitFor(
+      /generation (\d+) \([^)]*\): (w0, w1|w1, w0) from step (\d+)/,
+      60_000,
+      from,
+    );
+    assert.ok(Number(regen[3]) >= 5, `re-formed at step ${regen[3]}, before the committed step 5`);
+    assert.equal(await expectExit(coord), 0, coord.output());
+    assert.equal(await expectExit(w0, 20_000), 0, w0.output());
+    assert.equal(await expectExit(w1, 20_000), 0, w1.output());
+    await assertMatchesReference(openBank(a.bankDir), 'SIGSTOP', t);
+  });
+
+  test('nats-server down longer than the heartbeat timeout: every worker is dropped, re-joins, and the job completes', async (t) => {
+    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = args(`${fx.bankDir}-outage`);
+    const coord = track(startCoordinator({ ...a, min: 2, max: 2 }));
+    const w0 = track(startWorker({ ...a, id: 'w0' }));
+    const w1 = track(startWorker({ ...a, id: 'w1' }));
+    await coord.waitFor(/committed at stage 0 step 5/);
+    const from = coord.mark();
+    await nats.restart({ downMs: 4000 });
+    t.diagnostic('nats-server was down for 4 s (heartbeat timeout 1.5 s) after the step-5 version');
+    await coord.waitFor(/declared dead/, 15_000, from);
+    await coord.waitFor(/told to re-join/, 30_000, from);
+    const regen = await coord.waitFor(
+      /generation \d+ \([^)]*\): (w0, w1|w1, w0) from step (\d+)/,
+      60_000,
+      from,
+    );
+    assert.ok(Number(regen[2]) >= 5, `re-formed at step ${regen[2]}, before the committed step 5`);
+    assert.equal(await expectExit(coord), 0, coord.output());
+    assert.equal(await expectExit(w0, 20_000), 0, w0.output());
+    assert.equal(await expectExit(w1, 20_000), 0, w1.output());
+    await assertMatchesReference(openBank(a.bankDir), 'nats outage', t);
+  });
+
+  test('a worker whose main thread is stuck (heartbeats still arrive) is declared hung and the job goes on', async (t) => {
+    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = args(`${fx.bankDir}-hung`, ['--progress-timeout', '3']);
+    const coord = track(startCoordinator({ ...a, min: 1, max: 2 }));
+    const w0 = track(startWorker({ ...a, id: 'w0' }));
+    await coord.waitFor(/generation \d+ \([^)]*\): w0 from step 0/);
+    // The first step w1 runs after it is admitted (at the next bank version) spins its main thread forever.
+    const w1 = track(startWorker({ ...a, id: 'w1', env: { PROMPTMESH_FAILPOINT: 'hang-at-step:0' } }));
+    const at = Number((await w1.waitFor(/failpoint: hanging the main thread at step (\d+)/, 60_000))[1]);
+    const from = coord.mark();
+    const hung = await coord.waitFor(
+      new RegExp(
+        `worker w1 made no progress for (\\d+) ms \\(stuck in step ${at}: forward/backward\\), though its heartbeats arrive: declared hung`,
+      ),
+      20_000,
+      from,
+    );
+    t.diagnostic(`w1 declared hung after ${hung[1]} ms without progress (--progress-timeout 3)`);
+    assert.doesNotMatch(coord.output().slice(from, hung.index! + from), /w1 missed heartbeats/);
+    await coord.waitFor(new RegExp(`generation \\d+ \\(worker w1 hung\\): w0 from step ${at}`), 10_000, from);
+    assert.equal(await expectExit(coord), 0, coord.output());
+    assert.equal(await expectExit(w0, 20_000), 0, w0.output());
+    w1.kill('SIGKILL');
+    await assertMatchesReference(openBank(a.bankDir), 'hung worker', t);
+  });
+});

@@ -1,0 +1,18 @@
+/**
+ * Fault injection for the runtime's own tests, off unless the environment asks for it. The tests that prove a
+ * fault is survived need the fault itself, and some cannot be made from outside a process: a main thread stuck in
+ * a computation while its heartbeat thread keeps beating (SIGSTOP would stop both).
+ *
+ *   PROMPTMESH_FAILPOINT=hang-at-step:N   the worker's main thread spins forever when it starts a step >= N
+ */
+const spec = process.env.PROMPTMESH_FAILPOINT ?? '';
+const hangAt = /^hang-at-step:(\d+)$/.exec(spec);
+
+/** Spins the main thread forever at the first step >= N when PROMPTMESH_FAILPOINT=hang-at-step:N. */
+export function hangIfAsked(step: number, log: (line: string) => void): void {
+  if (!hangAt || step < Number(hangAt[1])) return;
+  log(`failpoint: hanging the main thread at step ${step} (PROMPTMESH_FAILPOINT=${spec})`);
+  for (;;) {
+    // A stuck computation: no await, no I/O, the event loop never runs again.
+  }
+}
