@@ -40,7 +40,12 @@ export function trainerOptions(
     mixing: t.mixing,
     optimizer: { lr: t.lr, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps, clipNorm: t.clipNorm },
     evalEvery: t.evalEvery,
-    eval: { batchSize: t.evalBatchSize, maxExamples: t.evalExamples, maxNewTokens: maxTargetLength },
+    eval: {
+      batchSize: t.evalBatchSize,
+      maxExamples: t.evalExamples,
+      maxNewTokens: maxTargetLength,
+      mode: t.evalMode,
+    },
     progress,
   };
 }
