@@ -18,6 +18,7 @@ import { disposeBatch, ExampleEncoder, makeBatch } from '../../src/train/batchin
 import { type EvalTask, evaluateTask } from '../../src/train/evaluate.js';
 import { silentProgress } from '../../src/train/progress.js';
 import { trainerOptions } from '../../src/train/run-job.js';
+import { formatEvalScores } from '../../src/train/trainer.js';
 import { testBackend } from '../helpers/backend.js';
 import { ensureSpmModel, SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
@@ -49,6 +50,17 @@ test('evalMode: defaults to generate, per stage overridable, a wrong value names
       field,
     );
   }
+});
+
+test('eval lines say how many generated predictions were not a label', () => {
+  assert.equal(
+    formatEvalScores({
+      scores: { 'demo-dining': 0, 'demo-count': 8 },
+      invalid: { 'demo-dining': 100, 'demo-count': 0 },
+      evaluated: { 'demo-dining': 100, 'demo-count': 100 },
+    }),
+    'demo-dining 0.0 (100/100 not a label), demo-count 8.0',
+  );
 });
 
 describe('evaluateTask modes on a tiny T5', () => {
