@@ -4,7 +4,10 @@
  * against the untrained model (the method's initial parameters, evaluated before its target stage trains), plus
  * the training wall time. The trainer selects the best step on validation; the table is on the test split.
  *
- *   npm run bench -- methods [--steps 150] [--methods pt,attempt,tpt,spt] [--json] [--backbone DIR]
+ *   npm run bench -- methods [--steps 150] [--methods pt,attempt,tpt,spt] [--eval-mode generate|rank] [--json]
+ *
+ * `--eval-mode` is how validation (step selection) and the test scores predict a label (see EvalMode): 'generate',
+ * the job default and the papers' way, or 'rank' (label scoring), which the tables in docs/methods.md used.
  *
  * Budget: every method gets the same target stage (same steps, batch, prompt learning rate, validation). ATTEMPT,
  * TPT and SPT also get a source stage of the same number of steps over the six source tasks, because that is what
@@ -22,7 +25,7 @@ import { loadT5Model } from '../src/model/load-t5.js';
 import type { T5Model } from '../src/model/t5/index.js';
 import { loadTokenizer, type Tokenizer } from '../src/model/tokenizer/index.js';
 import { ExampleEncoder } from '../src/train/batching.js';
-import { evaluateTask } from '../src/train/evaluate.js';
+import { EVAL_MODES, type EvalMode, evaluateTask } from '../src/train/evaluate.js';
 import { formatDuration, type ProgressSink } from '../src/train/progress.js';
 import { createStageMethod, methodTensors, type StageTensors, trainerOptions } from '../src/train/run-job.js';
 import { loadTrainTasks } from '../src/train/task-source.js';
@@ -39,6 +42,7 @@ interface Budget {
   lr: number;
   promptLength: number;
   evalExamples: number;
+  evalMode: EvalMode;
   seed: number;
 }
 
@@ -55,6 +59,7 @@ function methodStages(key: MethodKey, b: Budget): Record<string, unknown>[] {
     warmupSteps: Math.min(10, Math.floor(b.steps / 10)),
     evalEvery: Math.max(1, Math.ceil(b.steps / 3)),
     evalExamples: b.evalExamples,
+    evalMode: b.evalMode,
   });
   const n = b.promptLength;
   switch (key) {
@@ -144,6 +149,8 @@ function testScores(
   method: PromptMethod,
   encoder: ExampleEncoder,
   tasks: readonly TrainTask[],
+  mode: EvalMode,
+  maxNewTokens: number,
 ): Record<string, number> {
   const out: Record<string, number> = {};
   for (const t of tasks) {
@@ -152,7 +159,7 @@ function testScores(
       method,
       encoder,
       { name: t.name, spec: t.spec, examples: t.test ?? [] },
-      { batchSize: 50, maxExamples: 0, maxNewTokens: 8, split: 'test' },
+      { batchSize: 50, maxExamples: 0, maxNewTokens, mode, split: 'test' },
     );
     out[t.name] = r.score;
   }
@@ -188,9 +195,10 @@ function runMethod(
   job.stages.forEach((stage, i) => {
     const last = i === job.stages.length - 1;
     const tasks = loadTrainTasks(job.data, stage.tasks);
-    const method = createStageMethod(stage, model, tokenizer, inputs);
+    const method = createStageMethod(stage, model, tokenizer, inputs, job.maxSourceLength);
     try {
-      const untrained = last ? testScores(model, method, encoder, tasks) : {};
+      const mode = stage.train.evalMode;
+      const untrained = last ? testScores(model, method, encoder, tasks, mode, job.maxTargetLength) : {};
       progress.log(`${key}: stage '${stage.name}' (${stage.method.name}) on ${stage.tasks.join(', ')}`);
       const t0 = performance.now();
       const r = new Trainer(
@@ -210,7 +218,7 @@ function runMethod(
         result = {
           method: key,
           untrained,
-          trained: testScores(model, method, encoder, tasks),
+          trained: testScores(model, method, encoder, tasks, mode, job.maxTargetLength),
           validation: r.best ? { step: r.best.step, average: r.best.average } : undefined,
         };
       }
@@ -240,6 +248,7 @@ export async function main(argv: string[]): Promise<void> {
       lr: { type: 'string', default: '0.3' },
       'prompt-length': { type: 'string', default: '10' },
       'eval-examples': { type: 'string', default: '100' },
+      'eval-mode': { type: 'string', default: 'generate' },
       seed: { type: 'string', default: '42' },
       backbone: { type: 'string' },
       backend: { type: 'string', default: 'wasm' },
@@ -251,7 +260,7 @@ export async function main(argv: string[]): Promise<void> {
   if (values.help) {
     console.log(
       'npm run bench -- methods [--steps 150] [--methods pt,attempt,tpt,spt] [--lr 0.3] [--prompt-length 10]\n' +
-        '                         [--eval-examples 100] [--seed 42] [--backbone DIR] [--backend wasm] [--json] [--quiet]',
+        '                         [--eval-examples 100] [--eval-mode generate|rank] [--seed 42] [--backbone DIR] [--backend wasm] [--json] [--quiet]',
     );
     return;
   }
@@ -260,12 +269,17 @@ export async function main(argv: string[]): Promise<void> {
     if (!(METHODS as readonly string[]).includes(k))
       throw new Error(`--methods: unknown method '${k}'; known: ${METHODS.join(', ')}`);
   }
+  const evalMode = values['eval-mode'] as EvalMode;
+  if (!EVAL_MODES.includes(evalMode)) {
+    throw new Error(`--eval-mode: unknown mode '${evalMode}'; known: ${EVAL_MODES.join(', ')}`);
+  }
   const budget: Budget = {
     steps: Number.parseInt(values.steps, 10),
     batchSize: 32,
     lr: Number(values.lr),
     promptLength: Number.parseInt(values['prompt-length'], 10),
     evalExamples: Number.parseInt(values['eval-examples'], 10),
+    evalMode,
     seed: Number.parseInt(values.seed, 10),
   };
   await selectBackend({ requested: values.backend, log: () => {} });
@@ -292,7 +306,7 @@ export async function main(argv: string[]): Promise<void> {
   const col = (s: string, w: number) => s.padEnd(w);
   console.log(
     `test accuracy (%), ${budget.steps} steps per stage, batch ${budget.batchSize}, prompt lr ${budget.lr}, ` +
-      `prompt length ${budget.promptLength}, seed ${budget.seed}`,
+      `prompt length ${budget.promptLength}, seed ${budget.seed}, labels predicted by ${budget.evalMode === 'rank' ? 'label scoring' : 'generation'} (--eval-mode ${budget.evalMode})`,
   );
   console.log(
     `${col('method', 10)}${TARGETS.map((t) => col(`${t} (chance ${chance[t]!.toFixed(1)})`, 32)).join('')}train time`,

@@ -460,7 +460,13 @@ export class Worker {
     const inputs: TensorMap = inputsVersion
       ? await loadForRestore(this.bank, this.job.jobId, inputsVersion, `the inputs of stage ${index}`)
       : new Map();
-    const method = createStageMethod(stage, this.model, this.encoder.tokenizer as Tokenizer, inputs);
+    const method = createStageMethod(
+      stage,
+      this.model,
+      this.encoder.tokenizer as Tokenizer,
+      inputs,
+      this.job.maxSourceLength,
+    );
     const tasks = loadTrainTasks(this.job.data, stage.tasks);
     const trainer = new Trainer(
       this.model,

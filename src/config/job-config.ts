@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { methodFactory } from '../methods/index.js';
+import { DEFAULT_EVAL_MODE, EVAL_MODES, type EvalMode } from '../train/evaluate.js';
 
 export interface TrainSettings {
   steps: number;
@@ -18,6 +19,8 @@ export interface TrainSettings {
   evalEvery: number;
   evalExamples: number;
   evalBatchSize: number;
+  /** How tasks with label words are predicted in evaluation (see EvalMode): 'generate' as the papers, or 'rank'. */
+  evalMode: EvalMode;
   mixing: { cap?: number; temperature?: number };
 }
 
@@ -69,6 +72,7 @@ export const DEFAULT_TRAIN: TrainSettings = Object.freeze({
   evalEvery: 0,
   evalExamples: 200,
   evalBatchSize: 32,
+  evalMode: DEFAULT_EVAL_MODE,
   mixing: {},
 }) as TrainSettings;
 
@@ -93,6 +97,25 @@ function num(
     );
   }
   return v;
+}
+
+function oneOf<T extends string>(
+  o: Obj,
+  key: string,
+  field: string,
+  src: string,
+  fallback: T,
+  allowed: readonly T[],
+): T {
+  const v = key in o ? o[key] : fallback;
+  if (!allowed.includes(v as T)) {
+    throw new JobConfigError(
+      field,
+      `expected one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${JSON.stringify(v)}`,
+      src,
+    );
+  }
+  return v as T;
 }
 
 function checkKeys(o: Obj, allowed: readonly string[], field: string, src: string): void {
@@ -124,6 +147,7 @@ function parseTrain(raw: unknown, base: TrainSettings, field: string, src: strin
       'evalEvery',
       'evalExamples',
       'evalBatchSize',
+      'evalMode',
       'mixing',
     ],
     field,
@@ -166,6 +190,7 @@ function parseTrain(raw: unknown, base: TrainSettings, field: string, src: strin
     evalEvery: num(raw, 'evalEvery', `${field}.evalEvery`, src, base.evalEvery, 0, true),
     evalExamples: num(raw, 'evalExamples', `${field}.evalExamples`, src, base.evalExamples, 0, true),
     evalBatchSize: num(raw, 'evalBatchSize', `${field}.evalBatchSize`, src, base.evalBatchSize, 1, true),
+    evalMode: oneOf(raw, 'evalMode', `${field}.evalMode`, src, base.evalMode, EVAL_MODES),
     mixing,
   };
   if (t.warmupSteps >= t.steps && t.warmupSteps > 0) {

@@ -77,6 +77,12 @@ export interface MethodContext {
   templates?: Readonly<Record<string, readonly number[]>>;
   /** Tensors from earlier stages (trained source prompts, a token bank), by name. */
   inputs?: ReadonlyMap<string, { shape: number[]; data: Float32Array }>;
+  /**
+   * The job's `maxSourceLength`: every input is truncated to it. The released ATTEMPT and TPT also pad every input
+   * to it (their max_source_length), which is what ATTEMPT's `poolPadding` and TPT's `maskPadding: false` reproduce;
+   * they need it and say so when it is absent.
+   */
+  maxSourceLength?: number;
 }
 
 /** A method plug-in: its config (defaults + validation), its accounting, and its construction. */

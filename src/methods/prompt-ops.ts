@@ -82,6 +82,32 @@ export function maskedMaxPool(x: tf.Tensor3D, mask: tf.Tensor2D): tf.Tensor2D {
   });
 }
 
+/** The pad token's embedding row, [d]: what a position padded with `padTokenId` feeds the encoder. */
+export function padEmbedding(model: T5Model): tf.Tensor1D {
+  return tf.tidy(() =>
+    tf.reshape(model.embed(tf.tensor2d([[model.config.padTokenId]], [1, 1], 'int32')), [-1]),
+  ) as tf.Tensor1D;
+}
+
+/**
+ * Max over positions of each example as if it were padded to `length` positions with the pad token (what the
+ * released codes pool, having padded every input to max_source_length): the max over its real (mask = 1) tokens,
+ * then with the pad embedding `pad` [d] when it has fewer than `length` of them. Max is exact, so the result is
+ * bit-for-bit the same whatever the batch is padded to: it depends on the example alone.
+ */
+export function fixedLengthMaxPool(
+  x: tf.Tensor3D,
+  mask: tf.Tensor2D,
+  pad: tf.Tensor1D,
+  length: number,
+): tf.Tensor2D {
+  return tf.tidy(() => {
+    const real = maskedMaxPool(x, mask);
+    const padded = tf.less(tf.sum(tf.cast(mask, 'float32'), 1, true), length); // [B, 1]
+    return tf.where(tf.broadcastTo(padded, real.shape), tf.maximum(real, pad), real);
+  });
+}
+
 /** Mean over the real positions of x [B, L, d] -> [B, d]. */
 export function maskedMeanPool(x: tf.Tensor3D, mask: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {

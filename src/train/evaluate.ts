@@ -10,19 +10,29 @@ export interface EvalTask {
   examples: readonly { source: string; target: string; answers?: string[]; group?: string }[];
 }
 
+/**
+ * How a task with label words (classification, STS-B's score grid) is predicted:
+ * - 'generate': greedy decoding, the decoded string is the prediction; one that is not a label counts as wrong
+ *   (invalid). What the released ATTEMPT and TPT do (`predict_with_generate`, then string matching), so their
+ *   tables are comparable with it. The default.
+ * - 'rank': every label string is scored and the most likely is the prediction, so it is always a label.
+ * Tasks without label words (SQuAD, ReCoRD) are generated in both modes.
+ */
+export type EvalMode = 'generate' | 'rank';
+export const EVAL_MODES: readonly EvalMode[] = ['generate', 'rank'];
+export const DEFAULT_EVAL_MODE: EvalMode = 'generate';
+
 export interface EvalOptions {
   batchSize: number;
   /** Evaluate at most this many examples per task (0 = all). */
   maxExamples: number;
-  /** Max generated tokens for tasks without a label set. */
+  /** Max generated tokens (</s> counted): the job's maxTargetLength. */
   maxNewTokens: number;
+  mode: EvalMode;
   split: string;
 }
 
-/**
- * Predictions then the task's metrics. Classification tasks (with label words) are predicted by scoring every
- * label string and taking the most likely (so a prediction is always a valid label); others by greedy decoding.
- */
+/** Predictions (see EvalMode) then the task's metrics. */
 export function evaluateTask(
   model: T5Model,
   method: PromptMethod,
@@ -33,7 +43,7 @@ export function evaluateTask(
   const examples = opts.maxExamples > 0 ? task.examples.slice(0, opts.maxExamples) : task.examples;
   const tok = encoder.tokenizer;
   const labels = task.spec.labels;
-  const candidates = labels?.map((l) => tok.encode(l));
+  const candidates = opts.mode === 'rank' ? labels?.map((l) => tok.encode(l)) : undefined;
   const predictions: string[] = [];
   for (let start = 0; start < examples.length; start += opts.batchSize) {
     const chunk = examples.slice(start, start + opts.batchSize);

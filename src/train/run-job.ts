@@ -40,7 +40,12 @@ export function trainerOptions(
     mixing: t.mixing,
     optimizer: { lr: t.lr, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps, clipNorm: t.clipNorm },
     evalEvery: t.evalEvery,
-    eval: { batchSize: t.evalBatchSize, maxExamples: t.evalExamples, maxNewTokens: maxTargetLength },
+    eval: {
+      batchSize: t.evalBatchSize,
+      maxExamples: t.evalExamples,
+      maxNewTokens: maxTargetLength,
+      mode: t.evalMode,
+    },
     progress,
   };
 }
@@ -50,12 +55,16 @@ export function taskTemplates(tokenizer: Tokenizer, tasks: readonly string[]): R
   return Object.fromEntries(tasks.map((t) => [t, tokenizer.encode(getTask(t).description)]));
 }
 
-/** Creates a stage's method with the earlier stages' tensors as inputs. */
+/**
+ * Creates a stage's method with the earlier stages' tensors as inputs. `maxSourceLength` is the job's (the fixed
+ * length the released codes pad inputs to, which ATTEMPT's `poolPadding` and TPT's `maskPadding: false` need).
+ */
 export function createStageMethod(
   stage: StageConfig,
   model: T5Model,
   tokenizer: Tokenizer,
   inputs: StageTensors,
+  maxSourceLength: number,
 ): PromptMethod {
   const { name, ...options } = stage.method;
   const factory = methodFactory(name);
@@ -65,6 +74,7 @@ export function createStageMethod(
     seed: stage.train.seed,
     templates: taskTemplates(tokenizer, stage.tasks),
     inputs,
+    maxSourceLength,
   });
 }
 
@@ -102,7 +112,7 @@ export async function runJob(
         `stage '${stage.name}': ${stage.method.name} on ${stage.tasks.join(', ')} for ${stage.train.steps} steps`,
       );
       const tasks = loadTrainTasks(job.data, stage.tasks);
-      const method = createStageMethod(stage, model, tokenizer, inputs);
+      const method = createStageMethod(stage, model, tokenizer, inputs, job.maxSourceLength);
       try {
         const trainer = new Trainer(
           model,

@@ -46,7 +46,24 @@ export interface EvalReport {
   step: number;
   scores: Record<string, number>;
   metrics: Record<string, Record<string, number>>;
+  /**
+   * Per task, predictions that were not a label (or, for a score task, not a number) and so counted as wrong: with
+   * `evalMode: 'generate'` it says how much of a low score is the prompt not yet producing the label words.
+   */
+  invalid: Record<string, number>;
+  /** Per task, how many examples were evaluated. */
+  evaluated: Record<string, number>;
   average: number;
+}
+
+/** `task score` per task, with `(n/m not a label)` where generation produced strings outside the label set. */
+export function formatEvalScores(r: Pick<EvalReport, 'scores' | 'invalid' | 'evaluated'>): string {
+  return Object.entries(r.scores)
+    .map(([t, s]) => {
+      const bad = r.invalid[t] ?? 0;
+      return `${t} ${s.toFixed(1)}${bad > 0 ? ` (${bad}/${r.evaluated[t]} not a label)` : ''}`;
+    })
+    .join(', ');
 }
 
 export interface TrainResult {
@@ -137,6 +154,8 @@ export class Trainer {
   evaluate(step: number, split: 'validation' = 'validation'): EvalReport {
     const scores: Record<string, number> = {};
     const metrics: Record<string, Record<string, number>> = {};
+    const invalid: Record<string, number> = {};
+    const evaluated: Record<string, number> = {};
     for (const t of this.tasks) {
       const r = evaluateTask(
         this.model,
@@ -147,9 +166,18 @@ export class Trainer {
       );
       scores[t.name] = r.score;
       metrics[t.name] = r.metrics as Record<string, number>;
+      invalid[t.name] = r.invalid;
+      evaluated[t.name] = r.predictions.length;
     }
     const vals = Object.values(scores);
-    return { step, scores, metrics, average: vals.reduce((a, b) => a + b, 0) / Math.max(1, vals.length) };
+    return {
+      step,
+      scores,
+      metrics,
+      invalid,
+      evaluated,
+      average: vals.reduce((a, b) => a + b, 0) / Math.max(1, vals.length),
+    };
   }
 
   run(): TrainResult {
@@ -169,10 +197,9 @@ export class Trainer {
         best = r;
         bestParams = this.optimizer.parameters();
       }
-      const per = Object.entries(r.scores)
-        .map(([t, s]) => `${t} ${s.toFixed(1)}`)
-        .join(', ');
-      progress.log(`eval @ step ${step}: average ${r.average.toFixed(2)}${isBest ? ' (best)' : ''} | ${per}`);
+      progress.log(
+        `eval @ step ${step}: average ${r.average.toFixed(2)}${isBest ? ' (best)' : ''} | ${formatEvalScores(r)}`,
+      );
     };
     for (let s = this.optimizer.step; s < this.options.steps; s++) {
       const r = this.trainStep(s);

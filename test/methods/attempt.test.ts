@@ -83,7 +83,8 @@ function create(
   inputs: Inputs = sourceInputs(model.config.dModel),
 ): Attempt {
   const config = parseAttemptConfig({ promptLength: N, attentionDim: R, sources: SOURCES, ...raw });
-  return attempt.create(config, { model, tasks, seed: 3, inputs }) as Attempt;
+  // maxSourceLength = makeBatch's length: with poolPadding, x_hat is the max over the batch's own padded rows.
+  return attempt.create(config, { model, tasks, seed: 3, inputs, maxSourceLength: 6 }) as Attempt;
 }
 
 function lossOf(method: Attempt, model: T5Model, batch: PromptBatch): tf.Scalar {

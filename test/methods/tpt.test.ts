@@ -35,7 +35,14 @@ function make(
   inputs?: Map<string, { shape: number[]; data: Float32Array }>,
 ) {
   const config = factory.parseConfig({ bankSize: N, topK: K, taskPromptLength: NS, ...raw }) as TptConfig;
-  return factory.create(config, { model, tasks: TASKS, seed: 5, ...(inputs ? { inputs } : {}) }) as Tpt;
+  // maxSourceLength = the test batch's length (ROWS): with maskPadding false the inputs are the batch's own rows.
+  return factory.create(config, {
+    model,
+    tasks: TASKS,
+    seed: 5,
+    maxSourceLength: 6,
+    ...(inputs ? { inputs } : {}),
+  }) as Tpt;
 }
 
 /** Reference retrieval in plain JS: pooled query, raw dot scores, top-k, ascending. */

@@ -84,7 +84,7 @@ describe('Trainer on a tiny T5 with a real SentencePiece tokenizer', () => {
     mixing: {},
     optimizer: { lr: { prompt: 1 }, weightDecay: 1e-5, warmupSteps: 0, clipNorm: 1 },
     evalEvery: 0,
-    eval: { batchSize: 8, maxExamples: 8, maxNewTokens: 4 },
+    eval: { batchSize: 8, maxExamples: 8, maxNewTokens: 4, mode: 'generate' },
   });
   const promptTuning = (perTask: boolean) => {
     const f = methodFactory('prompt-tuning');

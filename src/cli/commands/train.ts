@@ -3,6 +3,7 @@ import { demoJob } from '../../config/demo-job.js';
 import { type JobConfig, readJobConfig } from '../../config/job-config.js';
 import { formatDuration, TerminalProgress } from '../../train/progress.js';
 import { runJob } from '../../train/run-job.js';
+import { formatEvalScores } from '../../train/trainer.js';
 import { type CliCommand, optBool, optInt, optString } from '../command.js';
 
 export const command: CliCommand = {
@@ -52,9 +53,9 @@ For several workers, use 'promptmesh up' (one machine) or 'promptmesh coordinato
       );
     } else {
       for (const r of results) {
-        const scores = r.best ? Object.entries(r.best.scores).map(([t, s]) => `${t} ${s.toFixed(1)}`) : [];
+        const scores = r.best ? formatEvalScores(r.best) : '';
         ctx.stdout.write(
-          `${r.stage} (${r.method}): best validation average ${r.best ? r.best.average.toFixed(2) : '-'} at step ${r.best?.step ?? '-'} in ${formatDuration(r.ms / 1000)}${scores.length ? ` | ${scores.join(', ')}` : ''}\n`,
+          `${r.stage} (${r.method}): best validation average ${r.best ? r.best.average.toFixed(2) : '-'} at step ${r.best?.step ?? '-'} in ${formatDuration(r.ms / 1000)}${scores ? ` | ${scores}` : ''}\n`,
         );
       }
       if (out) ctx.stdout.write(`saved under ${out}/\n`);

@@ -15,13 +15,21 @@ import { MethodConfigError } from '../method.js';
 import {
   materializeParams,
   normalInit,
+  padEmbedding,
   prependPrompt,
   taskIndices,
   tidyInputs,
   tokenEmbeddings,
   vocabInit,
 } from '../prompt-ops.js';
-import { type AttentionModule, attentionQuery, candidateLogits, mixPrompts, poolInput } from './attention.js';
+import {
+  type AttentionModule,
+  attentionQuery,
+  candidateLogits,
+  type InputPooling,
+  mixPrompts,
+  poolInput,
+} from './attention.js';
 import { type AttemptConfig, attemptTemperature, parseAttemptConfig } from './config.js';
 
 const NAME = 'attempt';
@@ -126,7 +134,8 @@ function readAttentionModule(
 
 /**
  * ATTEMPT (Asai et al., EMNLP 2022), METHODS.md section 2. For input embeddings E [B, L, d]:
- *   x_hat = max-pool of E over (real) positions; k_j = max over the n tokens of candidate C_j (sources, then the
+ *   x_hat = max-pool of E over real positions (with `poolPadding`, over E padded to maxSourceLength with the pad
+ *   token, as released: batch-independent, see poolInput); k_j = max over the n tokens of candidate C_j (sources, then the
  *   example's target prompt); a = softmax_j(k_j . q / T) with q from AttentionVariant;
  *   P_ins = sum_j a_j C_j + P_tgt; encoder input [P_ins ; E].
  * Gradients reach the target prompt through the mix, the residual and its key, and the attention module through
@@ -143,6 +152,7 @@ export class Attempt implements PromptMethod {
   private readonly sourceKeys: tf.Tensor2D;
   private readonly targets: tf.Variable[];
   private readonly module: AttentionModule | undefined;
+  private readonly pooling: InputPooling;
 
   constructor(
     readonly config: AttemptConfig,
@@ -155,6 +165,14 @@ export class Attempt implements PromptMethod {
       throw new MethodConfigError(NAME, 'multiTask', 'needs at least one task to create target prompts for');
     }
     const specs = describe(config, { dModel: d, vocabSize: ctx.model.config.vocabSize, tasks });
+    if (config.poolPadding && ctx.maxSourceLength === undefined) {
+      throw new MethodConfigError(
+        NAME,
+        'poolPadding',
+        'pools the input padded to the fixed length every input is truncated to (the released max_source_length); ' +
+          "create the method with the job's maxSourceLength",
+      );
+    }
     const sourceData = this.readSources(ctx, d);
     const moduleData = readAttentionModule(config, specs, ctx);
     const made = materializeParams(NAME, specs, (spec) =>
@@ -180,6 +198,8 @@ export class Attempt implements PromptMethod {
       this.sourceStack = tf.stack(config.sources.map((s) => byName.get(sourceName(s))!)) as tf.Tensor3D;
       created.push(this.sourceStack);
       this.sourceKeys = tf.tidy(() => tf.max(this.sourceStack, 1) as tf.Tensor2D);
+      this.pooling = config.poolPadding ? { padTo: ctx.maxSourceLength!, pad: padEmbedding(ctx.model) } : {};
+      if (this.pooling.padTo !== undefined) created.push(this.pooling.pad);
     } catch (err) {
       tf.dispose(created);
       throw err;
@@ -208,9 +228,7 @@ export class Attempt implements PromptMethod {
 
   /** The query input x_hat [B, d] (max-pooled input embeddings); the caller disposes it. */
   pooledInput(model: T5Model, batch: PromptBatch): tf.Tensor2D {
-    return tf.tidy(() =>
-      poolInput(tokenEmbeddings(model, batch), batch.attentionMask, this.config.poolPadding),
-    );
+    return tf.tidy(() => poolInput(tokenEmbeddings(model, batch), batch.attentionMask, this.pooling));
   }
 
   touchedParams(batchTasks: readonly string[]): string[] {
@@ -224,6 +242,7 @@ export class Attempt implements PromptMethod {
     for (const t of this.frozen.values()) t.dispose();
     this.sourceStack.dispose();
     this.sourceKeys.dispose();
+    if (this.pooling.padTo !== undefined) this.pooling.pad.dispose();
   }
 
   /** Each example's target prompt, [B, n, d]. */
@@ -244,7 +263,7 @@ export class Attempt implements PromptMethod {
     const B = embeds.shape[0];
     const J = this.config.sources.length + (this.config.includeTarget ? 1 : 0);
     if (this.config.attn === 'constant') return tf.fill([B, J], 1 / J) as tf.Tensor2D;
-    const xHat = poolInput(embeds, mask, this.config.poolPadding);
+    const xHat = poolInput(embeds, mask, this.pooling);
     const q = attentionQuery(this.config.attn, xHat, this.module);
     const targetKeys = this.config.includeTarget ? (tf.max(target, 1) as tf.Tensor2D) : undefined;
     return tf.softmax(candidateLogits(q, this.sourceKeys, targetKeys, this.temperature));

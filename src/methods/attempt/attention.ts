@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { maskedMaxPool } from '../prompt-ops.js';
+import { fixedLengthMaxPool, maskedMaxPool } from '../prompt-ops.js';
 import type { AttentionVariant } from './config.js';
 
 /** PyTorch's nn.LayerNorm default, which the released code uses for the query norm. */
@@ -18,11 +18,20 @@ export interface AttentionModule {
 }
 
 /**
- * x_hat: max over positions of the input embeddings [B, L, d] -> [B, d]. With `poolPadding` the pads take part,
- * as in the released code (there the pad embedding can win a coordinate, so x_hat depends on padding).
+ * How x_hat pools the input: over the real tokens only, or (the released code) over the input padded to a fixed
+ * length, so that the pad embedding takes part in the max whenever the example is shorter than that length.
  */
-export function poolInput(embeds: tf.Tensor3D, mask: tf.Tensor2D, poolPadding: boolean): tf.Tensor2D {
-  return poolPadding ? (tf.max(embeds, 1) as tf.Tensor2D) : maskedMaxPool(embeds, mask);
+export type InputPooling = { padTo?: undefined } | { padTo: number; pad: tf.Tensor1D };
+
+/**
+ * x_hat: max over positions of the input embeddings [B, L, d] -> [B, d]. With `padTo` the example is pooled as if
+ * padded to that many positions with the pad token (the released code pads every input to max_source_length), not
+ * to the batch's length, so x_hat depends on the example alone whatever it is batched with.
+ */
+export function poolInput(embeds: tf.Tensor3D, mask: tf.Tensor2D, pooling: InputPooling): tf.Tensor2D {
+  return pooling.padTo === undefined
+    ? maskedMaxPool(embeds, mask)
+    : fixedLengthMaxPool(embeds, mask, pooling.pad, pooling.padTo);
 }
 
 /** LayerNorm over the last axis (biased variance, as torch). */

@@ -36,8 +36,11 @@ export interface AttemptConfig {
    * every task of the stage, the paper's single-task setting when there is one). */
   multiTask: boolean;
   /**
-   * true reproduces the released code, which max-pools over padded positions too (its inputs were padded to a
-   * fixed length, so x_hat then depends on the padded length); false (default) pools real tokens only.
+   * true reproduces the released code, which pads every input to max_source_length and max-pools over all of it,
+   * so the pad embedding takes part whenever the example is shorter: x_hat is the max over the real tokens and, for
+   * an example shorter than the job's maxSourceLength, the pad embedding. It depends on the example alone, never on
+   * the batch. The encoder still masks the pads (the released code passes its attention mask). false (default):
+   * real tokens only.
    */
   poolPadding: boolean;
   /** Names of the frozen source prompts in the stage inputs, each [n, d], in candidate order. */

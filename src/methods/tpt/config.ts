@@ -44,7 +44,13 @@ export interface TptConfig {
    * task; `{task: name}` to the tasks listed (the others use `promptInit`). Each must be [taskPromptLength, d].
    */
   promptFrom?: string | Record<string, string>;
-  /** Pool the query over real tokens only (true). false reproduces the released code, where pads take part. */
+  /**
+   * true (default): pads are masked out of the query's pooling and of the encoder. false reproduces the released
+   * code, which pads every input to a fixed length (max_length 256) and passes no attention mask: each input is
+   * padded with the pad token to the job's maxSourceLength, and the pooling and the encoder (so the loss and the
+   * generated answers) see those pads. It depends on the example alone, never on the batch, and costs an encoder
+   * over maxSourceLength positions for every example.
+   */
   maskPadding: boolean;
 }
 

@@ -16,6 +16,7 @@ import {
   maskedMaxPool,
   maskedMeanPool,
   materializeParams,
+  padEmbedding,
   prependPrompt,
   taskIndices,
   tidyInputs,
@@ -107,8 +108,8 @@ export interface TptSelection {
  * Raw T5 embedding dot products span hundreds of units, so an unstandardised softmax is one-hot in practice;
  * standardising makes the weights scale-free. Gradient still reaches only the chosen rows (through w too).
  *
- * Differences from the released code, all deliberate: pads are masked out of the pooling (`maskPadding: false`
- * restores them), avgPooling also keeps bank order (the released avg_pooling skips the sort), and stage 2's bank is
+ * Differences from the released code, all deliberate: pads are masked out of the pooling and the encoder
+ * (`maskPadding: false` restores the released code: every input padded to maxSourceLength, no mask), avgPooling also keeps bank order (the released avg_pooling skips the sort), and stage 2's bank is
  * frozen and shared by default (`tuneBank: true` is the released per-task fine-tuning).
  *
  * Retrieval indices are read back to the host each call: tf.topk has no gradient, and reading the ids cuts them off
@@ -119,6 +120,8 @@ export class Tpt implements PromptMethod {
   readonly params: MethodParam[] = [];
   readonly frozen = new Map<string, tf.Tensor>();
   private readonly d: number;
+  /** `maskPadding: false`: the length every input is padded to, and the pad embedding [d] it is padded with. */
+  private readonly fixedPad: { length: number; pad: tf.Tensor1D } | undefined;
 
   constructor(
     readonly config: TptConfig,
@@ -128,6 +131,14 @@ export class Tpt implements PromptMethod {
     this.d = ctx.model.config.dModel;
     const specs = describe(config, { dModel: this.d, vocabSize: ctx.model.config.vocabSize, tasks });
     checkPromptFromTasks(config, tasks);
+    if (!config.maskPadding && ctx.maxSourceLength === undefined) {
+      throw new MethodConfigError(
+        this.name,
+        'maskPadding',
+        'false pads every input to the fixed length every input is truncated to (the released max_length 256); ' +
+          "create the method with the job's maxSourceLength",
+      );
+    }
     const bankData = this.bankValue(ctx);
     try {
       // Each bank copy gets its own buffer: some backends keep the array handed to tf.tensor.
@@ -140,12 +151,15 @@ export class Tpt implements PromptMethod {
       this.dispose();
       throw err;
     }
+    this.fixedPad = config.maskPadding
+      ? undefined
+      : { length: ctx.maxSourceLength!, pad: padEmbedding(ctx.model) };
   }
 
   encoderInputs(model: T5Model, batch: PromptBatch): EncoderInputs {
     return tidyInputs(() => {
-      const embeds = tokenEmbeddings(model, batch);
-      const q = this.query(embeds, batch.attentionMask);
+      const { embeds, mask } = this.inputs(model, batch);
+      const q = this.query(embeds, mask);
       const taskIdx =
         this.config.stage === 'target' ? taskIndices(this.tasks, batch.tasks, this.name) : undefined;
       const { indices, k } = this.selectRows(q, taskIdx);
@@ -153,7 +167,7 @@ export class Tpt implements PromptMethod {
       const weighted = this.config.selector === 'softTopK' ? this.softWeights(q, retrieved) : retrieved;
       let prompt = weighted;
       if (taskIdx) prompt = tf.concat([weighted, this.taskPrompts(taskIdx)], 1) as tf.Tensor3D;
-      return prependPrompt(prompt, embeds, batch.attentionMask);
+      return prependPrompt(prompt, embeds, mask);
     });
   }
 
@@ -161,7 +175,10 @@ export class Tpt implements PromptMethod {
   retrieve(model: T5Model, batch: PromptBatch): TptSelection {
     const taskIdx =
       this.config.stage === 'target' ? taskIndices(this.tasks, batch.tasks, this.name) : undefined;
-    const q = tf.tidy(() => this.query(tokenEmbeddings(model, batch), batch.attentionMask));
+    const q = tf.tidy(() => {
+      const { embeds, mask } = this.inputs(model, batch);
+      return this.query(embeds, mask);
+    });
     try {
       return this.selectRows(q, taskIdx);
     } finally {
@@ -180,13 +197,36 @@ export class Tpt implements PromptMethod {
     for (const t of this.frozen.values()) t.dispose();
     this.params.length = 0;
     this.frozen.clear();
+    this.fixedPad?.pad.dispose();
   }
 
-  private query(embeds: tf.Tensor3D, mask: tf.Tensor2D): tf.Tensor2D {
-    if (this.config.selector === 'avgPooling') {
-      return this.config.maskPadding ? maskedMeanPool(embeds, mask) : (tf.mean(embeds, 1) as tf.Tensor2D);
+  /**
+   * The input embeddings [B, L, d] and their mask. With `maskPadding: false` (the released code) every example is
+   * padded to the fixed length with the pad embedding and the mask is all ones: the pooling and the encoder see the
+   * same pads whatever the example is batched with, so its result depends on the example alone.
+   */
+  private inputs(model: T5Model, batch: PromptBatch): { embeds: tf.Tensor3D; mask: tf.Tensor2D } {
+    const embeds = tokenEmbeddings(model, batch);
+    if (!this.fixedPad) return { embeds, mask: batch.attentionMask };
+    const [B, L, d] = embeds.shape;
+    const F = this.fixedPad.length;
+    if (L > F) {
+      throw new Error(
+        `tpt: maskPadding false pads every input to maxSourceLength ${F}, but this batch has ${L} positions ` +
+          '(inputs must be truncated to maxSourceLength)',
+      );
     }
-    return this.config.maskPadding ? maskedMaxPool(embeds, mask) : (tf.max(embeds, 1) as tf.Tensor2D);
+    const padRows = tf.tile(tf.reshape(this.fixedPad.pad, [1, 1, d]), [B, F - L, 1]) as tf.Tensor3D;
+    return {
+      embeds: L === F ? embeds : (tf.concat([embeds, padRows], 1) as tf.Tensor3D),
+      mask: tf.ones([B, F]) as tf.Tensor2D,
+    };
+  }
+
+  /** Pools over the positions the mask marks real: every position with `maskPadding: false` (see `inputs`). */
+  private query(embeds: tf.Tensor3D, mask: tf.Tensor2D): tf.Tensor2D {
+    if (this.config.selector === 'avgPooling') return maskedMeanPool(embeds, mask);
+    return maskedMaxPool(embeds, mask);
   }
 
   /** The bank each example retrieves from: [N, d] shared, or [B, N, d] with one bank per task. */
