@@ -188,7 +188,7 @@ function runMethod(
   job.stages.forEach((stage, i) => {
     const last = i === job.stages.length - 1;
     const tasks = loadTrainTasks(job.data, stage.tasks);
-    const method = createStageMethod(stage, model, tokenizer, inputs);
+    const method = createStageMethod(stage, model, inputs);
     try {
       const untrained = last ? testScores(model, method, encoder, tasks) : {};
       progress.log(`${key}: stage '${stage.name}' (${stage.method.name}) on ${stage.tasks.join(', ')}`);

@@ -28,7 +28,7 @@ import type { Tokenizer } from '../src/model/tokenizer/index.js';
 import { ExampleEncoder } from '../src/train/batching.js';
 import { silentProgress } from '../src/train/progress.js';
 import { createStageMethod, trainerOptions } from '../src/train/run-job.js';
-import { loadTrainTasks } from '../src/train/task-source.js';
+import { loadStageTasks } from '../src/train/task-source.js';
 import { type EvalReport, Trainer } from '../src/train/trainer.js';
 import { CorruptVersionError, loadForRestore } from './corrupt-version.js';
 import { type HeartbeatSender, timerHeartbeat } from './heartbeat.js';
@@ -401,15 +401,12 @@ export class Worker {
     const inputs: TensorMap = inputsVersion
       ? await loadForRestore(this.bank, this.job.jobId, inputsVersion, `the inputs of stage ${index}`)
       : new Map();
-    const method = createStageMethod(stage, this.model, this.encoder.tokenizer as Tokenizer, inputs);
-    const tasks = loadTrainTasks(this.job.data, stage.tasks);
-    const trainer = new Trainer(
-      this.model,
-      method,
-      this.encoder,
-      tasks,
-      trainerOptions(stage, silentProgress, this.job.maxTargetLength),
-    );
+    const method = createStageMethod(stage, this.model, inputs);
+    const { train: tasks, eval: evalTasks } = loadStageTasks(this.job.data, stage);
+    const trainer = new Trainer(this.model, method, this.encoder, tasks, {
+      ...trainerOptions(stage, silentProgress, this.job.maxTargetLength),
+      evalTasks,
+    });
     this.stageRt = { index, stage, method, trainer, inputsVersion };
   }
 

@@ -29,6 +29,12 @@ export interface TrainerOptions {
   /** Evaluate on validation every N steps (0 = only at the end). */
   evalEvery: number;
   eval: Omit<EvalOptions, 'split'>;
+  /**
+   * Tasks scored at each evaluation, in order (default: the training tasks). One that is not a training task is
+   * held out: its score is reported (and averaged in `heldOutAverage`) but picks the best parameters only when
+   * no training task is evaluated.
+   */
+  evalTasks?: readonly TrainTask[];
   progress?: ProgressSink;
 }
 
@@ -44,9 +50,13 @@ export interface StepReport {
 
 export interface EvalReport {
   step: number;
+  /** Score of every evaluated task, held-out ones included. */
   scores: Record<string, number>;
   metrics: Record<string, Record<string, number>>;
+  /** Mean score of the evaluated training tasks (of the held-out ones when no training task is evaluated). */
   average: number;
+  /** Held-out (zero-shot) tasks evaluated and their mean score; absent when every evaluated task was trained on. */
+  heldOut?: { tasks: string[]; average: number };
 }
 
 export interface TrainResult {
@@ -137,7 +147,8 @@ export class Trainer {
   evaluate(step: number, split: 'validation' = 'validation'): EvalReport {
     const scores: Record<string, number> = {};
     const metrics: Record<string, Record<string, number>> = {};
-    for (const t of this.tasks) {
+    const evalTasks = this.options.evalTasks ?? this.tasks;
+    for (const t of evalTasks) {
       const r = evaluateTask(
         this.model,
         this.method,
@@ -148,8 +159,19 @@ export class Trainer {
       scores[t.name] = r.score;
       metrics[t.name] = r.metrics as Record<string, number>;
     }
-    const vals = Object.values(scores);
-    return { step, scores, metrics, average: vals.reduce((a, b) => a + b, 0) / Math.max(1, vals.length) };
+    const mean = (names: readonly string[]) =>
+      names.reduce((a, t) => a + scores[t]!, 0) / Math.max(1, names.length);
+    const trained = evalTasks.filter((t) => this.byName.has(t.name)).map((t) => t.name);
+    const heldOut = evalTasks.filter((t) => !this.byName.has(t.name)).map((t) => t.name);
+    if (heldOut.length === 0) return { step, scores, metrics, average: mean(trained) };
+    const heldOutAverage = mean(heldOut);
+    return {
+      step,
+      scores,
+      metrics,
+      average: trained.length > 0 ? mean(trained) : heldOutAverage,
+      heldOut: { tasks: heldOut, average: heldOutAverage },
+    };
   }
 
   run(): TrainResult {
@@ -172,7 +194,10 @@ export class Trainer {
       const per = Object.entries(r.scores)
         .map(([t, s]) => `${t} ${s.toFixed(1)}`)
         .join(', ');
-      progress.log(`eval @ step ${step}: average ${r.average.toFixed(2)}${isBest ? ' (best)' : ''} | ${per}`);
+      const held = r.heldOut ? ` | held-out average ${r.heldOut.average.toFixed(2)}` : '';
+      progress.log(
+        `eval @ step ${step}: average ${r.average.toFixed(2)}${isBest ? ' (best)' : ''}${held} | ${per}`,
+      );
     };
     for (let s = this.optimizer.step; s < this.options.steps; s++) {
       const r = this.trainStep(s);

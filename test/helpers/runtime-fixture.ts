@@ -313,7 +313,7 @@ export async function referenceRun(job: JobConfig): Promise<Map<string, Float32A
   let inputs: StageTensors = new Map();
   try {
     for (const stage of job.stages) {
-      const method = createStageMethod(stage, model, tokenizer, inputs);
+      const method = createStageMethod(stage, model, inputs);
       try {
         const trainer = new Trainer(
           model,
