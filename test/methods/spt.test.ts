@@ -278,7 +278,9 @@ describe('spt', () => {
       for (const name of names) {
         for (const seed of [31, 32]) {
           const { analytic, numeric } = directional(m, model, batch, name, seed, 1e-3, () => {
-            const now = JSON.stringify(perExample(m.retrieve(model, batch)).map((x) => [...x.indices].sort()));
+            const now = JSON.stringify(
+              perExample(m.retrieve(model, batch)).map((x) => [...x.indices].sort()),
+            );
             assert.equal(now, before, 'the retrieved slot sets changed within +-eps');
           });
           const tol = 2e-2 * Math.max(1, Math.abs(analytic));
