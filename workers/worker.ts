@@ -521,7 +521,11 @@ export class Worker {
     let metrics: Record<string, number> = {};
     if (c.final) {
       const e = rt.trainer.evaluate(c.step);
-      metrics = { validationAverage: e.average, ...e.scores };
+      metrics = {
+        validationAverage: e.average,
+        ...(e.heldOut ? { heldOutAverage: e.heldOut.average } : {}),
+        ...e.scores,
+      };
       this.events.onEval?.(e);
     }
     const commitStarted = performance.now();

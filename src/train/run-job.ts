@@ -114,7 +114,13 @@ export async function runJob(
                   { shape: t.shape, trainable: method.params.some((p) => p.name === k) },
                 ]),
               ),
-              metrics: r.best ? { validationAverage: r.best.average, ...r.best.scores } : {},
+              metrics: r.best
+                ? {
+                    validationAverage: r.best.average,
+                    ...(r.best.heldOut ? { heldOutAverage: r.best.heldOut.average } : {}),
+                    ...r.best.scores,
+                  }
+                : {},
               backbone: { dModel: model.config.dModel, vocabSize: model.config.vocabSize },
               createdAt: new Date().toISOString(),
             },
