@@ -195,7 +195,7 @@ function runMethod(
   job.stages.forEach((stage, i) => {
     const last = i === job.stages.length - 1;
     const tasks = loadTrainTasks(job.data, stage.tasks);
-    const method = createStageMethod(stage, model, tokenizer, inputs, job.maxSourceLength);
+    const method = createStageMethod(stage, model, inputs, job.maxSourceLength);
     try {
       const mode = stage.train.evalMode;
       const untrained = last ? testScores(model, method, encoder, tasks, mode, job.maxTargetLength) : {};

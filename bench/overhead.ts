@@ -88,7 +88,7 @@ async function singleProcess(job: JobConfig, warmup: number): Promise<Row> {
     maxSourceLength: job.maxSourceLength,
     maxTargetLength: job.maxTargetLength,
   });
-  const method = createStageMethod(stage, model, tokenizer, new Map(), job.maxSourceLength);
+  const method = createStageMethod(stage, model, new Map(), job.maxSourceLength);
   const trainer = new Trainer(
     model,
     method,

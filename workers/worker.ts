@@ -30,7 +30,7 @@ import { ExampleEncoder } from '../src/train/batching.js';
 import { silentProgress } from '../src/train/progress.js';
 import { parameterChecksum } from '../src/train/prompt-optimizer.js';
 import { createStageMethod, trainerOptions } from '../src/train/run-job.js';
-import { loadTrainTasks } from '../src/train/task-source.js';
+import { loadStageTasks } from '../src/train/task-source.js';
 import { type EvalReport, Trainer } from '../src/train/trainer.js';
 import { CorruptVersionError, loadForRestore } from './corrupt-version.js';
 import { hangIfAsked } from './failpoints.js';
@@ -460,21 +460,12 @@ export class Worker {
     const inputs: TensorMap = inputsVersion
       ? await loadForRestore(this.bank, this.job.jobId, inputsVersion, `the inputs of stage ${index}`)
       : new Map();
-    const method = createStageMethod(
-      stage,
-      this.model,
-      this.encoder.tokenizer as Tokenizer,
-      inputs,
-      this.job.maxSourceLength,
-    );
-    const tasks = loadTrainTasks(this.job.data, stage.tasks);
-    const trainer = new Trainer(
-      this.model,
-      method,
-      this.encoder,
-      tasks,
-      trainerOptions(stage, silentProgress, this.job.maxTargetLength),
-    );
+    const method = createStageMethod(stage, this.model, inputs, this.job.maxSourceLength);
+    const { train: tasks, eval: evalTasks } = loadStageTasks(this.job.data, stage);
+    const trainer = new Trainer(this.model, method, this.encoder, tasks, {
+      ...trainerOptions(stage, silentProgress, this.job.maxTargetLength),
+      evalTasks,
+    });
     this.stageRt = { index, stage, method, trainer, inputsVersion };
   }
 
@@ -594,7 +585,11 @@ export class Worker {
     let metrics: Record<string, number> = {};
     if (c.final) {
       const e = rt.trainer.evaluate(c.step);
-      metrics = { validationAverage: e.average, ...e.scores };
+      metrics = {
+        validationAverage: e.average,
+        ...(e.heldOut ? { heldOutAverage: e.heldOut.average } : {}),
+        ...e.scores,
+      };
       this.events.onEval?.(e);
     }
     this.milestone(`checkpoint at step ${c.step}: writing`);

@@ -31,6 +31,12 @@ export interface StageConfig {
   /** Tasks this stage trains on. */
   tasks: string[];
   train: TrainSettings;
+  /**
+   * Tasks scored at each evaluation (validation split), in order. Default: the stage's tasks. A task outside
+   * `tasks` is held out (zero-shot): scored and reported, never trained on, and kept out of the average that picks
+   * the best parameters unless no training task is evaluated. Only methods that serve unseen tasks accept them.
+   */
+  eval: { tasks: string[] };
 }
 
 export interface JobConfig {
@@ -210,6 +216,21 @@ function stringList(v: unknown, field: string, src: string): string[] {
   return v as string[];
 }
 
+/** A stage's `eval` block: `{tasks?: [...]}`; the tasks default to the stage's own, and may not repeat. */
+function parseEvalTasks(raw: unknown, stageTasks: readonly string[], field: string, src: string): string[] {
+  if (raw === undefined) return [...stageTasks];
+  if (!isObj(raw)) throw new JobConfigError(field, 'expected {"tasks": [TASK, ...]}', src);
+  checkKeys(raw, ['tasks'], field, src);
+  if (raw.tasks === undefined) return [...stageTasks];
+  const tasks = stringList(raw.tasks, `${field}.tasks`, src);
+  const seen = new Set<string>();
+  for (const t of tasks) {
+    if (seen.has(t)) throw new JobConfigError(`${field}.tasks`, `task '${t}' is listed twice`, src);
+    seen.add(t);
+  }
+  return tasks;
+}
+
 /**
  * Parses a job config object. `baseDir` resolves relative paths (the config file's folder).
  * A single-stage job may put `method`, `tasks` and `train` at the top level instead of `stages`.
@@ -220,7 +241,18 @@ export function parseJobConfig(raw: unknown, opts: { source?: string; baseDir?: 
   if (!isObj(raw)) throw new JobConfigError('(root)', 'expected a JSON object', src);
   checkKeys(
     raw,
-    ['jobId', 'backbone', 'data', 'maxSourceLength', 'maxTargetLength', 'stages', 'method', 'tasks', 'train'],
+    [
+      'jobId',
+      'backbone',
+      'data',
+      'maxSourceLength',
+      'maxTargetLength',
+      'stages',
+      'method',
+      'tasks',
+      'train',
+      'eval',
+    ],
     '',
     src,
   );
@@ -262,20 +294,31 @@ export function parseJobConfig(raw: unknown, opts: { source?: string; baseDir?: 
   const topTrain = parseTrain(raw.train, DEFAULT_TRAIN, 'train', src);
   let rawStages: unknown[];
   if (raw.stages !== undefined) {
-    if (raw.method !== undefined || raw.tasks !== undefined) {
-      throw new JobConfigError('stages', 'give either stages or a top-level method/tasks, not both', src);
+    if (raw.method !== undefined || raw.tasks !== undefined || raw.eval !== undefined) {
+      throw new JobConfigError(
+        'stages',
+        'give either stages or a top-level method/tasks/eval, not both',
+        src,
+      );
     }
     if (!Array.isArray(raw.stages) || raw.stages.length === 0)
       throw new JobConfigError('stages', 'expected a non-empty list', src);
     rawStages = raw.stages;
   } else {
-    rawStages = [{ name: 'main', method: raw.method, tasks: raw.tasks }];
+    rawStages = [
+      {
+        name: 'main',
+        method: raw.method,
+        tasks: raw.tasks,
+        ...(raw.eval !== undefined ? { eval: raw.eval } : {}),
+      },
+    ];
   }
   const names = new Set<string>();
   const stages = rawStages.map((s, i): StageConfig => {
     const f = `stages[${i}]`;
     if (!isObj(s)) throw new JobConfigError(f, 'expected an object', src);
-    checkKeys(s, ['name', 'method', 'tasks', 'train'], f, src);
+    checkKeys(s, ['name', 'method', 'tasks', 'train', 'eval'], f, src);
     const name = typeof s.name === 'string' ? s.name : `stage${i}`;
     if (names.has(name)) throw new JobConfigError(`${f}.name`, `duplicate stage name '${name}'`, src);
     names.add(name);
@@ -284,11 +327,24 @@ export function parseJobConfig(raw: unknown, opts: { source?: string; baseDir?: 
     }
     const { name: methodName, ...options } = s.method;
     let factory: ReturnType<typeof methodFactory>;
+    let methodConfig: unknown;
     try {
       factory = methodFactory(methodName as string);
-      factory.parseConfig(options);
+      methodConfig = factory.parseConfig(options);
     } catch (err) {
       throw new JobConfigError(`${f}.method`, (err as Error).message, src);
+    }
+    const tasks = stringList(s.tasks, `${f}.tasks`, src);
+    const evalTasks = parseEvalTasks(s.eval, tasks, `${f}.eval`, src);
+    const heldOut = evalTasks.filter((t) => !tasks.includes(t));
+    if (heldOut.length > 0 && !(factory.servesUnseenTasks?.(methodConfig) ?? false)) {
+      throw new JobConfigError(
+        `${f}.eval.tasks`,
+        `held-out task(s) ${heldOut.join(', ')} are not among the stage's tasks, and ${methodName} with this ` +
+          'config keeps per-task tensors, so it cannot run a task it was not trained on (use a shared prompt, ' +
+          'e.g. spt with sharedPrompt: true, or evaluate only the stage tasks)',
+        src,
+      );
     }
     // A copy: parseTrain hands back its (shared, possibly frozen) base when the stage has no train block.
     const train = { ...parseTrain(s.train, topTrain, `${f}.train`, src) };
@@ -299,8 +355,9 @@ export function parseJobConfig(raw: unknown, opts: { source?: string; baseDir?: 
     return {
       name,
       method: s.method as StageConfig['method'],
-      tasks: stringList(s.tasks, `${f}.tasks`, src),
+      tasks,
       train,
+      eval: { tasks: evalTasks },
     };
   });
   return {

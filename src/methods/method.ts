@@ -73,8 +73,6 @@ export interface MethodContext {
   model: T5Model;
   tasks: readonly string[];
   seed: number;
-  /** Token ids of each task's discrete prompt (its natural-language template), for SPT. */
-  templates?: Readonly<Record<string, readonly number[]>>;
   /** Tensors from earlier stages (trained source prompts, a token bank), by name. */
   inputs?: ReadonlyMap<string, { shape: number[]; data: Float32Array }>;
   /**
@@ -94,6 +92,11 @@ export interface MethodFactory<C = unknown> {
   /** The method's tensors for these dimensions; `create` builds exactly these. */
   describe(config: C, dims: MethodDims): ParamSpec[];
   create(config: C, ctx: MethodContext): PromptMethod;
+  /**
+   * Whether a method built with this config can run examples of a task it was not created with (zero-shot
+   * evaluation on held-out tasks: every tensor it applies is shared by all tasks). Absent: it cannot.
+   */
+  servesUnseenTasks?(config: C): boolean;
   /**
    * Training settings the method's authors used where the job config says nothing (neither the stage's `train`
    * nor the top-level one sets the field). Absent fields fall back to the job-wide defaults.

@@ -1,13 +1,12 @@
 import * as path from 'node:path';
 import type { JobConfig, StageConfig } from '../config/job-config.js';
-import { getTask } from '../data/tasks/registry.js';
 import { methodFactory, type PromptMethod } from '../methods/index.js';
 import { loadT5Model } from '../model/load-t5.js';
 import type { T5Model } from '../model/t5/index.js';
 import { loadTokenizer, type Tokenizer } from '../model/tokenizer/index.js';
 import { ExampleEncoder } from './batching.js';
 import { type ProgressSink, silentProgress } from './progress.js';
-import { loadTrainTasks } from './task-source.js';
+import { loadStageTasks } from './task-source.js';
 import { saveTrainedState, type TrainedState } from './trained-state.js';
 import { type EvalReport, Trainer, type TrainerOptions } from './trainer.js';
 
@@ -50,11 +49,6 @@ export function trainerOptions(
   };
 }
 
-/** Token ids of each task's discrete prompt (its description), for methods that retrieve by template (SPT). */
-export function taskTemplates(tokenizer: Tokenizer, tasks: readonly string[]): Record<string, number[]> {
-  return Object.fromEntries(tasks.map((t) => [t, tokenizer.encode(getTask(t).description)]));
-}
-
 /**
  * Creates a stage's method with the earlier stages' tensors as inputs. `maxSourceLength` is the job's (the fixed
  * length the released codes pad inputs to, which ATTEMPT's `poolPadding` and TPT's `maskPadding: false` need).
@@ -62,7 +56,6 @@ export function taskTemplates(tokenizer: Tokenizer, tasks: readonly string[]): R
 export function createStageMethod(
   stage: StageConfig,
   model: T5Model,
-  tokenizer: Tokenizer,
   inputs: StageTensors,
   maxSourceLength: number,
 ): PromptMethod {
@@ -72,7 +65,6 @@ export function createStageMethod(
     model,
     tasks: stage.tasks,
     seed: stage.train.seed,
-    templates: taskTemplates(tokenizer, stage.tasks),
     inputs,
     maxSourceLength,
   });
@@ -108,19 +100,18 @@ export async function runJob(
   try {
     for (const stage of job.stages) {
       const t0 = performance.now();
+      const heldOut = stage.eval.tasks.filter((t) => !stage.tasks.includes(t));
       progress.log(
-        `stage '${stage.name}': ${stage.method.name} on ${stage.tasks.join(', ')} for ${stage.train.steps} steps`,
+        `stage '${stage.name}': ${stage.method.name} on ${stage.tasks.join(', ')} for ${stage.train.steps} steps` +
+          (heldOut.length > 0 ? `; held-out evaluation on ${heldOut.join(', ')}` : ''),
       );
-      const tasks = loadTrainTasks(job.data, stage.tasks);
-      const method = createStageMethod(stage, model, tokenizer, inputs, job.maxSourceLength);
+      const { train: tasks, eval: evalTasks } = loadStageTasks(job.data, stage);
+      const method = createStageMethod(stage, model, inputs, job.maxSourceLength);
       try {
-        const trainer = new Trainer(
-          model,
-          method,
-          encoder,
-          tasks,
-          trainerOptions(stage, progress, job.maxTargetLength),
-        );
+        const trainer = new Trainer(model, method, encoder, tasks, {
+          ...trainerOptions(stage, progress, job.maxTargetLength),
+          evalTasks,
+        });
         const r = trainer.run();
         const tensors = methodTensors(method, r.bestParams);
         if (opts.out) {
@@ -137,7 +128,13 @@ export async function runJob(
                   { shape: t.shape, trainable: method.params.some((p) => p.name === k) },
                 ]),
               ),
-              metrics: r.best ? { validationAverage: r.best.average, ...r.best.scores } : {},
+              metrics: r.best
+                ? {
+                    validationAverage: r.best.average,
+                    ...(r.best.heldOut ? { heldOutAverage: r.best.heldOut.average } : {}),
+                    ...r.best.scores,
+                  }
+                : {},
               backbone: { dModel: model.config.dModel, vocabSize: model.config.vocabSize },
               createdAt: new Date().toISOString(),
             },

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { JobConfig } from '../config/job-config.js';
+import type { JobConfig, StageConfig } from '../config/job-config.js';
 import { generateDemoSuite } from '../data/demo/index.js';
 import { loadTask } from '../data/load-task.js';
 import { getTask } from '../data/tasks/registry.js';
@@ -49,4 +49,20 @@ export function loadTrainTasks(data: JobConfig['data'], names: readonly string[]
     const loaded = loadTask(name, taskDir(data.root, name), { onMalformed: data.onMalformed });
     return { name, spec: loaded.spec, train: loaded.train, validation: loaded.validation, test: loaded.test };
   });
+}
+
+/**
+ * A stage's training tasks and the tasks it evaluates (its `eval.tasks`, held-out ones included), read in one
+ * pass so a task in both is the same object.
+ */
+export function loadStageTasks(
+  data: JobConfig['data'],
+  stage: Pick<StageConfig, 'tasks' | 'eval'>,
+): { train: TrainTask[]; eval: TrainTask[] } {
+  const names = [...stage.tasks, ...stage.eval.tasks.filter((t) => !stage.tasks.includes(t))];
+  const loaded = new Map(loadTrainTasks(data, names).map((t) => [t.name, t]));
+  return {
+    train: stage.tasks.map((t) => loaded.get(t)!),
+    eval: stage.eval.tasks.map((t) => loaded.get(t)!),
+  };
 }

@@ -29,6 +29,12 @@ export interface TrainerOptions {
   /** Evaluate on validation every N steps (0 = only at the end). */
   evalEvery: number;
   eval: Omit<EvalOptions, 'split'>;
+  /**
+   * Tasks scored at each evaluation, in order (default: the training tasks). One that is not a training task is
+   * held out: its score is reported (and averaged in `heldOutAverage`) but picks the best parameters only when
+   * no training task is evaluated.
+   */
+  evalTasks?: readonly TrainTask[];
   progress?: ProgressSink;
 }
 
@@ -44,6 +50,7 @@ export interface StepReport {
 
 export interface EvalReport {
   step: number;
+  /** Score of every evaluated task, held-out ones included. */
   scores: Record<string, number>;
   metrics: Record<string, Record<string, number>>;
   /**
@@ -53,7 +60,10 @@ export interface EvalReport {
   invalid: Record<string, number>;
   /** Per task, how many examples were evaluated. */
   evaluated: Record<string, number>;
+  /** Mean score of the evaluated training tasks (of the held-out ones when no training task is evaluated). */
   average: number;
+  /** Held-out (zero-shot) tasks evaluated and their mean score; absent when every evaluated task was trained on. */
+  heldOut?: { tasks: string[]; average: number };
 }
 
 /** `task score` per task, with `(n/m not a label)` where generation produced strings outside the label set. */
@@ -156,7 +166,8 @@ export class Trainer {
     const metrics: Record<string, Record<string, number>> = {};
     const invalid: Record<string, number> = {};
     const evaluated: Record<string, number> = {};
-    for (const t of this.tasks) {
+    const evalTasks = this.options.evalTasks ?? this.tasks;
+    for (const t of evalTasks) {
       const r = evaluateTask(
         this.model,
         this.method,
@@ -169,14 +180,20 @@ export class Trainer {
       invalid[t.name] = r.invalid;
       evaluated[t.name] = r.predictions.length;
     }
-    const vals = Object.values(scores);
+    const mean = (names: readonly string[]) =>
+      names.reduce((a, t) => a + scores[t]!, 0) / Math.max(1, names.length);
+    const trained = evalTasks.filter((t) => this.byName.has(t.name)).map((t) => t.name);
+    const heldOut = evalTasks.filter((t) => !this.byName.has(t.name)).map((t) => t.name);
+    if (heldOut.length === 0) return { step, scores, metrics, invalid, evaluated, average: mean(trained) };
+    const heldOutAverage = mean(heldOut);
     return {
       step,
       scores,
       metrics,
       invalid,
       evaluated,
-      average: vals.reduce((a, b) => a + b, 0) / Math.max(1, vals.length),
+      average: trained.length > 0 ? mean(trained) : heldOutAverage,
+      heldOut: { tasks: heldOut, average: heldOutAverage },
     };
   }
 
@@ -197,8 +214,9 @@ export class Trainer {
         best = r;
         bestParams = this.optimizer.parameters();
       }
+      const held = r.heldOut ? ` | held-out average ${r.heldOut.average.toFixed(2)}` : '';
       progress.log(
-        `eval @ step ${step}: average ${r.average.toFixed(2)}${isBest ? ' (best)' : ''} | ${formatEvalScores(r)}`,
+        `eval @ step ${step}: average ${r.average.toFixed(2)}${isBest ? ' (best)' : ''}${held} | ${formatEvalScores(r)}`,
       );
     };
     for (let s = this.optimizer.step; s < this.options.steps; s++) {

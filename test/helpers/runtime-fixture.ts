@@ -317,7 +317,7 @@ export async function referenceRun(job: JobConfig): Promise<Map<string, Float32A
   let inputs: StageTensors = new Map();
   try {
     for (const stage of job.stages) {
-      const method = createStageMethod(stage, model, tokenizer, inputs, job.maxSourceLength);
+      const method = createStageMethod(stage, model, inputs, job.maxSourceLength);
       try {
         const trainer = new Trainer(
           model,

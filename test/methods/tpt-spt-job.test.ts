@@ -1,4 +1,4 @@
-/** TPT's two stages and SPT through the real job pipeline: stage tensors, templates, learning-rate groups. */
+/** TPT's two stages and SPT through the real job pipeline: stage tensors, learning-rate groups. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { selectBackend } from '../../src/backend/index.js';
@@ -15,7 +15,7 @@ import { testBackend } from '../helpers/backend.js';
 import { ensureSpmModel, SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 import { maxAbsDiff } from './tpt-spt-helpers.js';
 
-test('job: TPT bank stage -> target stage (bankFrom), and SPT with task templates', async (t) => {
+test('job: TPT bank stage -> target stage (bankFrom), and SPT (per-example retrieval)', async (t) => {
   await selectBackend({ requested: testBackend() });
   const dir = await ensureSpmModel();
   if (!dir) return t.skip(SPM_MISSING_MESSAGE);

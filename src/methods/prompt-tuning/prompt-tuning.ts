@@ -118,6 +118,7 @@ export const promptTuning: MethodFactory<PromptTuningConfig> = {
   parseConfig: parsePromptTuningConfig,
   describe,
   create: (config, ctx) => new PromptTuning(config, ctx.tasks, ctx),
+  servesUnseenTasks: (config) => !config.perTask,
   // The released prompt-tuning baseline (ATTEMPT's configs/baselines/prompt_tuning.json) sets weight_decay 1e-5.
   trainDefaults: { weightDecay: 1e-5 },
   quickConfig: (flags) => ({

@@ -17,7 +17,7 @@ export interface SptConfig {
   promptLength: number;
   /** One parametric prompt shared by all tasks (true: what makes zero-shot on unseen tasks possible) or one per task. */
   sharedPrompt: boolean;
-  /** 'vocab': frozen embedding rows of frequent ids (keys then live where the template means z live); 'uniform': U(-0.5, 0.5). */
+  /** 'vocab': frozen embedding rows of frequent ids (keys then live where the queries z, mean input embeddings, live); 'uniform': U(-0.5, 0.5). */
   keyInit: 'vocab' | 'uniform';
   /** 'vocab': frozen embedding rows of frequent ids (as prompt tuning); 'uniform': U(-0.5, 0.5). */
   memoryInit: 'vocab' | 'uniform';
@@ -29,6 +29,14 @@ export interface SptConfig {
   promptFrom?: string;
   /** Keep memory and keys frozen (fine-tune only the parametric prompt on a new task). */
   freezeMemory: boolean;
+  /**
+   * How slots and keys that top-k does not pick learn. 'dense' (default, ours): the encoder sees the top-k
+   * mixture, and the backward pass is that of the softmax mixture over all m slots (straight-through), so every
+   * slot and key gets gradient in proportion to its weight. 'topk': the exact gradient of the top-k mixture;
+   * slots and keys outside every example's top k get exactly zero, so a slot no query ranks in its top k never
+   * moves (and its key never rises to be picked).
+   */
+  retrievalGradient: 'dense' | 'topk';
 }
 
 export function parseSptConfig(raw: Readonly<Record<string, unknown>>): SptConfig {
@@ -47,6 +55,7 @@ export function parseSptConfig(raw: Readonly<Record<string, unknown>>): SptConfi
     memoryInit: r.oneOf('memoryInit', ['vocab', 'uniform'] as const, 'vocab'),
     promptInit: r.oneOf('promptInit', ['vocab', 'uniform'] as const, 'vocab'),
     freezeMemory: r.bool('freezeMemory', false),
+    retrievalGradient: r.oneOf('retrievalGradient', ['dense', 'topk'] as const, 'dense'),
     ...(memoryFrom !== undefined ? { memoryFrom } : {}),
     ...(keysFrom !== undefined ? { keysFrom } : {}),
     ...(promptFrom !== undefined ? { promptFrom } : {}),

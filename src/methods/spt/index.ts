@@ -4,4 +4,4 @@ import { spt } from './spt.js';
 registerMethod(spt);
 
 export { parseSptConfig, type SptConfig } from './config.js';
-export { MissingTemplateError, Spt, type SptSelection, spt } from './spt.js';
+export { Spt, type SptSelection, spt } from './spt.js';
