@@ -102,8 +102,8 @@ describe('Trainer on a tiny T5 with a real SentencePiece tokenizer', () => {
     const whole = new Trainer(model, method, encoder, tasks, options(1, 8));
     const parts = new Trainer(model, method, encoder, tasks, options(1, 3));
     const ex = whole.encodeBatch(whole.sampler.globalBatch(0));
-    const a = whole.gradientSums(ex);
-    const b = parts.gradientSums(ex);
+    const a = whole.gradientSums(ex, 0);
+    const b = parts.gradientSums(ex, 0);
     assert.equal(a.tokens, b.tokens);
     assert.ok(Math.abs(a.nllSum - b.nllSum) < 1e-3 * Math.abs(a.nllSum));
     for (const [k, g] of a.grads) {
@@ -201,7 +201,7 @@ describe('Trainer on a tiny T5 with a real SentencePiece tokenizer', () => {
     // Loss on a fixed batch before and after training (per-step losses are on different batches: noisy).
     const fixed = trainer.encodeBatch(trainer.sampler.globalBatch(0));
     const lossOf = () => {
-      const g = trainer.gradientSums(fixed);
+      const g = trainer.gradientSums(fixed, 0);
       return g.nllSum / g.tokens;
     };
     const before = lossOf();
