@@ -14,7 +14,7 @@ import { makeTinyT5 } from '../../src/model/checkpoint/index.js';
 import { T5Model } from '../../src/model/t5/index.js';
 import { loadTokenizer, type Tokenizer } from '../../src/model/tokenizer/index.js';
 import { disposeBatch, type EncodedExample, ExampleEncoder, makeBatch } from '../../src/train/batching.js';
-import { type GradientSums, gradientSums } from '../../src/train/gradients.js';
+import { addGradientSums, type GradientSums, gradientSums } from '../../src/train/gradients.js';
 import { silentProgress } from '../../src/train/progress.js';
 import { trainerOptions } from '../../src/train/run-job.js';
 import { Trainer, type TrainerOptions, type TrainTask } from '../../src/train/trainer.js';
@@ -135,20 +135,6 @@ describe('Trainer dropout on a tiny T5 with a real SentencePiece tokenizer', () 
     }
     return worst / scale;
   };
-  const sumOf = (parts: GradientSums[]): GradientSums => {
-    const acc: GradientSums = { grads: new Map(), nllSum: 0, tokens: 0, perTask: new Map() };
-    for (const p of parts) {
-      acc.nllSum += p.nllSum;
-      acc.tokens += p.tokens;
-      for (const [k, g] of p.grads) {
-        const cur = acc.grads.get(k);
-        if (!cur) acc.grads.set(k, Float32Array.from(g));
-        else g.forEach((x, i) => (cur[i] = cur[i]! + x));
-      }
-    }
-    return acc;
-  };
-
   test("the rate is the checkpoint's dropout_rate unless the options override it", (t) => {
     if (!tokenizer) return t.skip(SPM_MISSING_MESSAGE);
     assert.equal(trainer(8).dropout, 0.2);
@@ -166,7 +152,14 @@ describe('Trainer dropout on a tiny T5 with a real SentencePiece tokenizer', () 
     // Other micro-batch sizes, another order of the examples, each example alone (as workers holding one each).
     const bySize = [3, 1].map((m) => trainer(m).gradientSums(ex, 2));
     const reversed = trainer(3).gradientSums([...ex].reverse(), 2);
-    const alone = sumOf(ex.map((e) => trainer(1).gradientSums([e], 2)));
+    const alone = ex
+      .map((e) => trainer(1).gradientSums([e], 2))
+      .reduce((acc, g) => addGradientSums(acc, g), {
+        grads: new Map(),
+        nllSum: 0,
+        tokens: 0,
+        perTask: new Map(),
+      });
     for (const [name, got] of [
       ['micro-batch 3', bySize[0]!],
       ['micro-batch 1', bySize[1]!],
