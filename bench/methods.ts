@@ -40,6 +40,8 @@ interface Budget {
   promptLength: number;
   evalExamples: number;
   seed: number;
+  /** The backbone's training dropout; null: the checkpoint's dropout_rate. */
+  dropout: number | null;
 }
 
 /** Each method's stages; the last one trains on the target tasks and is the one measured. */
@@ -49,6 +51,7 @@ function methodStages(key: MethodKey, b: Budget): Record<string, unknown>[] {
     batchSize: b.batchSize,
     microBatchSize: b.batchSize,
     seed: b.seed,
+    dropout: b.dropout,
     lr,
     // Explicit, so every method gets the same decay (ATTEMPT's own default is 0).
     weightDecay: 1e-5,
@@ -241,6 +244,7 @@ export async function main(argv: string[]): Promise<void> {
       'prompt-length': { type: 'string', default: '10' },
       'eval-examples': { type: 'string', default: '100' },
       seed: { type: 'string', default: '42' },
+      dropout: { type: 'string' },
       backbone: { type: 'string' },
       backend: { type: 'string', default: 'wasm' },
       json: { type: 'boolean', default: false },
@@ -251,7 +255,8 @@ export async function main(argv: string[]): Promise<void> {
   if (values.help) {
     console.log(
       'npm run bench -- methods [--steps 150] [--methods pt,attempt,tpt,spt] [--lr 0.3] [--prompt-length 10]\n' +
-        '                         [--eval-examples 100] [--seed 42] [--backbone DIR] [--backend wasm] [--json] [--quiet]',
+        "                         [--eval-examples 100] [--seed 42] [--dropout RATE (default: the checkpoint's)]\n" +
+        '                         [--backbone DIR] [--backend wasm] [--json] [--quiet]',
     );
     return;
   }
@@ -267,6 +272,7 @@ export async function main(argv: string[]): Promise<void> {
     promptLength: Number.parseInt(values['prompt-length'], 10),
     evalExamples: Number.parseInt(values['eval-examples'], 10),
     seed: Number.parseInt(values.seed, 10),
+    dropout: values.dropout === undefined ? null : Number(values.dropout),
   };
   await selectBackend({ requested: values.backend, log: () => {} });
   const backbone = values.backbone ?? demoBackboneDir();
