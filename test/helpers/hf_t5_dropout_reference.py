@@ -12,10 +12,7 @@ request lacks, or a request site the model never uses, is an error: that is what
 Prints {"loss": mean token loss, "grad": d loss / d inputs_embeds as [B][L][d]}.
 """
 import json
-import os
-import shutil
 import sys
-import tempfile
 
 import torch
 import torch.nn.functional as F
@@ -28,19 +25,12 @@ def main() -> None:
     req = json.load(sys.stdin)
     rate = float(req["rate"])
     masks = req["masks"]
-    with tempfile.TemporaryDirectory() as tmp:
-        with open(os.path.join(sys.argv[1], "config.json")) as f:
-            config = json.load(f)
-        # promptmesh writes initializer_factor as the integer 1, which current transformers refuses.
-        if isinstance(config.get("initializer_factor"), int):
-            config["initializer_factor"] = float(config["initializer_factor"])
-        config["dropout_rate"] = rate
-        with open(os.path.join(tmp, "config.json"), "w") as f:
-            json.dump(config, f)
-        shutil.copy(os.path.join(sys.argv[1], "model.safetensors"), tmp)
-        model = T5ForConditionalGeneration.from_pretrained(
-            tmp, torch_dtype=torch.float32, attn_implementation="eager"
-        )
+    # Loaded as written: the folder's dropout_rate must be the rate promptmesh trained with.
+    model = T5ForConditionalGeneration.from_pretrained(
+        sys.argv[1], torch_dtype=torch.float32, attn_implementation="eager"
+    )
+    if model.config.dropout_rate != rate:
+        raise ValueError(f"config.json has dropout_rate {model.config.dropout_rate}, the request {rate}")
     model.train()
 
     def apply(site: str, x: torch.Tensor) -> torch.Tensor:
