@@ -44,6 +44,8 @@ interface Budget {
   evalExamples: number;
   evalMode: EvalMode;
   seed: number;
+  /** The backbone's training dropout; null: the checkpoint's dropout_rate. */
+  dropout: number | null;
 }
 
 /** Each method's stages; the last one trains on the target tasks and is the one measured. */
@@ -53,6 +55,7 @@ function methodStages(key: MethodKey, b: Budget): Record<string, unknown>[] {
     batchSize: b.batchSize,
     microBatchSize: b.batchSize,
     seed: b.seed,
+    dropout: b.dropout,
     lr,
     // Explicit, so every method gets the same decay (ATTEMPT's own default is 0).
     weightDecay: 1e-5,
@@ -250,6 +253,7 @@ export async function main(argv: string[]): Promise<void> {
       'eval-examples': { type: 'string', default: '100' },
       'eval-mode': { type: 'string', default: 'generate' },
       seed: { type: 'string', default: '42' },
+      dropout: { type: 'string' },
       backbone: { type: 'string' },
       backend: { type: 'string', default: 'wasm' },
       json: { type: 'boolean', default: false },
@@ -260,7 +264,8 @@ export async function main(argv: string[]): Promise<void> {
   if (values.help) {
     console.log(
       'npm run bench -- methods [--steps 150] [--methods pt,attempt,tpt,spt] [--lr 0.3] [--prompt-length 10]\n' +
-        '                         [--eval-examples 100] [--eval-mode generate|rank] [--seed 42] [--backbone DIR] [--backend wasm] [--json] [--quiet]',
+        "                         [--eval-examples 100] [--eval-mode generate|rank] [--seed 42] [--dropout RATE (default: the checkpoint's)]\n" +
+        '                         [--backbone DIR] [--backend wasm] [--json] [--quiet]',
     );
     return;
   }
@@ -281,6 +286,7 @@ export async function main(argv: string[]): Promise<void> {
     evalExamples: Number.parseInt(values['eval-examples'], 10),
     evalMode,
     seed: Number.parseInt(values.seed, 10),
+    dropout: values.dropout === undefined ? null : Number(values.dropout),
   };
   await selectBackend({ requested: values.backend, log: () => {} });
   const backbone = values.backbone ?? demoBackboneDir();

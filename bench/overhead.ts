@@ -102,7 +102,7 @@ async function singleProcess(job: JobConfig, warmup: number): Promise<Row> {
       const t0 = performance.now();
       const examples = trainer.encodeBatch(trainer.sampler.globalBatch(s));
       const t1 = performance.now();
-      const sums = trainer.gradientSums(examples);
+      const sums = trainer.gradientSums(examples, s);
       const t2 = performance.now();
       const tokens = Math.max(1, sums.tokens);
       for (const g of sums.grads.values()) for (let i = 0; i < g.length; i++) g[i] = g[i]! / tokens;

@@ -15,6 +15,8 @@ const testDir = join(root, 'dist', 'test');
 const NATIVE_SUITES = [
   '/test/model/t5.',
   '/test/model/t5-kv-cache.',
+  '/test/model/t5-dropout',
+  '/test/train/dropout.',
   '/test/backend/lean-backprop.',
   '/test/methods/',
   '/test/train/trainer.',

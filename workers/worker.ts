@@ -508,7 +508,7 @@ export class Worker {
     const t1 = performance.now();
     const sums =
       examples.length > 0
-        ? rt.trainer.gradientSums(examples)
+        ? rt.trainer.gradientSums(examples, s.step)
         : { grads: new Map<string, Float32Array>(), nllSum: 0, tokens: 0, perTask: new Map() };
     const t2 = performance.now();
     this.milestone(`step ${s.step}: all-reduce`);

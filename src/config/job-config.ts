@@ -12,6 +12,11 @@ export interface TrainSettings {
   batchSize: number;
   microBatchSize: number;
   seed: number;
+  /**
+   * Dropout rate of the frozen backbone while training, at every place Hugging Face's T5 applies it; null: the
+   * checkpoint's `dropout_rate`. Evaluation never drops.
+   */
+  dropout: number | null;
   lr: { prompt: number; attention?: number; bank?: number; memory?: number };
   weightDecay: number;
   warmupSteps: number;
@@ -71,6 +76,7 @@ export const DEFAULT_TRAIN: TrainSettings = Object.freeze({
   batchSize: 32,
   microBatchSize: 8,
   seed: 42,
+  dropout: null,
   lr: { prompt: 0.3 },
   weightDecay: 1e-5,
   warmupSteps: 500,
@@ -146,6 +152,7 @@ function parseTrain(raw: unknown, base: TrainSettings, field: string, src: strin
       'batchSize',
       'microBatchSize',
       'seed',
+      'dropout',
       'lr',
       'weightDecay',
       'warmupSteps',
@@ -184,11 +191,19 @@ function parseTrain(raw: unknown, base: TrainSettings, field: string, src: strin
         : {}),
     };
   }
+  let dropout = base.dropout;
+  if ('dropout' in raw && raw.dropout !== null) {
+    dropout = num(raw, 'dropout', `${field}.dropout`, src, 0, 0);
+    if (dropout >= 1) {
+      throw new JobConfigError(`${field}.dropout`, `expected a rate below 1 (or null), got ${dropout}`, src);
+    }
+  } else if ('dropout' in raw) dropout = null;
   const t: TrainSettings = {
     steps: num(raw, 'steps', `${field}.steps`, src, base.steps, 1, true),
     batchSize: num(raw, 'batchSize', `${field}.batchSize`, src, base.batchSize, 1, true),
     microBatchSize: num(raw, 'microBatchSize', `${field}.microBatchSize`, src, base.microBatchSize, 1, true),
     seed: num(raw, 'seed', `${field}.seed`, src, base.seed, 0, true),
+    dropout,
     lr,
     weightDecay: num(raw, 'weightDecay', `${field}.weightDecay`, src, base.weightDecay, 0),
     warmupSteps: num(raw, 'warmupSteps', `${field}.warmupSteps`, src, base.warmupSteps, 0, true),

@@ -14,6 +14,11 @@ export interface T5Config {
   relativeAttentionNumBuckets: number;
   relativeAttentionMaxDistance: number;
   layerNormEpsilon: number;
+  /**
+   * `dropout_rate`: the probability with which training zeroes a unit at every place Hugging Face's T5 applies
+   * dropout (transformers' default 0.1). Evaluation never applies it; a job may override it (`train.dropout`).
+   */
+  dropoutRate: number;
   /** 'relu': T5 v1.0 (DenseReluDense wi/wo). 'gated-gelu': v1.1/flan, gelu_new (tanh approximation) on wi_0. */
   feedForwardProj: 'relu' | 'gated-gelu';
   /** When true, lm_head is shared.weight and T5 scales the decoder output by dModel^-0.5 before it. */
@@ -121,6 +126,12 @@ export function parseT5Config(json: unknown, source: string): T5Config {
   }
   const layerNormEpsilon = epsRaw as number;
 
+  const dropoutRaw = obj.dropout_rate ?? 0.1;
+  if (typeof dropoutRaw !== 'number' || !Number.isFinite(dropoutRaw) || dropoutRaw < 0 || dropoutRaw >= 1) {
+    fail('dropout_rate', `must be a number in [0, 1), got ${describe(dropoutRaw)}`);
+  }
+  const dropoutRate = dropoutRaw as number;
+
   const ffRaw = obj.feed_forward_proj ?? 'relu';
   if (ffRaw !== 'relu' && ffRaw !== 'gated-gelu') {
     fail(
@@ -171,6 +182,7 @@ export function parseT5Config(json: unknown, source: string): T5Config {
     relativeAttentionNumBuckets,
     relativeAttentionMaxDistance,
     layerNormEpsilon,
+    dropoutRate,
     feedForwardProj,
     tieWordEmbeddings,
     padTokenId,
@@ -197,7 +209,7 @@ export function t5ConfigToJson(cfg: T5Config): Record<string, unknown> {
     d_model: cfg.dModel,
     decoder_start_token_id: cfg.decoderStartTokenId,
     dense_act_fn: act.denseActFn,
-    dropout_rate: 0.1,
+    dropout_rate: cfg.dropoutRate,
     eos_token_id: cfg.eosTokenId,
     feed_forward_proj: cfg.feedForwardProj,
     initializer_factor: 1.0,

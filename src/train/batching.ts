@@ -10,6 +10,8 @@ export interface TextEncoder {
 }
 
 export interface EncodedExample {
+  /** The example's identity, `task/split/index`: what its dropout masks are keyed by (dropout-plan.ts). */
+  key: string;
   task: string;
   source: Int32Array;
   target: Int32Array;
@@ -42,6 +44,7 @@ export class ExampleEncoder {
     if (hit) return hit;
     const t = this.tokenizer;
     const e: EncodedExample = {
+      key,
       task,
       source: truncate(t.encode(source), this.limits.maxSourceLength, t.eosId),
       target: truncate(t.encode(target), this.limits.maxTargetLength, t.eosId),

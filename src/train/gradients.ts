@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { PromptBatch, PromptMethod } from '../methods/index.js';
-import type { T5Model } from '../model/t5/index.js';
+import type { DropoutPlan, T5Model } from '../model/t5/index.js';
 
 export interface TaskLoss {
   /** Summed token negative log-likelihood. */
@@ -20,20 +20,31 @@ export interface GradientSums {
 
 /**
  * Forward and backward for one batch through the frozen model. Only the method's touched parameters are
- * differentiated; the backbone's weights are constants.
+ * differentiated; the backbone's weights are constants. `dropout` (one key per example of the batch) runs the
+ * backbone in training mode; without it the pass is the evaluation-mode one.
  *
  * Everything the host needs (every gradient, the loss, the per-example losses and label counts) is concatenated on
  * the device and read back once: on native TensorFlow, and on a GPU above all, each read-back is a synchronisation
  * and a copy, and there used to be one per trained tensor. The per-parameter arrays are views into that buffer.
  */
-export function gradientSums(model: T5Model, method: PromptMethod, batch: PromptBatch): GradientSums {
+export function gradientSums(
+  model: T5Model,
+  method: PromptMethod,
+  batch: PromptBatch,
+  dropout?: DropoutPlan,
+): GradientSums {
   const touched = new Set(method.touchedParams(batch.tasks));
   const params = method.params.filter((p) => touched.has(p.name));
   let perExample: tf.Tensor | undefined;
   const { value, grads } = tf.variableGrads(
     () => {
       const enc = method.encoderInputs(model, batch);
-      const terms = model.lossTerms({ ...enc, labels: batch.labels, labelMask: batch.labelMask });
+      const terms = model.lossTerms({
+        ...enc,
+        labels: batch.labels,
+        labelMask: batch.labelMask,
+        ...(dropout ? { dropout } : {}),
+      });
       perExample = tf.keep(terms.perExample);
       return terms.nllSum;
     },

@@ -36,6 +36,7 @@ export function trainerOptions(
     batchSize: t.batchSize,
     microBatchSize: t.microBatchSize,
     seed: t.seed,
+    ...(t.dropout !== null ? { dropout: t.dropout } : {}),
     mixing: t.mixing,
     optimizer: { lr: t.lr, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps, clipNorm: t.clipNorm },
     evalEvery: t.evalEvery,

@@ -3,6 +3,7 @@ import { MixtureSampler, type SampledExample } from '../data/mixture-sampler.js'
 import type { PromptMethod } from '../methods/index.js';
 import type { T5Model } from '../model/t5/index.js';
 import { disposeBatch, type EncodedExample, type ExampleEncoder, makeBatch } from './batching.js';
+import { dropoutPlan } from './dropout-plan.js';
 import { type EvalOptions, evaluateTask } from './evaluate.js';
 import { addGradientSums, type GradientSums, gradientSums } from './gradients.js';
 import { formatDuration, type ProgressSink, silentProgress } from './progress.js';
@@ -24,6 +25,11 @@ export interface TrainerOptions {
   /** Examples per forward/backward; the global batch is accumulated from micro-batches. */
   microBatchSize: number;
   seed: number;
+  /**
+   * Dropout rate of the frozen backbone while training (dropout-plan.ts); absent: the checkpoint's `dropout_rate`.
+   * Evaluation never drops.
+   */
+  dropout?: number;
   mixing: { cap?: number; temperature?: number };
   optimizer: Omit<OptimizerConfig, 'totalSteps'>;
   /** Evaluate on validation every N steps (0 = only at the end). */
@@ -93,6 +99,8 @@ export interface TrainResult {
 export class Trainer {
   readonly sampler: MixtureSampler;
   readonly optimizer: PromptOptimizer;
+  /** The dropout rate training applies: the option, else the checkpoint's. */
+  readonly dropout: number;
   private readonly byName: Map<string, TrainTask>;
 
   constructor(
@@ -103,6 +111,10 @@ export class Trainer {
     readonly options: TrainerOptions,
   ) {
     this.byName = new Map(tasks.map((t) => [t.name, t]));
+    this.dropout = options.dropout ?? model.config.dropoutRate;
+    if (!(this.dropout >= 0 && this.dropout < 1)) {
+      throw new RangeError(`dropout must be in [0, 1), got ${this.dropout}`);
+    }
     this.sampler = new MixtureSampler(
       tasks.map((t) => ({ name: t.name, size: t.train.length })),
       {
@@ -123,16 +135,18 @@ export class Trainer {
     });
   }
 
-  /** Gradient sums over a list of examples, in micro-batches. */
-  gradientSums(examples: readonly EncodedExample[]): GradientSums {
+  /**
+   * Gradient sums over a list of examples of global batch `step`, in micro-batches. The step keys the dropout
+   * masks (with the seed and each example's identity), never the micro-batch or the position in the list.
+   */
+  gradientSums(examples: readonly EncodedExample[], step: number): GradientSums {
     const acc: GradientSums = { grads: new Map(), nllSum: 0, tokens: 0, perTask: new Map() };
     for (let i = 0; i < examples.length; i += this.options.microBatchSize) {
-      const batch = makeBatch(
-        examples.slice(i, i + this.options.microBatchSize),
-        this.encoder.tokenizer.padId,
-      );
+      const micro = examples.slice(i, i + this.options.microBatchSize);
+      const batch = makeBatch(micro, this.encoder.tokenizer.padId);
+      const dropout = dropoutPlan(this.dropout, this.options.seed, step, micro);
       try {
-        addGradientSums(acc, gradientSums(this.model, this.method, batch));
+        addGradientSums(acc, gradientSums(this.model, this.method, batch, dropout));
       } finally {
         disposeBatch(batch);
       }
@@ -144,7 +158,7 @@ export class Trainer {
   trainStep(step: number): StepReport {
     const t0 = performance.now();
     const examples = this.encodeBatch(this.sampler.globalBatch(step));
-    const sums = this.gradientSums(examples);
+    const sums = this.gradientSums(examples, step);
     const tokens = Math.max(1, sums.tokens);
     for (const g of sums.grads.values()) for (let i = 0; i < g.length; i++) g[i] = g[i]! / tokens;
     const { gradNorm } = this.optimizer.apply(sums.grads);

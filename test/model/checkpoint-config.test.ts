@@ -68,6 +68,7 @@ describe('parseT5Config', () => {
       relativeAttentionNumBuckets: 32,
       relativeAttentionMaxDistance: 128,
       layerNormEpsilon: 1e-6,
+      dropoutRate: 0.1,
       feedForwardProj: 'gated-gelu',
       tieWordEmbeddings: false,
       padTokenId: 0,
@@ -88,6 +89,7 @@ describe('parseT5Config', () => {
     assert.equal(cfg.relativeAttentionNumBuckets, 32);
     assert.equal(cfg.relativeAttentionMaxDistance, 128);
     assert.equal(cfg.layerNormEpsilon, 1e-6);
+    assert.equal(cfg.dropoutRate, 0.1);
     assert.equal(cfg.feedForwardProj, 'relu');
     assert.equal(cfg.tieWordEmbeddings, true);
     assert.deepEqual([cfg.padTokenId, cfg.eosTokenId, cfg.decoderStartTokenId], [0, 1, 0]);
@@ -116,6 +118,9 @@ describe('parseT5Config', () => {
     configError({ feed_forward_proj: 'relu', is_gated_act: true }, 'is_gated_act', /means false/);
     configError({ tie_word_embeddings: 'yes' }, 'tie_word_embeddings', /true or false/);
     configError({ layer_norm_epsilon: -1 }, 'layer_norm_epsilon', /positive number/);
+    configError({ dropout_rate: 1 }, 'dropout_rate', /in \[0, 1\), got 1/);
+    configError({ dropout_rate: -0.1 }, 'dropout_rate', /in \[0, 1\)/);
+    configError({ dropout_rate: '0.1' }, 'dropout_rate', /the string "0.1"/);
     configError({ vocab_size: 10, eos_token_id: 10 }, 'eos_token_id', /below vocab_size \(10\)/);
     configError({ pad_token_id: null }, 'pad_token_id', /got null/);
     configError({ model_type: 'bart' }, 'model_type', /only t5, mt5/);
@@ -139,6 +144,9 @@ describe('parseT5Config', () => {
       assert.equal(json.tie_word_embeddings, variant === 'v1');
       assert.deepEqual(parseT5Config(JSON.parse(JSON.stringify(json)), 'x'), cfg);
     }
+    const noDropout = tinyT5Config({ variant: 'v1', dropoutRate: 0 });
+    assert.equal(t5ConfigToJson(noDropout).dropout_rate, 0, 'the checkpoint keeps its own dropout_rate');
+    assert.equal(parseT5Config(t5ConfigToJson(noDropout), 'x').dropoutRate, 0);
     const flan = parseT5Config(FLAN_T5_SMALL, 'c');
     const written = t5ConfigToJson(flan);
     for (const k of Object.keys(written)) {

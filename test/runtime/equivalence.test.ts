@@ -3,10 +3,13 @@
  * with the same parameters as the single-process Trainer on the same job. The global batches are the same by
  * construction (the mixture sampler is a pure function of seed and step); what differs is the summation order of
  * the gradient sums (per-worker micro-batches, then the ring all-reduce, vs one process's micro-batches in a row).
+ * The backbone trains with dropout (the fixture checkpoint's dropout_rate 0.1): each example's masks are a function
+ * of (seed, step, example), so sharding must not change them either.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { selectBackend } from '../../src/backend/index.js';
+import { readT5Config } from '../../src/model/checkpoint/index.js';
 import { testBackend } from '../helpers/backend.js';
 import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
 import {
@@ -44,6 +47,14 @@ describe('runtime: N workers = single-process trainer', { skip: natsSkipReason()
     nats = await startNatsServer();
     await selectBackend({ requested: testBackend() });
     reference = await referenceRun(fx.job());
+  });
+
+  test('the job trains with dropout (so the equivalence below covers its masks)', (t) => {
+    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    const job = fx.job();
+    const rates = job.stages.map((s) => s.train.dropout ?? readT5Config(job.backbone.checkpoint).dropoutRate);
+    t.diagnostic(`dropout per stage: ${rates.join(', ')}`);
+    assert.ok(rates.every((r) => r > 0));
   });
   after(async () => {
     await killAll(procs);

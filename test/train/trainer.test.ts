@@ -102,8 +102,8 @@ describe('Trainer on a tiny T5 with a real SentencePiece tokenizer', () => {
     const whole = new Trainer(model, method, encoder, tasks, options(1, 8));
     const parts = new Trainer(model, method, encoder, tasks, options(1, 3));
     const ex = whole.encodeBatch(whole.sampler.globalBatch(0));
-    const a = whole.gradientSums(ex);
-    const b = parts.gradientSums(ex);
+    const a = whole.gradientSums(ex, 0);
+    const b = parts.gradientSums(ex, 0);
     assert.equal(a.tokens, b.tokens);
     assert.ok(Math.abs(a.nllSum - b.nllSum) < 1e-3 * Math.abs(a.nllSum));
     for (const [k, g] of a.grads) {
@@ -198,10 +198,13 @@ describe('Trainer on a tiny T5 with a real SentencePiece tokenizer', () => {
     const method = promptTuning(true);
     const encoder = new ExampleEncoder(tokenizer, { maxSourceLength: 32, maxTargetLength: 4 });
     const trainer = new Trainer(model, method, encoder, tasks, options(25, 8));
-    // Loss on a fixed batch before and after training (per-step losses are on different batches: noisy).
+    assert.equal(trainer.dropout, 0.1, "training drops at the checkpoint's rate");
+    // Loss on a fixed batch before and after training (per-step losses are on different batches: noisy), measured
+    // without dropout, as evaluation sees the model.
+    const measure = new Trainer(model, method, encoder, tasks, { ...options(25, 8), dropout: 0 });
     const fixed = trainer.encodeBatch(trainer.sampler.globalBatch(0));
     const lossOf = () => {
-      const g = trainer.gradientSums(fixed);
+      const g = measure.gradientSums(fixed, 0);
       return g.nllSum / g.tokens;
     };
     const before = lossOf();
@@ -210,7 +213,9 @@ describe('Trainer on a tiny T5 with a real SentencePiece tokenizer', () => {
     for (let s = 1; s < 25; s++) trainer.trainStep(s);
     assert.equal(tf.memory().numTensors, tensorsAfterFirst, 'tensor count grew across steps');
     const afterTraining = lossOf();
-    // A random 16-wide backbone limits what a prompt can do; the drop is deterministic (fixed seeds), ~13%.
+    t.diagnostic(`loss on a fixed batch: ${before} -> ${afterTraining}`);
+    // A random 16-wide backbone limits what a prompt can do; the drop is deterministic (fixed seeds), ~11% (13% when
+    // training without dropout).
     assert.ok(afterTraining < before * 0.92, `loss did not go down: ${before} -> ${afterTraining}`);
     const evalReport = trainer.evaluate(25);
     assert.deepEqual(Object.keys(evalReport.scores).sort(), ['demo-sentiment', 'demo-topic']);

@@ -21,6 +21,8 @@ export interface TinyT5Options {
   numDecoderLayers?: number;
   relativeAttentionNumBuckets?: number;
   relativeAttentionMaxDistance?: number;
+  /** `dropout_rate` written to config.json; default 0.1, transformers' default and every released T5's. */
+  dropoutRate?: number;
 }
 
 export function tinyT5Config(opts: TinyT5Options): T5Config {
@@ -39,6 +41,7 @@ export function tinyT5Config(opts: TinyT5Options): T5Config {
     relativeAttentionNumBuckets: opts.relativeAttentionNumBuckets ?? 8,
     relativeAttentionMaxDistance: opts.relativeAttentionMaxDistance ?? 16,
     layerNormEpsilon: 1e-6,
+    dropoutRate: opts.dropoutRate ?? 0.1,
     feedForwardProj: opts.variant === 'v1' ? 'relu' : 'gated-gelu',
     tieWordEmbeddings: opts.variant === 'v1',
     padTokenId: 0,

@@ -1,13 +1,29 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { applyDropout } from './dropout.js';
 import { transposedMatmulIsSlow } from './kernel-paths.js';
+
+/** Dropout on the attention probabilities: a bool keep mask [B, H, Lq, Lk] and the rate it was drawn with. */
+export interface AttentionDropout {
+  keep: tf.Tensor;
+  rate: number;
+}
 
 /**
  * softmax(Q K^T + bias) V for every (batch, head), without the 1/sqrt(d) scale (T5 folds it into its weights).
  * q: [B, H, Lq, dk], k and v: [B, H, Lk, dk], bias: broadcastable to [B, H, Lq, Lk] (position bias + masks; frozen,
- * so it gets no gradient). Returns [B, H, Lq, dk].
+ * so it gets no gradient). With `dropout`, the probabilities are multiplied by keep / (1 - rate) before V, as
+ * Hugging Face's T5 does in training. Returns [B, H, Lq, dk].
  */
-export function attentionCore(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor): tf.Tensor4D {
-  return transposedMatmulIsSlow() ? splitHeadAttention(q, k, v, bias) : batchedAttention(q, k, v, bias);
+export function attentionCore(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  bias: tf.Tensor,
+  dropout?: AttentionDropout,
+): tf.Tensor4D {
+  return transposedMatmulIsSlow()
+    ? splitHeadAttention(q, k, v, bias, dropout)
+    : batchedAttention(q, k, v, bias, dropout);
 }
 
 /** Reference formulation with batched matmuls: fast on tfjs-node(-gpu) and used by the tests as ground truth. */
@@ -16,10 +32,12 @@ export function batchedAttention(
   k: tf.Tensor4D,
   v: tf.Tensor4D,
   bias: tf.Tensor,
+  dropout?: AttentionDropout,
 ): tf.Tensor4D {
   return tf.tidy(() => {
     const scores = tf.add(tf.matMul(q, k, false, true), bias);
-    return tf.matMul(tf.softmax(scores), v) as tf.Tensor4D;
+    const probs = tf.softmax(scores);
+    return tf.matMul(dropout ? applyDropout(probs, dropout.keep, dropout.rate) : probs, v) as tf.Tensor4D;
   });
 }
 
@@ -31,16 +49,19 @@ export function batchedAttention(
  * whole 4-D tensor (cheap). Its gradient is written the same way: dP = dO V^T, dS = P * (dP - rowsum(dP * P)),
  * dQ = dS K, dK = dS^T Q, dV = P^T dO, and dBias = dS summed over the axes the bias was broadcast along (the
  * frozen model discards it; a backbone being pretrained learns its relative position table through it).
+ * With dropout, D = P * keep / (1 - rate) replaces P in O = D V: dV = D^T dO, and dP = (dO V^T) * keep / (1 - rate).
  */
 export function splitHeadAttention(
   q: tf.Tensor4D,
   k: tf.Tensor4D,
   v: tf.Tensor4D,
   bias: tf.Tensor,
+  dropout?: AttentionDropout,
 ): tf.Tensor4D {
   const [B, H, Lq, dk] = q.shape;
   const Lk = k.shape[2];
   const n = B * H;
+  const scaledKeep = (keep: tf.Tensor) => tf.mul(tf.cast(keep, 'float32'), 1 / (1 - dropout!.rate));
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [qIn, kIn, vIn, bIn, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     const probs = tf.tidy(() => {
@@ -48,29 +69,32 @@ export function splitHeadAttention(
       const s = headwiseMatMul(qIn.dataSync() as Float32Array, kT.dataSync() as Float32Array, n, Lq, dk, Lk);
       return tf.softmax(tf.add(tf.reshape(s, [B, H, Lq, Lk]), bIn));
     });
+    const mixed = dropout ? tf.tidy(() => tf.mul(probs, scaledKeep(dropout.keep))) : probs;
     const out = tf.tidy(() =>
       tf.reshape(
-        headwiseMatMul(probs.dataSync() as Float32Array, vIn.dataSync() as Float32Array, n, Lq, Lk, dk),
+        headwiseMatMul(mixed.dataSync() as Float32Array, vIn.dataSync() as Float32Array, n, Lq, Lk, dk),
         [B, H, Lq, dk],
       ),
     );
-    save([qIn, kIn, vIn, probs]);
+    save(dropout ? [qIn, kIn, vIn, probs, dropout.keep] : [qIn, kIn, vIn, probs]);
     return {
       value: out,
       gradFunc: (dO: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sq, sk, sv, p] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        const [sq, sk, sv, p, keep] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor?];
         return tf.tidy(() => {
           const dOData = dO.dataSync() as Float32Array;
           const vT = tf.transpose(sv, [0, 1, 3, 2]);
-          const dP = tf.reshape(headwiseMatMul(dOData, vT.dataSync() as Float32Array, n, Lq, dk, Lk), [
+          const dMixed = tf.reshape(headwiseMatMul(dOData, vT.dataSync() as Float32Array, n, Lq, dk, Lk), [
             B,
             H,
             Lq,
             Lk,
           ]);
+          const m = keep ? scaledKeep(keep) : undefined;
+          const dP = m ? tf.mul(dMixed, m) : dMixed;
           const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
           const dST = tf.transpose(dS, [0, 1, 3, 2]);
-          const pT = tf.transpose(p, [0, 1, 3, 2]);
+          const pT = tf.transpose(m ? tf.mul(p, m) : p, [0, 1, 3, 2]);
           const dSData = dS.dataSync() as Float32Array;
           const dQ = headwiseMatMul(dSData, sk.dataSync() as Float32Array, n, Lq, Lk, dk);
           const dK = headwiseMatMul(

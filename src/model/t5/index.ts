@@ -1,5 +1,6 @@
 export { attentionCore, batchedAttention, splitHeadAttention } from './attention-core.js';
 export { tokenNll } from './cross-entropy.js';
+export { applyDropout, type DropoutPlan, keepFlags } from './dropout.js';
 export { assertShape, ShapeMismatchError } from './errors.js';
 export { FrozenLinear } from './frozen-linear.js';
 export { relativePositionBucket, relativePositionBuckets } from './relative-position.js';

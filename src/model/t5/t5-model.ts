@@ -5,6 +5,7 @@ import type { T5Config } from '../t5-config.js';
 import { relu } from './activations.js';
 import { attentionCore } from './attention-core.js';
 import { tokenNll } from './cross-entropy.js';
+import { type DropoutPlan, type StackDropout, stackDropout } from './dropout.js';
 import { assertShape, ShapeMismatchError } from './errors.js';
 import { FrozenLinear } from './frozen-linear.js';
 import { nativeKernelsAvailable } from './native-kernels.js';
@@ -91,6 +92,8 @@ export interface Seq2SeqBatch {
   labels: tf.Tensor2D;
   /** [B, T] 1 where the label counts, 0 for padding. */
   labelMask: tf.Tensor2D;
+  /** Training-mode dropout (dropout.ts); absent or rate 0: none, as in evaluation. */
+  dropout?: DropoutPlan;
 }
 
 export interface LossTerms {
@@ -250,39 +253,91 @@ export class T5Model {
     );
   }
 
-  /** Encoder over input embeddings -> last layer after the final norm, [B, L, d]. */
-  encode(inputsEmbeds: tf.Tensor3D, attentionMask: tf.Tensor2D): tf.Tensor3D {
+  /**
+   * Encoder over input embeddings -> last layer after the final norm, [B, L, d]. `dropout` (training only) drops
+   * where Hugging Face's T5Stack does: the input embeddings (prompt rows included), the attention probabilities, the
+   * feed-forward activation, each sublayer's output before its residual add, and the output after the final norm.
+   */
+  encode(inputsEmbeds: tf.Tensor3D, attentionMask: tf.Tensor2D, dropout?: DropoutPlan): tf.Tensor3D {
     const [B, L, d] = inputsEmbeds.shape;
     assertShape('inputsEmbeds', inputsEmbeds.shape, [null, null, this.config.dModel]);
     assertShape('attentionMask', attentionMask.shape, [B, L]);
+    const drop = stackDropout(dropout, 'encoder', B);
     return tf.tidy(() => {
       const bias = tf.add(this.positionBias(L, L, true), maskBias(attentionMask));
       let h = tf.reshape(inputsEmbeds, [B * L, d]) as tf.Tensor2D;
-      for (const blk of this.encoder) {
-        h = tf.add(h, this.attend(blk.self, this.rmsNorm(h, blk.selfLn), undefined, B, L, L, bias));
-        h = tf.add(h, this.feedForward(blk.ff, this.rmsNorm(h, blk.ffLn)));
-      }
-      return tf.reshape(this.rmsNorm(h, this.encFinalLn), [B, L, d]) as tf.Tensor3D;
+      if (drop) h = drop.rows(h, 'embed', L);
+      this.encoder.forEach((blk, i) => {
+        const att = this.attend(
+          blk.self,
+          this.rmsNorm(h, blk.selfLn),
+          undefined,
+          B,
+          L,
+          L,
+          bias,
+          drop,
+          `${i}.self`,
+        );
+        h = tf.add(h, drop ? drop.rows(att, `${i}.self.out`, L) : att);
+        const ff = this.feedForward(blk.ff, this.rmsNorm(h, blk.ffLn), drop, `${i}.ff`, L);
+        h = tf.add(h, drop ? drop.rows(ff, `${i}.ff.out`, L) : ff);
+      });
+      h = this.rmsNorm(h, this.encFinalLn);
+      if (drop) h = drop.rows(h, 'final', L);
+      return tf.reshape(h, [B, L, d]) as tf.Tensor3D;
     });
   }
 
-  /** Decoder -> hidden states after the final norm, [B, T, d]. */
-  decode(decoderInputIds: tf.Tensor2D, encoderHidden: tf.Tensor3D, attentionMask: tf.Tensor2D): tf.Tensor3D {
+  /** Decoder -> hidden states after the final norm, [B, T, d]. `dropout` as in encode, cross-attention included. */
+  decode(
+    decoderInputIds: tf.Tensor2D,
+    encoderHidden: tf.Tensor3D,
+    attentionMask: tf.Tensor2D,
+    dropout?: DropoutPlan,
+  ): tf.Tensor3D {
     const [B, T] = decoderInputIds.shape;
     const [Be, L, d] = encoderHidden.shape;
     if (Be !== B) throw new ShapeMismatchError('encoderHidden', [B, L, d], encoderHidden.shape);
     assertShape('attentionMask', attentionMask.shape, [B, L]);
+    const drop = stackDropout(dropout, 'decoder', B);
     return tf.tidy(() => {
       const selfBias = this.positionBias(T, T, false);
       const crossBias = maskBias(attentionMask);
       const enc = tf.reshape(encoderHidden, [B * L, d]) as tf.Tensor2D;
       let h = tf.reshape(this.embed(decoderInputIds), [B * T, d]) as tf.Tensor2D;
-      for (const blk of this.decoder) {
-        h = tf.add(h, this.attend(blk.self, this.rmsNorm(h, blk.selfLn), undefined, B, T, T, selfBias));
-        h = tf.add(h, this.attend(blk.cross, this.rmsNorm(h, blk.crossLn), enc, B, T, L, crossBias));
-        h = tf.add(h, this.feedForward(blk.ff, this.rmsNorm(h, blk.ffLn)));
-      }
-      return tf.reshape(this.rmsNorm(h, this.decFinalLn), [B, T, d]) as tf.Tensor3D;
+      if (drop) h = drop.rows(h, 'embed', T);
+      this.decoder.forEach((blk, i) => {
+        const sa = this.attend(
+          blk.self,
+          this.rmsNorm(h, blk.selfLn),
+          undefined,
+          B,
+          T,
+          T,
+          selfBias,
+          drop,
+          `${i}.self`,
+        );
+        h = tf.add(h, drop ? drop.rows(sa, `${i}.self.out`, T) : sa);
+        const ca = this.attend(
+          blk.cross,
+          this.rmsNorm(h, blk.crossLn),
+          enc,
+          B,
+          T,
+          L,
+          crossBias,
+          drop,
+          `${i}.cross`,
+        );
+        h = tf.add(h, drop ? drop.rows(ca, `${i}.cross.out`, T) : ca);
+        const ff = this.feedForward(blk.ff, this.rmsNorm(h, blk.ffLn), drop, `${i}.ff`, T);
+        h = tf.add(h, drop ? drop.rows(ff, `${i}.ff.out`, T) : ff);
+      });
+      h = this.rmsNorm(h, this.decFinalLn);
+      if (drop) h = drop.rows(h, 'final', T);
+      return tf.reshape(h, [B, T, d]) as tf.Tensor3D;
     });
   }
 
@@ -312,15 +367,15 @@ export class T5Model {
 
   /** Teacher-forced token negative log-likelihood, summed (so shards can be added exactly). */
   lossTerms(batch: Seq2SeqBatch): LossTerms {
-    const { inputsEmbeds, attentionMask, labels, labelMask } = batch;
+    const { inputsEmbeds, attentionMask, labels, labelMask, dropout } = batch;
     const [B, T] = labels.shape;
     assertShape('labelMask', labelMask.shape, [B, T]);
     if (inputsEmbeds.shape[0] !== B) {
       throw new ShapeMismatchError('labels', [inputsEmbeds.shape[0], T], labels.shape);
     }
     return tf.tidy(() => {
-      const enc = this.encode(inputsEmbeds, attentionMask);
-      const dec = this.decode(this.shiftRight(labels, labelMask), enc, attentionMask);
+      const enc = this.encode(inputsEmbeds, attentionMask, dropout);
+      const dec = this.decode(this.shiftRight(labels, labelMask), enc, attentionMask, dropout);
       const logits = tf.reshape(this.lmLogits(dec), [B * T, this.config.vocabSize]) as tf.Tensor2D;
       const tokenLoss = tokenNll(logits, tf.reshape(labels, [-1]) as tf.Tensor1D);
       const nll = tf.reshape(tf.mul(tokenLoss, tf.reshape(tf.cast(labelMask, 'float32'), [-1])), [B, T]);
@@ -666,16 +721,25 @@ export class T5Model {
     });
   }
 
-  private feedForward(ff: FeedForward, x: tf.Tensor2D): tf.Tensor2D {
+  /** DenseReluDense; with `drop`, the activation (after the gate, for v1.1) is dropped as HF does. */
+  private feedForward(
+    ff: FeedForward,
+    x: tf.Tensor2D,
+    drop?: StackDropout,
+    site?: string,
+    L?: number,
+  ): tf.Tensor2D {
     return tf.tidy(() => {
       const [wi0, wi1] = ff.wi;
-      const hidden = wi1 ? tf.mul(geluNew(wi0!.apply(x)), wi1.apply(x)) : relu(wi0!.apply(x));
-      return ff.wo.apply(hidden as tf.Tensor2D);
+      let hidden = (wi1 ? tf.mul(geluNew(wi0!.apply(x)), wi1.apply(x)) : relu(wi0!.apply(x))) as tf.Tensor2D;
+      if (drop) hidden = drop.rows(hidden, `${site}.hidden`, L!);
+      return ff.wo.apply(hidden);
     });
   }
 
   /**
    * Multi-head attention from 2-D rows: x [B*Lq, d] queries; kv [B*Lk, d] keys/values (undefined: self-attention).
+   * With `drop`, the attention probabilities get the mask of site `<site>.probs`.
    */
   private attend(
     att: Attention,
@@ -685,6 +749,8 @@ export class T5Model {
     Lq: number,
     Lk: number,
     bias: tf.Tensor,
+    drop?: StackDropout,
+    site?: string,
   ): tf.Tensor2D {
     const { numHeads: H, dKv: dk } = this.config;
     return tf.tidy(() => {
@@ -696,6 +762,7 @@ export class T5Model {
         heads(att.k.apply(src), Lk),
         heads(att.v.apply(src), Lk),
         bias,
+        drop ? { keep: drop.attentionKeep(`${site}.probs`, H, Lq, Lk), rate: drop.rate } : undefined,
       );
       return att.o.apply(tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * Lq, H * dk]) as tf.Tensor2D);
     });
