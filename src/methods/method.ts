@@ -58,7 +58,21 @@ export interface PromptMethod {
   encoderInputs(model: T5Model, batch: PromptBatch): EncoderInputs;
   /** Names of the params that get a gradient from this batch; the rest get exactly zero (sparse all-reduce). */
   touchedParams(batchTasks: readonly string[]): string[];
+  /**
+   * What the method decided for each example of the batch, for parity checks (`promptmesh method run`) and
+   * analyses: ATTEMPT's attention weights, TPT's and SPT's retrieved rows. Absent: the method decides nothing per
+   * example (prompt tuning).
+   */
+  inspect?(model: T5Model, batch: PromptBatch): MethodInspection;
   dispose(): void;
+}
+
+/** Per-example decisions of a method (see PromptMethod.inspect); a field is absent where the method has none. */
+export interface MethodInspection {
+  /** [B][J] attention weights over the candidate prompts (ATTEMPT: the sources in config order, then the target). */
+  weights?: number[][];
+  /** [B][k] retrieved row or slot indices (TPT: bank rows in bank order; SPT: memory slots by descending score). */
+  retrieved?: number[][];
 }
 
 /** Dimensions needed to describe a method without loading a backbone. */
@@ -81,6 +95,13 @@ export interface MethodContext {
    * they need it and say so when it is absent.
    */
   maxSourceLength?: number;
+  /**
+   * The method's own tensors, by their `describe()` names: a trained state to run as it is. When given, every
+   * tensor of `describe()` (trainable and frozen) is taken from here, no initialiser and no stage input is read,
+   * and a missing tensor or a wrong shape is an error naming it (MissingMethodTensorError,
+   * MethodTensorShapeError). Extra tensors (optimizer moments in a bank version) are ignored.
+   */
+  restore?: ReadonlyMap<string, { shape: number[]; data: Float32Array }>;
 }
 
 /** A method plug-in: its config (defaults + validation), its accounting, and its construction. */
@@ -135,5 +156,36 @@ export class MethodConfigError extends Error {
     message: string,
   ) {
     super(`${method}.${field}: ${message}`);
+  }
+}
+
+/** A trained state handed to a method (MethodContext.restore) lacks a tensor the method needs. */
+export class MissingMethodTensorError extends Error {
+  override name = 'MissingMethodTensorError';
+  constructor(
+    readonly method: string,
+    readonly tensor: string,
+    readonly needed: readonly { name: string; shape: number[] }[],
+  ) {
+    super(
+      `${method}: no tensor '${tensor}'; with this config the method needs ${needed
+        .map((n) => `${n.name} [${n.shape.join(', ')}]`)
+        .join(', ')}`,
+    );
+  }
+}
+
+/** A tensor of a trained state handed to a method has another shape than the method's config gives it. */
+export class MethodTensorShapeError extends Error {
+  override name = 'MethodTensorShapeError';
+  constructor(
+    readonly method: string,
+    readonly tensor: string,
+    readonly got: readonly number[],
+    readonly expected: readonly number[],
+  ) {
+    super(
+      `${method}: tensor '${tensor}' has shape [${got.join(', ')}] but this config needs [${expected.join(', ')}]`,
+    );
   }
 }

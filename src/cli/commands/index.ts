@@ -2,6 +2,7 @@ import type { CliCommand } from '../command.js';
 import { commands as bankCommands } from './bank.js';
 import { command as coordinator } from './coordinator.js';
 import { command as describe } from './describe.js';
+import { command as methodRun } from './method-run.js';
 import { command as modelRun } from './model-run.js';
 import { command as pretrain } from './pretrain.js';
 import { command as tokenize } from './tokenize.js';
@@ -18,6 +19,7 @@ export const commands: CliCommand[] = [
   describe,
   pretrain,
   modelRun,
+  methodRun,
   tokenize,
   ...bankCommands,
 ];

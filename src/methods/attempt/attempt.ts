@@ -6,6 +6,7 @@ import type {
   MethodContext,
   MethodDims,
   MethodFactory,
+  MethodInspection,
   MethodParam,
   ParamSpec,
   PromptBatch,
@@ -173,10 +174,14 @@ export class Attempt implements PromptMethod {
           "create the method with the job's maxSourceLength",
       );
     }
-    const sourceData = this.readSources(ctx, d);
-    const moduleData = readAttentionModule(config, specs, ctx);
-    const made = materializeParams(NAME, specs, (spec) =>
-      this.initialValue(spec, ctx, sourceData, moduleData),
+    // A restored state (ctx.restore) carries the sources and the module itself: no stage input is read.
+    const sourceData = ctx.restore ? new Map<string, Float32Array>() : this.readSources(ctx, d);
+    const moduleData = ctx.restore ? undefined : readAttentionModule(config, specs, ctx);
+    const made = materializeParams(
+      NAME,
+      specs,
+      (spec) => this.initialValue(spec, ctx, sourceData, moduleData),
+      ctx.restore,
     );
     this.params.push(...made.params);
     for (const [k, t] of made.frozen) this.frozen.set(k, t);
@@ -224,6 +229,10 @@ export class Attempt implements PromptMethod {
       const embeds = tokenEmbeddings(model, batch);
       return this.weights(embeds, batch.attentionMask, this.batchTargets(batch)).arraySync();
     });
+  }
+
+  inspect(model: T5Model, batch: PromptBatch): MethodInspection {
+    return { weights: this.attentionWeights(model, batch) };
   }
 
   /** The query input x_hat [B, d] (max-pooled input embeddings); the caller disposes it. */

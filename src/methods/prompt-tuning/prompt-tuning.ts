@@ -55,7 +55,12 @@ class PromptTuning implements PromptMethod {
   ) {
     const d = ctx.model.config.dModel;
     const specs = describe(config, { dModel: d, vocabSize: ctx.model.config.vocabSize, tasks });
-    this.params = materializeParams(this.name, specs, (spec) => this.initialValue(spec, ctx)).params;
+    this.params = materializeParams(
+      this.name,
+      specs,
+      (spec) => this.initialValue(spec, ctx),
+      ctx.restore,
+    ).params;
   }
 
   encoderInputs(model: T5Model, batch: PromptBatch): EncoderInputs {

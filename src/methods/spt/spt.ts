@@ -6,6 +6,7 @@ import type {
   MethodContext,
   MethodDims,
   MethodFactory,
+  MethodInspection,
   MethodParam,
   ParamSpec,
   PromptBatch,
@@ -95,7 +96,7 @@ export class Spt implements PromptMethod {
     this.d = ctx.model.config.dModel;
     try {
       const specs = describe(config, { dModel: this.d, vocabSize: ctx.model.config.vocabSize, tasks });
-      const made = materializeParams(this.name, specs, (spec) => this.initialValue(spec, ctx));
+      const made = materializeParams(this.name, specs, (spec) => this.initialValue(spec, ctx), ctx.restore);
       this.params.push(...made.params);
       for (const [k, t] of made.frozen) this.frozen.set(k, t);
     } catch (err) {
@@ -137,6 +138,15 @@ export class Spt implements PromptMethod {
       this.weights(tf.tensor2d(zHost, [B, this.d]), tf.tensor2d(indices, [B, k], 'int32')).dataSync(),
     ) as Float32Array;
     return { indices, weights: Float32Array.from(weights), k };
+  }
+
+  inspect(model: T5Model, batch: PromptBatch): MethodInspection {
+    const { indices, k } = this.retrieve(model, batch);
+    return {
+      retrieved: Array.from({ length: indices.length / k }, (_, b) => [
+        ...indices.subarray(b * k, (b + 1) * k),
+      ]),
+    };
   }
 
   touchedParams(batchTasks: readonly string[]): string[] {

@@ -6,6 +6,7 @@ import type {
   MethodContext,
   MethodDims,
   MethodFactory,
+  MethodInspection,
   MethodParam,
   ParamSpec,
   PromptBatch,
@@ -139,11 +140,15 @@ export class Tpt implements PromptMethod {
           "create the method with the job's maxSourceLength",
       );
     }
-    const bankData = this.bankValue(ctx);
+    // A restored state (ctx.restore) carries the bank itself: no stage input is read.
+    const bankData = ctx.restore ? new Float32Array(0) : this.bankValue(ctx);
     try {
       // Each bank copy gets its own buffer: some backends keep the array handed to tf.tensor.
-      const made = materializeParams(this.name, specs, (spec) =>
-        spec.group === 'bank' ? bankData.slice() : this.promptValue(spec, ctx),
+      const made = materializeParams(
+        this.name,
+        specs,
+        (spec) => (spec.group === 'bank' ? bankData.slice() : this.promptValue(spec, ctx)),
+        ctx.restore,
       );
       this.params.push(...made.params);
       for (const [k, t] of made.frozen) this.frozen.set(k, t);
@@ -184,6 +189,15 @@ export class Tpt implements PromptMethod {
     } finally {
       q.dispose();
     }
+  }
+
+  inspect(model: T5Model, batch: PromptBatch): MethodInspection {
+    const { indices, k } = this.retrieve(model, batch);
+    return {
+      retrieved: Array.from({ length: indices.length / k }, (_, b) => [
+        ...indices.subarray(b * k, (b + 1) * k),
+      ]),
+    };
   }
 
   touchedParams(batchTasks: readonly string[]): string[] {
