@@ -17,6 +17,7 @@ import { command as methodRunCommand } from '../../src/cli/commands/method-run.j
 import { rngFor } from '../../src/data/rng.js';
 import { methodFactory } from '../../src/methods/index.js';
 import { tinyT5Config, writeSafetensors } from '../../src/model/checkpoint/index.js';
+import { saveTrainedState } from '../../src/train/trained-state.js';
 import { testBackend } from '../helpers/backend.js';
 import { writeTinyCheckpoint } from '../helpers/tiny-checkpoint.js';
 
@@ -268,7 +269,7 @@ describe('method run: inputs and errors', () => {
   };
   const base = () => ['--checkpoint', ckpt, '--method', c.method, '--config', JSON.stringify(c.config)];
 
-  test('a bank version as --params gives what the same tensors in a file give', async () => {
+  test('a bank version, a bank export folder and a train --out folder give what the same tensors in a file give', async () => {
     const tensors = randomParams(c.method, c.config, c.tasks, 8);
     const file = writeParams('bank-src', tensors);
     const bankDir = path.join(tmp, 'bank');
@@ -284,20 +285,34 @@ describe('method run: inputs and errors', () => {
       tensors: new Map([...tensors, ['optim.m/prompt.rte', extra]]),
       tags: ['best'],
     });
+    const exported = path.join(tmp, 'exported');
+    await bank.export('best', exported);
     await bank.close();
-    const fromFile = methodRun([...base(), '--params', file, ...exampleArgs(c), '--json']);
-    const fromBank = methodRun([
-      ...base(),
-      '--bank',
-      bankDir,
-      '--params',
-      'best',
-      ...exampleArgs(c),
-      '--json',
-    ]);
-    assert.equal(fromFile.status, 0, fromFile.stderr);
-    assert.equal(fromBank.status, 0, fromBank.stderr);
-    assert.deepEqual(JSON.parse(fromBank.stdout), JSON.parse(fromFile.stdout));
+    // A train --out folder: its manifest gives the method options and tasks (no --config).
+    const trained = path.join(tmp, 'trained');
+    saveTrainedState(trained, {
+      manifest: {
+        format: 'promptmesh-prompts/1',
+        method: c.method,
+        methodConfig: { name: c.method, ...c.config },
+        tasks: c.tasks,
+        step: 3,
+        tensors: Object.fromEntries([...tensors].map(([k, t]) => [k, { shape: t.shape, trainable: true }])),
+        metrics: {},
+        backbone: { dModel: D, vocabSize: V },
+        createdAt: new Date(0).toISOString(),
+      },
+      tensors,
+    });
+    const run = (args: string[]) => {
+      const r = methodRun([...args, ...exampleArgs(c), '--json']);
+      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+      return JSON.parse(r.stdout) as RunResult;
+    };
+    const fromFile = run([...base(), '--params', file]);
+    assert.deepEqual(run([...base(), '--bank', bankDir, '--params', 'best']), fromFile);
+    assert.deepEqual(run([...base(), '--params', exported]), fromFile);
+    assert.deepEqual(run(['--checkpoint', ckpt, '--method', c.method, '--params', trained]), fromFile);
   });
 
   test('a missing tensor is named, with what the method needs', () => {
