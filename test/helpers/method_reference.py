@@ -8,7 +8,8 @@
 - TPT (mlwu22/TPT, utils.py max_pooling / avg_pooling, models.py): q = max (or mean) over positions of E;
   idx = sort(topk(q . bank^T, k)); P = [bank[idx] ; task prompt] (stage 2) or bank[idx] (stage 1).
 - SPT (Bari et al. 2022; no released code, the design of /work/shared/docs/METHODS.md section 4):
-  z = mean of E over the template's tokens, s_i = cos(z, K_i) / tau, top-k slots by s, w = softmax over them,
+  z = mean of E over the template's tokens (--template TASK=IDS given) or else over the example's own real input
+  tokens (its discrete prompt), s_i = cos(z, K_i) / tau, top-k slots by s, w = softmax over them,
   P = [sum_i w_i M_i ; P_param].
 
 Then out = T5ForConditionalGeneration(inputs_embeds=[P ; E], attention_mask=[1 ; mask], labels) in eval mode
@@ -24,10 +25,7 @@ Prints {"prompts": [B][P][d], "loss": x, "weights": [B][J] | null, "retrieved": 
 import argparse
 import json
 import math
-import os
-import shutil
 import sys
-import tempfile
 
 import torch
 import torch.nn.functional as F
@@ -36,16 +34,8 @@ from transformers import T5ForConditionalGeneration
 
 
 def load_model(model_dir):
-    with tempfile.TemporaryDirectory() as tmp:
-        # promptmesh writes initializer_factor as the integer 1, which current transformers refuses.
-        with open(os.path.join(model_dir, "config.json")) as f:
-            config = json.load(f)
-        if isinstance(config.get("initializer_factor"), int):
-            config["initializer_factor"] = float(config["initializer_factor"])
-        with open(os.path.join(tmp, "config.json"), "w") as f:
-            json.dump(config, f)
-        shutil.copy(os.path.join(model_dir, "model.safetensors"), tmp)
-        return T5ForConditionalGeneration.from_pretrained(tmp, dtype=torch.float32).eval()
+    # Loaded as written: promptmesh's config.json must be one current transformers accepts unpatched.
+    return T5ForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
 
 
 def ids_list(text):
@@ -139,7 +129,12 @@ def spt(cfg, P, tasks, E, mask, shared, templates):
     unit_keys = F.normalize(keys, dim=-1, eps=0)
     rows, retrieved = [], []
     for b, t in enumerate(tasks):
-        z = shared[torch.tensor(templates[t])].mean(0)
+        if templates:
+            # main's retrieval: the task's template ids (--template TASK=IDS)
+            z = shared[torch.tensor(templates[t])].mean(0)
+        else:
+            # retrieval by the example's own discrete prompt: the mean of E over its real tokens
+            z = (E[b] * mask[b].unsqueeze(-1)).sum(0) / mask[b].sum()
         z = z / z.norm()
         s = (unit_keys @ z) / tau
         top = torch.topk(s, k).indices
