@@ -24,6 +24,8 @@ export interface EncoderInputs {
   inputsEmbeds: tf.Tensor3D;
   /** [B, P + L]: ones for the prompt rows, then the batch's mask. */
   attentionMask: tf.Tensor2D;
+  /** P, the prompt rows in front (set by prependPrompt); the rest are the input's, which a method may have padded. */
+  promptRows?: number;
 }
 
 /** Learning-rate groups a method may put parameters in; the trainer maps each to its own rate. */

@@ -63,6 +63,7 @@ export function prependPrompt(prompt: tf.Tensor3D, embeds: tf.Tensor3D, mask: tf
   return {
     inputsEmbeds: tf.concat([prompt, embeds], 1) as tf.Tensor3D,
     attentionMask: tf.concat([tf.ones([B, P]), tf.cast(mask, 'float32')], 1) as tf.Tensor2D,
+    promptRows: P,
   };
 }
 
@@ -126,11 +127,17 @@ export function maskedMeanPool(x: tf.Tensor3D, mask: tf.Tensor2D): tf.Tensor2D {
 
 /** tf.tidy for a function returning encoder inputs: everything else it allocated is freed. */
 export function tidyInputs(fn: () => EncoderInputs): EncoderInputs {
+  let promptRows: number | undefined;
   const [inputsEmbeds, attentionMask] = tf.tidy(() => {
     const x = fn();
+    promptRows = x.promptRows;
     return [x.inputsEmbeds, x.attentionMask];
   });
-  return { inputsEmbeds: inputsEmbeds as tf.Tensor3D, attentionMask: attentionMask as tf.Tensor2D };
+  return {
+    inputsEmbeds: inputsEmbeds as tf.Tensor3D,
+    attentionMask: attentionMask as tf.Tensor2D,
+    ...(promptRows !== undefined ? { promptRows } : {}),
+  };
 }
 
 let instances = 0;

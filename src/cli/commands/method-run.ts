@@ -138,7 +138,8 @@ export function runMethod(model: T5Model, method: PromptMethod, batch: PromptBat
   const L = batch.inputIds.shape[1];
   const [prompts, loss] = tf.tidy(() => {
     const enc = method.encoderInputs(model, batch);
-    const P = enc.inputsEmbeds.shape[1] - L;
+    // A method may pad the input itself (TPT's released fixed-length padding), so ask it how many rows are prompt.
+    const P = enc.promptRows ?? enc.inputsEmbeds.shape[1] - L;
     const rows = tf.slice(enc.inputsEmbeds, [0, 0, 0], [-1, P, -1]);
     return [rows, model.loss({ ...enc, labels: batch.labels, labelMask: batch.labelMask })];
   });
