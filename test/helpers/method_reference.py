@@ -8,8 +8,8 @@
 - TPT (mlwu22/TPT, utils.py max_pooling / avg_pooling, models.py): q = max (or mean) over positions of E;
   idx = sort(topk(q . bank^T, k)); P = [bank[idx] ; task prompt] (stage 2) or bank[idx] (stage 1).
 - SPT (Bari et al. 2022; no released code, the design of /work/shared/docs/METHODS.md section 4):
-  z = mean of E over the template's tokens (--template TASK=IDS given) or else over the example's own real input
-  tokens (its discrete prompt), s_i = cos(z, K_i) / tau, top-k slots by s, w = softmax over them,
+  z = mean of E over the example's own real input tokens (its discrete prompt), s_i = cos(z, K_i) / tau,
+  top-k slots by s, w = softmax over them,
   P = [sum_i w_i M_i ; P_param].
 
 Then out = T5ForConditionalGeneration(inputs_embeds=[P ; E], attention_mask=[1 ; mask], labels) in eval mode
@@ -17,7 +17,6 @@ Then out = T5ForConditionalGeneration(inputs_embeds=[P ; E], attention_mask=[1 ;
 
     python3 method_reference.py MODEL_DIR --method NAME --params FILE.safetensors --config JSON
         --task T [--task T ...] --input-ids 13,7,1 [--input-ids ...] --labels 5,1 [--labels ...]
-        [--template TASK=IDS ...]
 
 Prints {"prompts": [B][P][d], "loss": x, "weights": [B][J] | null, "retrieved": [B][k] | null}, the JSON of
 `promptmesh method run --json`. Options not given in --config take the defaults promptmesh documents.
@@ -121,7 +120,7 @@ def tpt(cfg, P, tasks, E, mask):
     return torch.stack(rows), None, retrieved
 
 
-def spt(cfg, P, tasks, E, mask, shared, templates):
+def spt(cfg, P, tasks, E, mask):
     k = cfg.get("topK", 4)
     tau = cfg.get("tau", 0.1)
     memory, keys = P["memory"], P["keys"]
@@ -129,12 +128,8 @@ def spt(cfg, P, tasks, E, mask, shared, templates):
     unit_keys = F.normalize(keys, dim=-1, eps=0)
     rows, retrieved = [], []
     for b, t in enumerate(tasks):
-        if templates:
-            # main's retrieval: the task's template ids (--template TASK=IDS)
-            z = shared[torch.tensor(templates[t])].mean(0)
-        else:
-            # retrieval by the example's own discrete prompt: the mean of E over its real tokens
-            z = (E[b] * mask[b].unsqueeze(-1)).sum(0) / mask[b].sum()
+        # the example's own discrete prompt: the mean of E over its real tokens
+        z = (E[b] * mask[b].unsqueeze(-1)).sum(0) / mask[b].sum()
         z = z / z.norm()
         s = (unit_keys @ z) / tau
         top = torch.topk(s, k).indices
@@ -155,7 +150,6 @@ def main():
     p.add_argument("--task", action="append", required=True)
     p.add_argument("--input-ids", action="append", required=True)
     p.add_argument("--labels", action="append", required=True)
-    p.add_argument("--template", action="append", default=[])
     a = p.parse_args()
     cfg = json.loads(a.config)
     model = load_model(a.model)
@@ -174,8 +168,7 @@ def main():
         elif a.method == "tpt":
             prompts, weights, retrieved = tpt(cfg, params, tasks, E, mask)
         elif a.method == "spt":
-            templates = {kv.split("=")[0]: ids_list(kv.split("=")[1]) for kv in a.template}
-            prompts, weights, retrieved = spt(cfg, params, tasks, E, mask, model.shared.weight, templates)
+            prompts, weights, retrieved = spt(cfg, params, tasks, E, mask)
         else:
             raise SystemExit(f"unknown method {a.method}")
         full_mask = torch.cat([torch.ones(prompts.shape[:2]), mask], dim=1)

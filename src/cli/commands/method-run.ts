@@ -221,13 +221,6 @@ method's tasks are the distinct --task values (or the train folder's tasks).`,
       multiple: true,
     },
     {
-      name: 'template',
-      type: 'string',
-      value: 'TASK=IDS',
-      description: "SPT: a task's discrete prompt (template) token ids, comma-separated (repeat per task)",
-      multiple: true,
-    },
-    {
       name: 'json',
       type: 'boolean',
       description: 'print one JSON object {prompts, loss, weights, retrieved}',
@@ -269,7 +262,6 @@ method's tasks are the distinct --task values (or the train folder's tasks).`,
       );
     }
     const configText = optString(ctx, 'config');
-    const templates = parseTemplates(listOf(ctx, 'template'));
 
     await selectBackend({ requested: optString(ctx, 'backend'), log: (l) => ctx.stderr.write(`${l}\n`) });
     const { model, warnings } = loadT5Model(dir);
@@ -295,7 +287,6 @@ method's tasks are the distinct --task values (or the train folder's tasks).`,
         tasks: methodTasks,
         seed: 0,
         restore: stored.tensors,
-        ...(templates ? { templates } : {}),
       });
       const src = padded(inputs, model.config.padTokenId);
       const tgt = padded(labels, model.config.padTokenId);
@@ -320,18 +311,6 @@ method's tasks are the distinct --task values (or the train folder's tasks).`,
     return 0;
   },
 };
-
-/** `--template TASK=IDS` flags -> task -> ids; undefined when none is given. */
-function parseTemplates(flags: string[]): Record<string, number[]> | undefined {
-  if (flags.length === 0) return undefined;
-  const out: Record<string, number[]> = {};
-  for (const f of flags) {
-    const eq = f.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--template: expected TASK=IDS (e.g. rte=21,33,1), got '${f}'`);
-    out[f.slice(0, eq)] = parseIntList('template', f.slice(eq + 1));
-  }
-  return out;
-}
 
 function printText(ctx: CliContext, r: MethodRunResult, inputs: number[][]): void {
   const P = r.prompts[0]?.length ?? 0;
