@@ -17,6 +17,7 @@ Then out = T5ForConditionalGeneration(inputs_embeds=[P ; E], attention_mask=[1 ;
 
     python3 method_reference.py MODEL_DIR --method NAME --params FILE.safetensors --config JSON
         --task T [--task T ...] --input-ids 13,7,1 [--input-ids ...] --labels 5,1 [--labels ...]
+        [--max-source-length N]
 
 Prints {"prompts": [B][P][d], "loss": x, "weights": [B][J] | null, "retrieved": [B][k] | null}, the JSON of
 `promptmesh method run --json`. Options not given in --config take the defaults promptmesh documents.
@@ -150,6 +151,7 @@ def main():
     p.add_argument("--task", action="append", required=True)
     p.add_argument("--input-ids", action="append", required=True)
     p.add_argument("--labels", action="append", required=True)
+    p.add_argument("--max-source-length", type=int)
     a = p.parse_args()
     cfg = json.loads(a.config)
     model = load_model(a.model)
@@ -158,6 +160,16 @@ def main():
     labels = [ids_list(x) for x in a.labels]
     tasks = a.task if len(a.task) == len(inputs) else a.task * len(inputs)
     ids, mask = pad(inputs, model.config.pad_token_id)
+    released_padding = (a.method == "attempt" and cfg.get("poolPadding", False)) or (
+        a.method == "tpt" and not cfg.get("maskPadding", True)
+    )
+    if released_padding:
+        # As released: every input padded to the fixed max_source_length; ATTEMPT keeps the tokenizer's mask
+        # (pads enter only its max-pool), TPT passes no attention mask at all (pads are attended).
+        ids, mask = pad(inputs + [[model.config.pad_token_id] * a.max_source_length], model.config.pad_token_id)
+        ids, mask = ids[:-1], mask[:-1]
+        if a.method == "tpt":
+            mask = torch.ones_like(mask)
     lab, _ = pad(labels, -100)
     with torch.no_grad():
         E = model.shared(ids)

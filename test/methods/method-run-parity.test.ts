@@ -94,6 +94,8 @@ interface Case {
   tasks: string[];
   inputs: number[][];
   labels: number[][];
+  /** Flags given to both implementations as they are. */
+  extra?: string[];
 }
 
 function exampleArgs(c: Case): string[] {
@@ -101,6 +103,7 @@ function exampleArgs(c: Case): string[] {
     ...c.tasks.flatMap((t) => ['--task', t]),
     ...c.inputs.flatMap((ids) => ['--input-ids', ids.join(',')]),
     ...c.labels.flatMap((ids) => ['--labels', ids.join(',')]),
+    ...(c.extra ?? []),
   ];
 }
 
@@ -206,6 +209,29 @@ describe('method run equals the released math (PyTorch + transformers)', { skip:
     const params = writeParams('attempt1', randomParams(c.method, c.config, ['rte'], 3));
     const { got, ref } = runBoth(c, params);
     compare(got, ref, t);
+  });
+
+  test('ATTEMPT poolPadding and TPT maskPadding false: the released fixed-length padding', (t) => {
+    const att: Case = {
+      method: 'attempt',
+      config: { promptLength: 3, attentionDim: 5, sources: ['mnli', 'sst2'], poolPadding: true },
+      tasks: ['rte'],
+      inputs: INPUTS,
+      labels: LABELS,
+      extra: ['--max-source-length', '9'],
+    };
+    const a = runBoth(att, writeParams('attempt-pad', randomParams('attempt', att.config, ['rte'], 12)));
+    compare(a.got, a.ref, t);
+    const tp: Case = {
+      method: 'tpt',
+      config: { bankSize: 24, topK: 5, taskPromptLength: 3, maskPadding: false },
+      tasks: TASKS,
+      inputs: INPUTS,
+      labels: LABELS,
+      extra: ['--max-source-length', '9'],
+    };
+    const b = runBoth(tp, writeParams('tpt-pad', randomParams('tpt', tp.config, ['rte', 'mrpc'], 13)));
+    compare(b.got, b.ref, t);
   });
 
   test('TPT stage 2: top-k bank rows in bank order, then the task prompt', (t) => {

@@ -18,6 +18,7 @@ import {
   type CliCommand,
   type CliContext,
   optBool,
+  optInt,
   optString,
   parseIntList,
   requireString,
@@ -221,6 +222,13 @@ method's tasks are the distinct --task values (or the train folder's tasks).`,
       multiple: true,
     },
     {
+      name: 'max-source-length',
+      type: 'string',
+      value: 'N',
+      description:
+        "the job's maxSourceLength: ATTEMPT's poolPadding and TPT's maskPadding false pad to it (no input may be longer)",
+    },
+    {
       name: 'json',
       type: 'boolean',
       description: 'print one JSON object {prompts, loss, weights, retrieved}',
@@ -262,6 +270,17 @@ method's tasks are the distinct --task values (or the train folder's tasks).`,
       );
     }
     const configText = optString(ctx, 'config');
+    const maxSourceLength = optInt(ctx, 'max-source-length');
+    if (maxSourceLength !== undefined) {
+      if (maxSourceLength < 1)
+        throw new UsageError(`--max-source-length must be >= 1, got ${maxSourceLength}`);
+      const long = inputs.findIndex((r) => r.length > maxSourceLength);
+      if (long >= 0) {
+        throw new UsageError(
+          `--input-ids of example ${long} has ${inputs[long]!.length} ids, more than --max-source-length ${maxSourceLength}`,
+        );
+      }
+    }
 
     await selectBackend({ requested: optString(ctx, 'backend'), log: (l) => ctx.stderr.write(`${l}\n`) });
     const { model, warnings } = loadT5Model(dir);
@@ -287,6 +306,7 @@ method's tasks are the distinct --task values (or the train folder's tasks).`,
         tasks: methodTasks,
         seed: 0,
         restore: stored.tensors,
+        ...(maxSourceLength !== undefined ? { maxSourceLength } : {}),
       });
       const src = padded(inputs, model.config.padTokenId);
       const tgt = padded(labels, model.config.padTokenId);
