@@ -145,7 +145,10 @@ test('promtool parses every dashboard expression', {
       .map((e, i) => ({
         record: `dashboard:expr_${i}`,
         // Grafana's variables, as Grafana substitutes them.
-        expr: e.expr.replaceAll('$__rate_interval', '1m').replaceAll('$namespace', '.*').replaceAll('$job', 'demo'),
+        expr: e.expr
+          .replaceAll('$__rate_interval', '1m')
+          .replaceAll('$namespace', '.*')
+          .replaceAll('$job', 'demo'),
       }));
     const file = path.join(dir, 'rules.yml');
     fs.writeFileSync(file, stringify({ groups: [{ name: 'dashboard', rules }] }));
@@ -181,7 +184,7 @@ test('every promptmesh series is scoped to the selected job (namespace and promp
   assert.ok(n >= 30, `${n} selectors checked`);
 });
 
-test('GPU panels show only the GPUs of the job\'s pods, not every GPU of the cluster', () => {
+test("GPU panels show only the GPUs of the job's pods, not every GPU of the cluster", () => {
   const gpu = expressions().filter((e) => /DCGM_FI_/.test(e.expr));
   assert.ok(gpu.length >= 2, 'GPU utilisation and memory panels');
   for (const { where, expr } of gpu) {

@@ -270,7 +270,9 @@ function render(dir: string): Rendered {
   if (k.nameSuffix) {
     for (const o of objs) {
       if (CLUSTER_SCOPED.has(o.kind)) continue;
-      const original = [...renamed].find(([key, now]) => key.startsWith(`${o.kind}/`) && now === o.metadata.name);
+      const original = [...renamed].find(
+        ([key, now]) => key.startsWith(`${o.kind}/`) && now === o.metadata.name,
+      );
       const key = original?.[0] ?? `${o.kind}/${o.metadata.name}`;
       o.metadata.name = `${o.metadata.name}${k.nameSuffix}`;
       renamed.set(key, o.metadata.name);
@@ -290,7 +292,9 @@ function render(dir: string): Rendered {
     for (const o of objs) {
       const pods = [
         o.spec?.template?.spec,
-        ...((o.spec?.replicatedJobs as K8sObject[] | undefined) ?? []).map((r) => r.template?.spec?.template?.spec),
+        ...((o.spec?.replicatedJobs as K8sObject[] | undefined) ?? []).map(
+          (r) => r.template?.spec?.template?.spec,
+        ),
       ];
       for (const c of pods.flatMap((p) => [...(p?.containers ?? []), ...(p?.initContainers ?? [])])) {
         const [name, tag] = (c.image as string).split(':');
@@ -305,10 +309,12 @@ function render(dir: string): Rendered {
   }
   // Replacements select objects by their name before this kustomization's suffix, as kustomize does.
   const originalName = (o: K8sObject) =>
-    [...renamed].find(([key, now]) => key.startsWith(`${o.kind}/`) && now === o.metadata?.name)?.[0].split('/')[1] ??
-    o.metadata?.name;
+    [...renamed]
+      .find(([key, now]) => key.startsWith(`${o.kind}/`) && now === o.metadata?.name)?.[0]
+      .split('/')[1] ?? o.metadata?.name;
   const selects = (o: K8sObject, sel: K8sObject) =>
-    (!sel.kind || o.kind === sel.kind) && (!sel.name || originalName(o) === sel.name || o.metadata?.name === sel.name);
+    (!sel.kind || o.kind === sel.kind) &&
+    (!sel.name || originalName(o) === sel.name || o.metadata?.name === sel.name);
   for (const rep of k.replacements ?? []) {
     const src = objs.find((o) => selects(o, rep.source));
     if (!src) throw new Error(`${dir}: replacement source ${rep.source.kind}/${rep.source.name} not found`);
