@@ -34,16 +34,34 @@ const PROMQL_WORDS = new Set(
 
 interface Panel {
   title?: string;
+  type?: string;
+  fieldConfig?: { defaults?: { unit?: string } };
   targets?: { expr?: string }[];
   panels?: Panel[];
 }
 
-function expressions(): { where: string; expr: string }[] {
-  const d = JSON.parse(fs.readFileSync(DASHBOARD, 'utf8')) as {
-    panels: Panel[];
-    templating: { list: { name: string; query?: unknown; definition?: string }[] };
-    annotations: { list: { name: string; expr?: string }[] };
+interface Dashboard {
+  panels: Panel[];
+  templating: { list: { name: string; query?: unknown; definition?: string; multi?: boolean }[] };
+  annotations: { list: { name: string; expr?: string }[] };
+}
+
+const readDashboard = () => JSON.parse(fs.readFileSync(DASHBOARD, 'utf8')) as Dashboard;
+
+function panels(): Panel[] {
+  const out: Panel[] = [];
+  const walk = (ps: Panel[]) => {
+    for (const p of ps) {
+      out.push(p);
+      walk(p.panels ?? []);
+    }
   };
+  walk(readDashboard().panels);
+  return out;
+}
+
+function expressions(): { where: string; expr: string }[] {
+  const d = readDashboard();
   const out: { where: string; expr: string }[] = [];
   const walk = (ps: Panel[]) => {
     for (const p of ps) {
@@ -127,7 +145,10 @@ test('promtool parses every dashboard expression', {
       .map((e, i) => ({
         record: `dashboard:expr_${i}`,
         // Grafana's variables, as Grafana substitutes them.
-        expr: e.expr.replaceAll('$__rate_interval', '1m').replaceAll('$namespace', '.*'),
+        expr: e.expr
+          .replaceAll('$__rate_interval', '1m')
+          .replaceAll('$namespace', '.*')
+          .replaceAll('$job', 'demo'),
       }));
     const file = path.join(dir, 'rules.yml');
     fs.writeFileSync(file, stringify({ groups: [{ name: 'dashboard', rules }] }));
@@ -136,4 +157,58 @@ test('promtool parses every dashboard expression', {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+/** The label matchers of every selector of `metric` in an expression. */
+function selectors(expr: string, metric: RegExp): { name: string; matchers: string }[] {
+  return [...expr.matchAll(/([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?/g)]
+    .filter((m) => metric.test(m[1]!))
+    .map((m) => ({ name: m[1]!, matchers: m[2] ?? '' }));
+}
+
+test('every promptmesh series is scoped to the selected job (namespace and promptmesh_job)', () => {
+  const d = readDashboard();
+  const job = d.templating.list.find((v) => v.name === 'job');
+  assert.ok(job, 'the dashboard has a job variable');
+  assert.equal(job.multi, false, 'one job at a time: the panels aggregate over its processes');
+  assert.match(job.definition ?? '', /label_values\(promptmesh_build_info\{[^}]*\}, promptmesh_job\)/);
+  let n = 0;
+  for (const { where, expr } of expressions()) {
+    if (where.startsWith('variable')) continue;
+    for (const s of selectors(expr, /^(promptmesh_|process_|nodejs_)/)) {
+      n++;
+      assert.match(s.matchers, /namespace=~"\$namespace"/, `${where}: ${s.name} without the namespace`);
+      assert.match(s.matchers, /promptmesh_job=~"\$job"/, `${where}: ${s.name} is not scoped to the job`);
+    }
+  }
+  assert.ok(n >= 30, `${n} selectors checked`);
+});
+
+test("GPU panels show only the GPUs of the job's pods, not every GPU of the cluster", () => {
+  const gpu = expressions().filter((e) => /DCGM_FI_/.test(e.expr));
+  assert.ok(gpu.length >= 2, 'GPU utilisation and memory panels');
+  for (const { where, expr } of gpu) {
+    // Each DCGM series is kept only when its (namespace, pod) is a pod of the selected job.
+    assert.match(
+      expr,
+      /DCGM_FI_\w+\{[^}]*\} \* on \(namespace, pod\) group_left \(\) max by \(namespace, pod\) \(promptmesh_\w+\{[^}]*promptmesh_job=~"\$job"[^}]*\}\)/,
+      `${where}: ${expr}`,
+    );
+  }
+});
+
+test('no percent panel charts a value that is not a ratio (the stage index)', () => {
+  const percent = new Set(['percentunit', 'percent']);
+  const ratio = panels().filter((p) => percent.has(p.fieldConfig?.defaults?.unit ?? ''));
+  assert.ok(ratio.some((p) => p.title === 'Stage progress'));
+  for (const p of ratio)
+    for (const t of p.targets ?? [])
+      assert.doesNotMatch(
+        t.expr ?? '',
+        /promptmesh_stage\{|promptmesh_stage\b(?!_)/,
+        `${p.title}: the stage index on a percent axis`,
+      );
+  const stage = panels().find((p) => (p.targets ?? []).some((t) => /promptmesh_stage\{/.test(t.expr ?? '')));
+  assert.ok(stage, 'the stage index is still shown');
+  assert.ok(!percent.has(stage.fieldConfig?.defaults?.unit ?? ''), `${stage.title}: unit`);
 });

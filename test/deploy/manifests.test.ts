@@ -1,8 +1,11 @@
 /**
- * Kubernetes manifests, images and the compose stack, checked offline: both overlays render (kustomize-lite, and
- * the same result as `kubectl kustomize` where kubectl exists), every object validates against the Kubernetes
- * JSON schemas (kubernetes-models), the Prometheus Operator objects are checked structurally, and every port, env
- * name, command and flag the manifests use agrees with the code.
+ * Kubernetes manifests, images and the compose stack, checked offline: both overlays and k8s/monitoring render
+ * (kustomize-lite, and the same result as `kubectl kustomize` where kubectl exists); every object validates
+ * strictly, unknown fields refused: built-in kinds against the Kubernetes types (kubernetes-models' validate() for
+ * types and formats, its type declarations for the field names), the JobSet, Kueue and Prometheus Operator objects
+ * against their CRDs' schemas (test/deploy/schemas); the JobSet's semantics (success and failure policies, DNS
+ * hostnames, min < max workers, names derived from the job) are checked one by one; and every port, env name,
+ * command and flag the manifests use agrees with the code.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -14,12 +17,14 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { BACKEND_ENV, nativeRuntimeEnv, parseBackendRequest } from '../../src/backend/index.js';
 import { commands } from '../../src/cli/commands/index.js';
+import { runCli } from '../../src/cli/main.js';
 import { MALLOC_ENV } from '../../src/cli/worker-env.js';
 import { parseJobConfig } from '../../src/config/job-config.js';
 import { RUNTIME_ENV } from '../../src/config/runtime-env.js';
 import { NATS_ENV } from '../../src/control/nats-connect.js';
 import { DEFAULT_CLUSTER_METRICS_PORT, METRICS_ENV } from '../../src/telemetry/index.js';
-import { type K8sObject, renderKustomization } from './kustomize-lite.js';
+import { type K8sObject, readYamlObjects, renderKustomization } from './kustomize-lite.js';
+import { BuiltinKinds, type CrdSchema, checkOpenApi, loadCrdSchemas } from './strict-schema.js';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const KNOWN_ENV = new Set<string>([
@@ -39,26 +44,74 @@ const NATIVE_ENV = new Set<string>([
 ]);
 const COLLECTIVE_PORT = 7070;
 
-let tmp: string;
-const rendered = new Map<string, K8sObject[]>();
-
 function find(objs: K8sObject[], kind: string, name: string): K8sObject {
   const o = objs.find((x) => x.kind === kind && x.metadata?.name === name);
   assert.ok(o, `${kind}/${name} is missing`);
   return o;
 }
 
-function containers(objs: K8sObject[]): { owner: string; pod: K8sObject; c: K8sObject }[] {
-  return objs
-    .filter((o) => o.spec?.template?.spec)
-    .flatMap((o) =>
-      (o.spec.template.spec.containers as K8sObject[]).map((c) => ({
-        owner: `${o.kind}/${o.metadata.name}`,
-        pod: o.spec.template.spec,
-        c,
-      })),
-    );
+interface PodTemplate {
+  /** `StatefulSet/nats-demo` or `JobSet/promptmesh-demo/workers`. */
+  owner: string;
+  /** The replicated job (JobSet) or undefined. */
+  role: string | undefined;
+  metadata: K8sObject;
+  pod: K8sObject;
 }
+
+/** Every pod template: StatefulSets' and each replicated job's of a JobSet. */
+function podTemplates(objs: K8sObject[]): PodTemplate[] {
+  return objs.flatMap((o): PodTemplate[] => {
+    if (o.kind === 'JobSet')
+      return (o.spec.replicatedJobs as K8sObject[]).map((rj) => ({
+        owner: `JobSet/${o.metadata.name}/${rj.name}`,
+        role: rj.name,
+        metadata: rj.template.spec.template.metadata,
+        pod: rj.template.spec.template.spec,
+      }));
+    if (o.spec?.template?.spec)
+      return [
+        {
+          owner: `${o.kind}/${o.metadata.name}`,
+          role: undefined,
+          metadata: o.spec.template.metadata,
+          pod: o.spec.template.spec,
+        },
+      ];
+    return [];
+  });
+}
+
+function containers(
+  objs: K8sObject[],
+): { owner: string; role: string | undefined; pod: K8sObject; c: K8sObject }[] {
+  return podTemplates(objs).flatMap(({ owner, role, pod }) =>
+    (pod.containers as K8sObject[]).map((c) => ({ owner, role, pod, c })),
+  );
+}
+
+function jobSet(objs: K8sObject[]): K8sObject {
+  const js = objs.filter((o) => o.kind === 'JobSet');
+  assert.equal(js.length, 1, 'one JobSet per job');
+  return js[0]!;
+}
+
+function replicatedJob(objs: K8sObject[], name: string): K8sObject {
+  const rj = (jobSet(objs).spec.replicatedJobs as K8sObject[]).find((r) => r.name === name);
+  assert.ok(rj, `replicated job ${name}`);
+  return rj;
+}
+
+function worker(objs: K8sObject[]): { c: K8sObject; pod: K8sObject } {
+  const w = containers(objs).find((x) => x.role === 'workers');
+  assert.ok(w, 'the workers');
+  return w;
+}
+
+const envMap = (c: K8sObject) =>
+  new Map<string, K8sObject>(((c.env ?? []) as K8sObject[]).map((e) => [e.name, e]));
+const JOB_LABEL = 'promptmesh.dev/job';
+const OVERLAYS = ['cpu-dev', 'gpu'] as const;
 
 /** A command's flags by name, to check the args the manifests pass. */
 function commandFlags(name: string): Set<string> {
@@ -104,6 +157,51 @@ function dockerEnv(stage: string): Map<string, string> {
   return env;
 }
 
+let tmp: string;
+const rendered = new Map<string, K8sObject[]>();
+let monitoring: K8sObject[];
+let kueue: K8sObject[];
+let builtins: BuiltinKinds;
+let crds: CrdSchema[];
+
+/** Every error of an object against its schema: its CRD's, or the Kubernetes types (and their own validate()). */
+async function strictErrors(o: K8sObject): Promise<string[]> {
+  const crd = crds.find((c) => c.apiVersion === o.apiVersion && c.kind === o.kind);
+  if (crd) {
+    const errors = checkOpenApi(o, crd.openAPIV3Schema, `${o.kind}/${o.metadata?.name}`);
+    // The Job templates a JobSet embeds, also against the Kubernetes types (enums the CRD schema leaves open).
+    if (o.kind === 'JobSet')
+      (o.spec.replicatedJobs as K8sObject[]).forEach((rj, i) => {
+        errors.push(
+          ...builtins.checkAs(
+            rj.template,
+            'batch/v1',
+            'JobTemplateSpec',
+            `JobSet.spec.replicatedJobs[${i}].template`,
+          ),
+        );
+      });
+    return errors;
+  }
+  assert.ok(
+    builtins.has(o.apiVersion, o.kind),
+    `no schema for ${o.apiVersion} ${o.kind}: vendor its CRD (test/deploy/schemas)`,
+  );
+  const mod = (await import(`kubernetes-models/${o.apiVersion}/${o.kind}`)) as Record<
+    string,
+    new (
+      x: K8sObject,
+    ) => { validate(): void }
+  >;
+  const errors = builtins.check(o);
+  try {
+    new mod[o.kind]!(o).validate();
+  } catch (e) {
+    errors.push((e as Error).message);
+  }
+  return errors;
+}
+
 before(() => {
   // The gpu overlay generates its TLS Secret from files the operator creates (never committed): use stand-ins.
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-'));
@@ -111,8 +209,12 @@ before(() => {
   const tls = path.join(tmp, 'k8s', 'overlays', 'gpu', 'tls');
   fs.mkdirSync(tls, { recursive: true });
   for (const f of ['tls.crt', 'tls.key', 'ca.crt']) fs.writeFileSync(path.join(tls, f), `stand-in ${f}\n`);
-  for (const overlay of ['cpu-dev', 'gpu'])
+  for (const overlay of OVERLAYS)
     rendered.set(overlay, renderKustomization(path.join(tmp, 'k8s', 'overlays', overlay)));
+  monitoring = renderKustomization(path.join(tmp, 'k8s', 'monitoring'));
+  kueue = readYamlObjects(path.join(ROOT, 'k8s', 'kueue', 'queues.yaml'));
+  builtins = new BuiltinKinds();
+  crds = loadCrdSchemas();
 });
 
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -123,118 +225,359 @@ describe('k8s overlays', () => {
       ? 'skipped: kubectl not installed (kustomize-lite rendering is still checked)'
       : false,
   }, () => {
-    for (const [overlay, objs] of rendered) {
-      const r = spawnSync('kubectl', ['kustomize', path.join(tmp, 'k8s', 'overlays', overlay)], {
-        encoding: 'utf8',
-      });
+    const dirs: [string, K8sObject[]][] = [
+      ...[...rendered].map(([o, objs]): [string, K8sObject[]] => [path.join('overlays', o), objs]),
+      ['monitoring', monitoring],
+    ];
+    for (const [dir, objs] of dirs) {
+      const r = spawnSync('kubectl', ['kustomize', path.join(tmp, 'k8s', dir)], { encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
       const theirs = parseAllDocuments(r.stdout).map((d) => d.toJS() as K8sObject);
       const key = (o: K8sObject) => `${o.kind}/${o.metadata.name}`;
-      assert.deepEqual(theirs.map(key).sort(), objs.map(key).sort(), overlay);
+      assert.deepEqual(theirs.map(key).sort(), objs.map(key).sort(), dir);
       for (const o of theirs)
         assert.deepEqual(
           objs.find((x) => key(x) === key(o)),
           o,
-          `${overlay}: ${key(o)}`,
+          `${dir}: ${key(o)}`,
         );
     }
   });
 
-  test('every built-in object validates against the Kubernetes schemas', async () => {
+  test('every object validates strictly against its API schema (unknown fields refused)', async () => {
+    const all = [...[...rendered.values()].flat(), ...monitoring, ...kueue];
+    const kinds = new Set<string>();
+    for (const o of all) {
+      kinds.add(`${o.apiVersion} ${o.kind}`);
+      assert.deepEqual(await strictErrors(o), [], `${o.kind}/${o.metadata.name}`);
+    }
+    for (const k of [
+      'jobset.x-k8s.io/v1alpha2 JobSet',
+      'apps/v1 StatefulSet',
+      'v1 Service',
+      'v1 PersistentVolumeClaim',
+      'policy/v1 PodDisruptionBudget',
+      'networking.k8s.io/v1 NetworkPolicy',
+      'monitoring.coreos.com/v1 PodMonitor',
+      'monitoring.coreos.com/v1 PrometheusRule',
+      'kueue.x-k8s.io/v1beta2 LocalQueue',
+      'kueue.x-k8s.io/v1beta2 ClusterQueue',
+    ])
+      assert.ok(kinds.has(k), `${k} was validated`);
+  });
+
+  test('a typo is refused: imagePullPolicyy in the JobSet and in the NATS StatefulSet, operatorr in a policy', async () => {
+    const objs = rendered.get('gpu')!;
+    const js = structuredClone(jobSet(objs));
+    js.spec.replicatedJobs[1].template.spec.template.spec.containers[0].imagePullPolicyy = 'Always';
+    assert.deepEqual(await strictErrors(js), [
+      `JobSet/${js.metadata.name}.spec.replicatedJobs[1].template.spec.template.spec.containers[0].imagePullPolicyy: unknown field`,
+      'JobSet.spec.replicatedJobs[1].template.spec.template.spec.containers[0].imagePullPolicyy: unknown field',
+    ]);
+    const js2 = structuredClone(jobSet(objs));
+    js2.spec.successPolicy.operatorr = 'All';
+    assert.deepEqual(await strictErrors(js2), [
+      `JobSet/${js2.metadata.name}.spec.successPolicy.operatorr: unknown field`,
+    ]);
+    const sts = structuredClone(objs.find((o) => o.kind === 'StatefulSet')!);
+    sts.spec.template.spec.containers[0].imagePullPolicyy = 'Always';
+    // kubernetes-models alone lets it through (the reason for the strict check)...
+    const { StatefulSet } = await import('kubernetes-models/apps/v1/StatefulSet');
+    assert.doesNotThrow(() => new StatefulSet(sts).validate());
+    // ...the strict check does not.
+    assert.deepEqual(await strictErrors(sts), [
+      '.spec.template.spec.containers[0].imagePullPolicyy: unknown field',
+    ]);
+    const rule = structuredClone(find(monitoring, 'PrometheusRule', 'promptmesh'));
+    rule.spec.groups[0].rules[0].labelz = { severity: 'page' };
+    assert.deepEqual(await strictErrors(rule), [
+      'PrometheusRule/promptmesh.spec.groups[0].rules[0].labelz: unknown field',
+    ]);
+  });
+
+  test('wrong types, enum values and missing required fields are refused too', async () => {
+    const objs = rendered.get('cpu-dev')!;
+    const js = structuredClone(jobSet(objs));
+    js.spec.failurePolicy.maxRestarts = 'three';
+    js.spec.successPolicy.operator = 'Most';
+    js.spec.replicatedJobs[0].template.spec.template.spec.restartPolicy = 'Sometimes';
+    delete js.spec.replicatedJobs[1].template.spec.template.spec.containers[0].name;
+    const errors = await strictErrors(js);
+    for (const want of [
+      /failurePolicy\.maxRestarts: must be an integer/,
+      /successPolicy\.operator: "Most" is not one of/,
+      /restartPolicy: "Sometimes" is not one of/,
+      /containers\[0\]\.name: required field missing/,
+    ])
+      assert.ok(
+        errors.some((e) => want.test(e)),
+        `${want}: ${errors.join('\n')}`,
+      );
+    const pdb = structuredClone(objs.find((o) => o.kind === 'PodDisruptionBudget')!);
+    pdb.spec.maxUnavailable = true;
+    assert.ok((await strictErrors(pdb)).some((e) => /maxUnavailable/.test(e)));
+  });
+
+  test('the job is a JobSet: the coordinator decides success, failures restart it, workers get DNS hostnames', () => {
     for (const [overlay, objs] of rendered) {
-      for (const o of objs) {
-        if (o.apiVersion === 'monitoring.coreos.com/v1') continue;
-        const group = o.apiVersion.includes('/') ? `${o.apiVersion}` : `${o.apiVersion}`;
-        const mod = (await import(`kubernetes-models/${group}/${o.kind}`)) as Record<
-          string,
-          new (
-            x: K8sObject,
-          ) => { validate(): void }
-        >;
-        const Model = mod[o.kind];
-        assert.ok(Model, `no schema for ${o.apiVersion} ${o.kind}`);
-        assert.doesNotThrow(() => new Model(o).validate(), `${overlay}: ${o.kind}/${o.metadata.name}`);
+      const js = jobSet(objs);
+      assert.equal(js.apiVersion, 'jobset.x-k8s.io/v1alpha2');
+      assert.deepEqual(
+        js.spec.successPolicy,
+        { operator: 'All', targetReplicatedJobs: ['coordinator'] },
+        overlay,
+      );
+      assert.ok(js.spec.failurePolicy.maxRestarts >= 1 && js.spec.failurePolicy.maxRestarts <= 10, overlay);
+      // A usage error (exit 2) fails its Job through the podFailurePolicy (reason PodFailurePolicy), then the JobSet.
+      const rule = js.spec.failurePolicy.rules.find((r: K8sObject) => r.action === 'FailJobSet');
+      assert.deepEqual(rule.onJobFailureReasons, ['PodFailurePolicy'], overlay);
+      assert.equal(js.spec.network.enableDNSHostnames, true, overlay);
+      assert.equal(js.spec.network.publishNotReadyAddresses, true, `${overlay}: peers resolve before ready`);
+      assert.equal(js.spec.network.subdomain, undefined, `${overlay}: the subdomain is the JobSet name`);
+      assert.ok(js.spec.ttlSecondsAfterFinished > 0, overlay);
+      assert.deepEqual(
+        js.spec.replicatedJobs.map((r: K8sObject) => r.name),
+        ['coordinator', 'workers'],
+        `${overlay}: the JSON patches in the overlays index replicatedJobs (1 = workers)`,
+      );
+      const coord = replicatedJob(objs, 'coordinator');
+      assert.equal(coord.replicas, 1);
+      assert.equal(coord.template.spec.parallelism, 1, `${overlay}: never two coordinators`);
+      assert.equal(coord.template.spec.completions, 1);
+      const workers = replicatedJob(objs, 'workers');
+      assert.equal(workers.replicas, 1, 'one Job of workers, one pod per worker');
+      assert.equal(workers.template.spec.completionMode, 'Indexed', 'stable hostnames <job>-<index>');
+      assert.equal(workers.template.spec.completions, workers.template.spec.parallelism);
+      for (const rj of [coord, workers]) {
+        const job = rj.template.spec;
+        const where = `${overlay} ${rj.name}`;
+        assert.equal(job.podReplacementPolicy, 'Failed', `${where}: no new pod while the old terminates`);
+        assert.ok(job.backoffLimit >= 1 && job.backoffLimit <= 20, `${where}: backoffLimit`);
+        assert.equal(job.template.spec.restartPolicy, 'Never', `${where}: podFailurePolicy needs Never`);
+        const rules = job.podFailurePolicy.rules as K8sObject[];
+        const container = job.template.spec.containers[0].name;
+        assert.ok(
+          rules.some(
+            (r) =>
+              r.action === 'FailJob' &&
+              r.onExitCodes?.containerName === container &&
+              r.onExitCodes.values.includes(2),
+          ),
+          `${where}: a usage error is final`,
+        );
+        assert.ok(
+          rules.some(
+            (r) =>
+              r.action === 'Ignore' &&
+              r.onPodConditions?.some((c: K8sObject) => c.type === 'DisruptionTarget'),
+          ),
+          `${where}: evictions and preemptions do not count as failures`,
+        );
       }
     }
   });
 
-  test('a broken object fails schema validation (the check is real)', async () => {
-    const { StatefulSet } = await import('kubernetes-models/apps/v1/StatefulSet');
-    const sts = structuredClone(find(rendered.get('gpu')!, 'StatefulSet', 'promptmesh-worker'));
-    sts.spec.template.spec.containers[0].ports[0].containerPort = '7070';
-    assert.throws(() => new StatefulSet(sts).validate(), /containerPort must be integer/);
+  test('exit code 2, which the podFailurePolicy treats as final, is what the CLI returns for a usage error', async () => {
+    const sink = { write: () => true } as unknown as NodeJS.WritableStream;
+    for (const argv of [
+      ['coordinator', '--min-workers', '3', '--max-workers', '2'],
+      ['worker', '--join-timeout', 'soon'],
+    ])
+      assert.equal(await runCli(argv, { stdout: sink, stderr: sink }), 2, argv.join(' '));
   });
 
-  test('scaling is one number: worker replicas = the coordinator min/max workers', () => {
+  test("min < max workers: a lost worker does not stall the job; max is the workers' parallelism", () => {
     for (const [overlay, objs] of rendered) {
-      const replicas = find(objs, 'StatefulSet', 'promptmesh-worker').spec.replicas;
-      const scale = find(objs, 'ConfigMap', 'promptmesh-scale').data;
-      assert.equal(scale[RUNTIME_ENV.minWorkers], String(replicas), overlay);
-      assert.equal(scale[RUNTIME_ENV.maxWorkers], String(replicas), overlay);
-      const coord = containers(objs).find((x) => x.owner === 'Job/promptmesh-coordinator')!;
-      assert.ok(coord.c.envFrom.some((e: K8sObject) => e.configMapRef?.name === 'promptmesh-scale'));
+      const workers = replicatedJob(objs, 'workers').template.spec.parallelism as number;
+      const scale = objs.find(
+        (o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('promptmesh-scale'),
+      )!;
+      const min = Number(scale.data[RUNTIME_ENV.minWorkers]);
+      const max = Number(scale.data[RUNTIME_ENV.maxWorkers]);
+      assert.equal(max, workers, `${overlay}: max workers = the workers' parallelism`);
+      assert.ok(min >= 1 && min < max, `${overlay}: min ${min} < max ${max}`);
+      const coord = containers(objs).find((x) => x.role === 'coordinator')!;
+      assert.ok(coord.c.envFrom.some((e: K8sObject) => e.configMapRef?.name === scale.metadata.name));
     }
-    assert.equal(find(rendered.get('cpu-dev')!, 'StatefulSet', 'promptmesh-worker').spec.replicas, 2);
-    assert.equal(find(rendered.get('gpu')!, 'StatefulSet', 'promptmesh-worker').spec.replicas, 4);
+    assert.equal(replicatedJob(rendered.get('cpu-dev')!, 'workers').template.spec.parallelism, 2);
+    assert.equal(replicatedJob(rendered.get('gpu')!, 'workers').template.spec.parallelism, 4);
   });
 
-  test('the coordinator is a Job: one pod, restarted only on failure, done when the job completes', () => {
+  test('names derive from the job: every object, reference, label and selector, so two jobs share a namespace', () => {
+    const names = new Map<string, string>();
     for (const [overlay, objs] of rendered) {
-      const job = find(objs, 'Job', 'promptmesh-coordinator');
-      assert.equal(job.apiVersion, 'batch/v1', overlay);
-      // A Deployment restarts a coordinator that exited 0 after completing its job, forever (CrashLoopBackOff).
+      const job = jobSet(objs).metadata.labels[JOB_LABEL] as string;
+      assert.ok(job, `${overlay}: the job label`);
+      const suffix = `-${job}`;
+      for (const o of objs) {
+        const where = `${overlay} ${o.kind}/${o.metadata.name}`;
+        assert.ok(o.metadata.name.endsWith(suffix), `${where}: named after the job (${suffix})`);
+        assert.equal(o.metadata.labels?.[JOB_LABEL], job, `${where}: job label`);
+        assert.equal(o.metadata.namespace, 'promptmesh', `${where}: both jobs share the namespace`);
+        const key = `${o.kind}/${o.metadata.name}`;
+        assert.ok(
+          !names.has(key),
+          `${key} is in both ${names.get(key)} and ${overlay}: the jobs would collide`,
+        );
+        names.set(key, overlay);
+      }
       assert.ok(
-        !objs.some((o) => o.metadata.name === 'promptmesh-coordinator' && o.kind === 'Deployment'),
-        `${overlay}: the coordinator must not also be a Deployment`,
+        !objs.some((o) => o.kind === 'Namespace'),
+        `${overlay}: deleting one job must not delete the namespace`,
       );
-      assert.equal(job.spec.parallelism, 1, `${overlay}: never two coordinators`);
-      assert.equal(job.spec.completions, 1, overlay);
-      assert.equal(
-        job.spec.podReplacementPolicy,
-        'Failed',
-        `${overlay}: no new pod while the old terminates`,
-      );
-      assert.ok(
-        job.spec.backoffLimit >= 1 && job.spec.backoffLimit <= 10,
-        `${overlay}: backoffLimit ${job.spec.backoffLimit}: a crash is retried (resume from the bank head), a repeating failure surfaces`,
-      );
-      const pod = job.spec.template.spec;
-      assert.equal(pod.restartPolicy, 'OnFailure', overlay);
-      assert.equal(
-        job.spec.ttlSecondsAfterFinished,
-        undefined,
-        `${overlay}: keep the finished Job and its logs`,
-      );
-      const c = pod.containers.find((x: K8sObject) => x.name === 'coordinator');
-      assert.deepEqual(c.args.slice(0, 1), ['coordinator']);
-      for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) assert.ok(c[probe], probe);
-      // The Service (metrics, ServiceMonitor) and the NetworkPolicy select the Job's pod by its labels.
-      const labels = job.spec.template.metadata.labels;
-      const svc = find(objs, 'Service', 'promptmesh-coordinator');
-      for (const [k, v] of Object.entries(svc.spec.selector))
-        assert.equal(labels[k], v, `Service selector ${k}`);
-      const np = find(objs, 'NetworkPolicy', 'promptmesh-coordinator');
-      for (const [k, v] of Object.entries(np.spec.podSelector.matchLabels))
-        assert.equal(labels[k], v, `NetworkPolicy podSelector ${k}`);
-      // Nothing a Job would reject: no selector of our own (the Job controller generates it), no Recreate strategy.
-      assert.equal(job.spec.selector, undefined);
-      assert.equal(job.spec.strategy, undefined);
-      assert.equal(job.spec.replicas, undefined);
+      // Every pod carries the job label, every selector asks for it.
+      for (const t of podTemplates(objs))
+        assert.equal(t.metadata.labels[JOB_LABEL], job, `${overlay} ${t.owner}`);
+      const selectors: [string, K8sObject][] = [];
+      for (const o of objs) {
+        const at = `${o.kind}/${o.metadata.name}`;
+        if (o.kind === 'Service') selectors.push([at, o.spec.selector]);
+        if (o.kind === 'StatefulSet' || o.kind === 'PodDisruptionBudget')
+          selectors.push([at, o.spec.selector.matchLabels]);
+        if (o.kind !== 'NetworkPolicy') continue;
+        selectors.push([at, o.spec.podSelector.matchLabels]);
+        for (const r of o.spec.ingress)
+          for (const f of r.from) {
+            if (f.podSelector?.matchLabels) selectors.push([`${at} from`, f.podSelector.matchLabels]);
+            // Prometheus is matched by expression: its pods carry no job label.
+            else if (f.podSelector)
+              assert.ok(
+                f.podSelector.matchExpressions,
+                `${overlay} ${at}: an empty podSelector admits every pod`,
+              );
+          }
+      }
+      for (const [where, sel] of selectors) {
+        assert.equal(sel[JOB_LABEL], job, `${overlay} ${where}: selects pods of every job`);
+        assert.ok(
+          podTemplates(objs).some((t) => Object.entries(sel).every(([k, v]) => t.metadata.labels[k] === v)),
+          `${overlay} ${where} selects no pod of the job`,
+        );
+      }
+      // Every reference names an object of this job.
+      const has = (kind: string, name: string) =>
+        objs.some((o) => o.kind === kind && o.metadata.name === name);
+      for (const { owner, pod } of podTemplates(objs)) {
+        const where = `${overlay} ${owner}`;
+        for (const v of pod.volumes ?? []) {
+          if (v.configMap) assert.ok(has('ConfigMap', v.configMap.name), `${where}: ${v.configMap.name}`);
+          if (v.secret) assert.ok(has('Secret', v.secret.secretName), `${where}: ${v.secret.secretName}`);
+          if (v.persistentVolumeClaim)
+            assert.ok(has('PersistentVolumeClaim', v.persistentVolumeClaim.claimName), `${where}: claim`);
+        }
+        for (const c of pod.containers as K8sObject[]) {
+          for (const e of c.envFrom ?? [])
+            assert.ok(has('ConfigMap', e.configMapRef.name), `${where}: envFrom`);
+          for (const e of c.env ?? []) {
+            const ref = e.valueFrom?.secretKeyRef;
+            if (ref) assert.ok(has('Secret', ref.name), `${where}: ${e.name} from ${ref.name}`);
+          }
+          const nats = envMap(c).get(NATS_ENV.url)?.value;
+          if (nats) {
+            // The job's own NATS; nats.js dials the default port 4222 when the URL has none.
+            const url = new URL(nats);
+            assert.ok(has('Service', url.hostname), `${where}: NATS_URL ${nats} names no Service of the job`);
+            const svc = objs.find((o) => o.kind === 'Service' && o.metadata.name === url.hostname)!;
+            assert.equal(
+              Number(url.port || 4222),
+              svc.spec.ports.find((p: K8sObject) => p.name === 'client').port,
+            );
+          }
+        }
+      }
+      const sts = objs.find((o) => o.kind === 'StatefulSet')!;
+      assert.ok(has('Service', sts.spec.serviceName), `${overlay}: StatefulSet serviceName`);
     }
   });
 
-  test('a malformed coordinator Job fails schema validation (the Job schema is really checked)', async () => {
-    const { Job } = await import('kubernetes-models/batch/v1/Job');
-    const job = structuredClone(find(rendered.get('cpu-dev')!, 'Job', 'promptmesh-coordinator'));
-    job.spec.backoffLimit = 'four';
-    assert.throws(() => new Job(job).validate(), /backoffLimit must be integer/);
+  test('workers: the DNS hostname is the worker id and the address peers dial', () => {
+    for (const [overlay, objs] of rendered) {
+      const env = envMap(worker(objs).c);
+      const ref = (name: string) => env.get(name)?.valueFrom?.fieldRef?.fieldPath;
+      // JobSet pods are <jobset>-<replicatedJob>-<jobIndex>-<podIndex> in the subdomain <jobset>; the Job's name is
+      // <jobset>-<replicatedJob>-<jobIndex>, so hostname = $(JOB_NAME)-$(POD_INDEX).
+      assert.equal(ref('JOBSET_NAME'), "metadata.labels['jobset.sigs.k8s.io/jobset-name']");
+      assert.equal(ref('JOB_NAME'), "metadata.labels['batch.kubernetes.io/job-name']");
+      assert.equal(ref('POD_INDEX'), "metadata.annotations['batch.kubernetes.io/job-completion-index']");
+      assert.equal(ref('POD_NAMESPACE'), 'metadata.namespace');
+      assert.equal(env.get(RUNTIME_ENV.workerId)!.value, '$(JOB_NAME)-$(POD_INDEX)', overlay);
+      assert.equal(
+        env.get(RUNTIME_ENV.advertise)!.value,
+        `$(JOB_NAME)-$(POD_INDEX).$(JOBSET_NAME).$(POD_NAMESPACE).svc:${COLLECTIVE_PORT}`,
+        overlay,
+      );
+      // $(VAR) expands only variables defined earlier in the list.
+      const order = [...env.keys()];
+      for (const [k, uses] of [
+        [RUNTIME_ENV.workerId, ['JOB_NAME', 'POD_INDEX']],
+        [RUNTIME_ENV.advertise, ['JOB_NAME', 'POD_INDEX', 'JOBSET_NAME', 'POD_NAMESPACE']],
+      ] as const)
+        for (const u of uses) assert.ok(order.indexOf(u) < order.indexOf(k), `${overlay}: ${u} before ${k}`);
+      assert.equal(env.get(RUNTIME_ENV.listen)!.value, `0.0.0.0:${COLLECTIVE_PORT}`);
+      assert.equal(
+        worker(objs).c.ports.find((p: K8sObject) => p.name === 'collective').containerPort,
+        COLLECTIVE_PORT,
+      );
+    }
+    // The TLS certificate's name matches the addresses: *.<jobset>.<namespace>.svc.
+    const san = `*.${jobSet(rendered.get('gpu')!).metadata.name}.promptmesh.svc`;
+    const text = fs.readFileSync(path.join(ROOT, 'k8s', 'overlays', 'gpu', 'kustomization.yaml'), 'utf8');
+    assert.ok(text.includes(san), `the gpu overlay names the certificate's ${san}`);
+    const docs = fs.readFileSync(path.join(ROOT, 'docs', 'kubernetes.md'), 'utf8');
+    assert.ok(docs.includes(`DNS:${san}`), 'docs/kubernetes.md makes that certificate');
+  });
+
+  test('no pod mounts a service account token; a PodDisruptionBudget takes workers one at a time', () => {
+    for (const [overlay, objs] of rendered) {
+      for (const t of podTemplates(objs))
+        assert.equal(t.pod.automountServiceAccountToken, false, `${overlay} ${t.owner}`);
+      const pdbs = objs.filter((o) => o.kind === 'PodDisruptionBudget');
+      assert.equal(pdbs.length, 1, overlay);
+      const sel = Object.entries(pdbs[0]!.spec.selector.matchLabels);
+      assert.equal(pdbs[0]!.spec.maxUnavailable, 1, overlay);
+      const labels = (role: string) => podTemplates(objs).find((t) => t.role === role)!.metadata.labels;
+      assert.ok(
+        sel.every(([k, v]) => labels('workers')[k] === v),
+        `${overlay}: the budget selects the workers`,
+      );
+      assert.ok(!sel.every(([k, v]) => labels('coordinator')[k] === v), `${overlay}: not the coordinator`);
+    }
+  });
+
+  test('Kueue admits the GPU job as one workload from a queue that exists and can hold it', () => {
+    const objs = rendered.get('gpu')!;
+    const queue = jobSet(objs).metadata.labels['kueue.x-k8s.io/queue-name'];
+    assert.ok(queue, 'the gpu JobSet names its Kueue queue');
+    const local = kueue.find((o) => o.kind === 'LocalQueue' && o.metadata.name === queue);
+    assert.ok(local, `k8s/kueue/queues.yaml has LocalQueue ${queue}`);
+    assert.equal(local.metadata.namespace, jobSet(objs).metadata.namespace);
+    const cq = kueue.find((o) => o.kind === 'ClusterQueue' && o.metadata.name === local.spec.clusterQueue);
+    assert.ok(cq, `ClusterQueue ${local.spec.clusterQueue}`);
+    const flavors = new Set(kueue.filter((o) => o.kind === 'ResourceFlavor').map((o) => o.metadata.name));
+    const quota = new Map<string, number>();
+    for (const g of cq.spec.resourceGroups)
+      for (const f of g.flavors) {
+        assert.ok(flavors.has(f.name), `ResourceFlavor ${f.name}`);
+        for (const r of f.resources) quota.set(r.name, Number(r.nominalQuota));
+      }
+    // Kueue admits the whole JobSet or nothing: its GPU requests must fit the quota, or it waits forever.
+    const gpus =
+      (replicatedJob(objs, 'workers').template.spec.parallelism as number) *
+      Number(worker(objs).c.resources.limits['nvidia.com/gpu']);
+    assert.ok(
+      (quota.get('nvidia.com/gpu') ?? 0) >= gpus,
+      `quota ${quota.get('nvidia.com/gpu')} GPUs < ${gpus}`,
+    );
+    // The label is on the JobSet (Kueue reads it there); the cpu-dev job runs without Kueue.
+    assert.equal(jobSet(rendered.get('cpu-dev')!).metadata.labels['kueue.x-k8s.io/queue-name'], undefined);
   });
 
   test('GPU workers ask for a GPU, run the GPU image and backend, and use mutual TLS', () => {
     const objs = rendered.get('gpu')!;
-    const w = containers(objs).find((x) => x.owner === 'StatefulSet/promptmesh-worker')!;
+    const w = worker(objs);
     assert.equal(w.c.resources.limits['nvidia.com/gpu'], 1);
     assert.equal(w.c.image, 'promptmesh:gpu');
+    assert.ok(w.pod.tolerations.some((t: K8sObject) => t.key === 'nvidia.com/gpu'));
     const env = Object.fromEntries((w.c.env as K8sObject[]).map((e) => [e.name, e.value]));
     assert.equal(env[BACKEND_ENV], 'node-gpu');
     // The device plugin isolates the pod's one GPU; a CUDA_VISIBLE_DEVICES of ours could only point past it.
@@ -246,20 +589,22 @@ describe('k8s overlays', () => {
     const tlsMount = w.c.volumeMounts.find((m: K8sObject) => m.name === 'tls').mountPath;
     for (const k of [RUNTIME_ENV.tlsCert, RUNTIME_ENV.tlsKey, RUNTIME_ENV.tlsCa])
       assert.ok(env[k].startsWith(`${tlsMount}/`), k);
-    const secret = find(objs, 'Secret', 'promptmesh-tls');
-    for (const f of ['tls.crt', 'tls.key', 'ca.crt']) assert.ok(secret.data[f], f);
-    assert.equal(
-      containers(rendered.get('cpu-dev')!).find((x) => x.owner === 'StatefulSet/promptmesh-worker')!.c
-        .resources.limits['nvidia.com/gpu'],
-      undefined,
+    const secret = find(
+      objs,
+      'Secret',
+      w.pod.volumes.find((v: K8sObject) => v.name === 'tls').secret.secretName,
     );
+    for (const f of ['tls.crt', 'tls.key', 'ca.crt']) assert.ok(secret.data[f], f);
+    assert.equal(worker(rendered.get('cpu-dev')!).c.resources.limits['nvidia.com/gpu'], undefined);
+    const coord = containers(objs).find((x) => x.role === 'coordinator')!;
+    assert.equal(coord.c.resources.limits['nvidia.com/gpu'], undefined, 'the coordinator needs no GPU');
   });
 
   test('workers name their backend, size TensorFlow to the pod CPU request and keep malloc buffers', () => {
     const backends = { 'cpu-dev': 'node', gpu: 'node-gpu' } as const;
     for (const [overlay, objs] of rendered) {
-      const w = containers(objs).find((x) => x.owner === 'StatefulSet/promptmesh-worker')!;
-      const env = new Map<string, K8sObject>((w.c.env as K8sObject[]).map((e) => [e.name, e]));
+      const w = worker(objs);
+      const env = envMap(w.c);
       const backend = env.get(BACKEND_ENV)?.value as string;
       assert.equal(backend, backends[overlay as keyof typeof backends], `${overlay}: explicit backend`);
       assert.equal(parseBackendRequest(backend, overlay), backend);
@@ -278,7 +623,7 @@ describe('k8s overlays', () => {
         `${overlay}: ${cpu} CPUs -> ${threads} intra-op threads`,
       );
       assert.match(env.get('TF_NUM_INTEROP_THREADS')?.value ?? '', /^[1-9]\d*$/, overlay);
-      // Each entry is a value or a reference, never both (a patch merging the two would be rejected).
+      // Each entry is a value or a reference, never both.
       for (const e of env.values())
         assert.ok(!(e.value !== undefined && e.valueFrom), `${overlay}: ${e.name}`);
       for (const [k, v] of Object.entries(MALLOC_ENV)) assert.equal(env.get(k)?.value, v, `${overlay}: ${k}`);
@@ -286,14 +631,15 @@ describe('k8s overlays', () => {
   });
 
   test('ports, env names, commands and flags agree with the code', () => {
+    const podEnv = new Set(['JOBSET_NAME', 'JOB_NAME', 'POD_INDEX', 'POD_NAMESPACE']);
     for (const [overlay, objs] of rendered) {
       for (const { owner, c } of containers(objs)) {
         if (c.image.startsWith('nats')) continue;
         const where = `${overlay} ${owner}`;
         checkArgs(where, c.args);
-        const env = new Map<string, K8sObject>((c.env as K8sObject[]).map((e) => [e.name, e]));
+        const env = envMap(c);
         for (const name of env.keys()) {
-          if (name === 'POD_NAME' || name === 'POD_NAMESPACE') continue;
+          if (podEnv.has(name)) continue;
           assert.ok(
             KNOWN_ENV.has(name) || NATIVE_ENV.has(name),
             `${where}: env ${name} is not read by promptmesh nor by its native backend`,
@@ -307,13 +653,9 @@ describe('k8s overlays', () => {
           '0.0.0.0',
           `${where}: metrics must be reachable from Prometheus`,
         );
-        assert.equal(env.get(NATS_ENV.url)!.value, 'nats://nats:4222');
-        assert.equal(
-          find(objs, 'Service', 'nats').spec.ports.find((p: K8sObject) => p.name === 'client').port,
-          4222,
-        );
-        assert.equal(env.get(RUNTIME_ENV.token)!.valueFrom.secretKeyRef.name, 'promptmesh-join-token');
         // Probes hit the real endpoints on the metrics port.
+        for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe'])
+          assert.ok(c[probe], `${where} ${probe}`);
         assert.equal(c.livenessProbe.httpGet.path, '/healthz');
         assert.equal(c.readinessProbe.httpGet.path, '/readyz');
         assert.equal(c.livenessProbe.httpGet.port, 'metrics');
@@ -321,26 +663,8 @@ describe('k8s overlays', () => {
         const config = env.get(RUNTIME_ENV.config)!.value as string;
         const mount = c.volumeMounts.find((m: K8sObject) => config.startsWith(`${m.mountPath}/`));
         assert.ok(mount, `${where}: nothing mounted at ${config}`);
-        if (owner.includes('worker')) {
-          assert.equal(env.get(RUNTIME_ENV.workerId)!.value, '$(POD_NAME)', 'worker id = pod name');
-          assert.equal(env.get(RUNTIME_ENV.listen)!.value, `0.0.0.0:${COLLECTIVE_PORT}`);
-          assert.match(
-            env.get(RUNTIME_ENV.advertise)!.value,
-            new RegExp(
-              `^\\$\\(POD_NAME\\)\\.promptmesh-worker\\.\\$\\(POD_NAMESPACE\\)\\.svc:${COLLECTIVE_PORT}$`,
-            ),
-          );
-          assert.equal(
-            c.ports.find((p: K8sObject) => p.name === 'collective').containerPort,
-            COLLECTIVE_PORT,
-          );
-          const svc = find(objs, 'Service', 'promptmesh-worker');
-          assert.equal(svc.spec.clusterIP, 'None');
-          assert.equal(svc.spec.publishNotReadyAddresses, true);
-          assert.equal(find(objs, 'StatefulSet', 'promptmesh-worker').spec.serviceName, 'promptmesh-worker');
-        }
       }
-      const job = find(objs, 'ConfigMap', 'promptmesh-job');
+      const job = objs.find((o) => o.kind === 'ConfigMap' && o.data?.['job.json'])!;
       const parsed = parseJobConfig(JSON.parse(job.data['job.json']), {
         source: 'k8s job.json',
         baseDir: '/',
@@ -367,72 +691,82 @@ describe('k8s overlays', () => {
           assert.equal(pod.securityContext.runAsUser, 10001, `${where}: the images' user`);
         }
       }
-      const pvc = find(objs, 'PersistentVolumeClaim', 'promptmesh-data');
+      const pvc = objs.find((o) => o.kind === 'PersistentVolumeClaim')!;
       assert.ok(pvc.spec.resources.requests.storage);
     }
   });
 
-  test('ServiceMonitor and PodMonitor select the metrics endpoints (structural check of the CRDs)', () => {
+  test("NetworkPolicy: workers<->workers on the collective port, the job's pods->its NATS, Prometheus->metrics", () => {
     for (const [overlay, objs] of rendered) {
-      const sm = find(objs, 'ServiceMonitor', 'promptmesh-coordinator');
-      assert.equal(sm.apiVersion, 'monitoring.coreos.com/v1');
-      const svc = objs.find(
-        (o) =>
-          o.kind === 'Service' &&
-          Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => o.metadata.labels?.[k] === v),
+      const np = (component: string) =>
+        objs.find(
+          (o) =>
+            o.kind === 'NetworkPolicy' &&
+            o.spec.podSelector.matchLabels['app.kubernetes.io/component'] === component,
+        )!;
+      const w = np('worker');
+      const ports = (w.spec.ingress as K8sObject[]).flatMap((r) => r.ports.map((p: K8sObject) => p.port));
+      assert.deepEqual(ports.sort(), [COLLECTIVE_PORT, DEFAULT_CLUSTER_METRICS_PORT].sort(), overlay);
+      assert.equal(
+        w.spec.ingress[0].from[0].podSelector.matchLabels['app.kubernetes.io/component'],
+        'worker',
       );
-      assert.ok(svc, `${overlay}: the ServiceMonitor selects no Service`);
-      for (const ep of sm.spec.endpoints) {
-        const port: K8sObject | undefined = svc.spec.ports.find((p: K8sObject) => p.name === ep.port);
-        assert.ok(port, `ServiceMonitor port ${ep.port} is not on Service ${svc.metadata.name}`);
-        assert.equal(port.port, DEFAULT_CLUSTER_METRICS_PORT);
-        assert.equal(ep.path, '/metrics');
+      const nats = np('nats');
+      assert.equal(nats.spec.ingress[0].ports[0].port, 4222);
+      assert.equal(np('coordinator').spec.ingress[0].ports[0].port, DEFAULT_CLUSTER_METRICS_PORT);
+      for (const p of [w, nats, np('coordinator')]) {
+        const prom = (p.spec.ingress as K8sObject[]).find((r) => r.from[0].namespaceSelector);
+        assert.ok(prom, `${overlay} ${p.metadata.name}: Prometheus may scrape`);
+        assert.deepEqual(prom.from[0].podSelector.matchExpressions, [
+          { key: 'app.kubernetes.io/name', operator: 'In', values: ['prometheus'] },
+        ]);
       }
-      const pm = find(objs, 'PodMonitor', 'promptmesh-worker');
-      const sts = objs.find(
-        (o) =>
-          o.kind === 'StatefulSet' &&
-          Object.entries(pm.spec.selector.matchLabels).every(
-            ([k, v]) => o.spec.template.metadata.labels?.[k] === v,
-          ),
-      );
-      assert.ok(sts, `${overlay}: the PodMonitor selects no workload`);
-      assert.equal(sts.metadata.name, 'promptmesh-worker');
-      for (const ep of pm.spec.podMetricsEndpoints) {
-        assert.ok(
-          sts.spec.template.spec.containers[0].ports.some((p: K8sObject) => p.name === ep.port),
-          `PodMonitor port ${ep.port}`,
-        );
-        assert.equal(ep.path, '/metrics');
-      }
-      for (const m of [sm, pm])
-        for (const ep of m.spec.endpoints ?? m.spec.podMetricsEndpoints) assert.match(ep.interval, /^\d+s$/);
     }
   });
+});
 
-  test('NetworkPolicy: workers<->workers on the collective port, everyone->NATS, Prometheus->metrics', () => {
-    const objs = rendered.get('gpu')!;
-    const w = find(objs, 'NetworkPolicy', 'promptmesh-worker');
-    const ports = (w.spec.ingress as K8sObject[]).flatMap((r) => r.ports.map((p: K8sObject) => p.port));
-    assert.deepEqual(ports.sort(), [COLLECTIVE_PORT, DEFAULT_CLUSTER_METRICS_PORT].sort());
-    assert.equal(w.spec.ingress[0].from[0].podSelector.matchLabels['app.kubernetes.io/component'], 'worker');
-    const nats = find(objs, 'NetworkPolicy', 'nats');
-    assert.deepEqual(nats.spec.ingress[0].from[0].podSelector, {});
-    assert.equal(nats.spec.ingress[0].ports[0].port, 4222);
-    const c = find(objs, 'NetworkPolicy', 'promptmesh-coordinator');
-    assert.equal(c.spec.ingress[0].ports[0].port, DEFAULT_CLUSTER_METRICS_PORT);
+describe('k8s monitoring (one per namespace, for every job)', () => {
+  test('PodMonitors select the coordinator and worker pods of every job and label series with the job', () => {
+    for (const [overlay, objs] of rendered) {
+      for (const role of ['coordinator', 'workers']) {
+        const t = podTemplates(objs).find((x) => x.role === role)!;
+        const monitors = monitoring.filter(
+          (m) =>
+            m.kind === 'PodMonitor' &&
+            Object.entries(m.spec.selector.matchLabels).every(([k, v]) => t.metadata.labels[k] === v),
+        );
+        assert.equal(monitors.length, 1, `${overlay} ${role}: one PodMonitor`);
+        const m = monitors[0]!;
+        assert.equal(m.spec.selector.matchLabels[JOB_LABEL], undefined, 'not tied to one job');
+        for (const ep of m.spec.podMetricsEndpoints) {
+          assert.ok(
+            t.pod.containers[0].ports.some((p: K8sObject) => p.name === ep.port),
+            `port ${ep.port}`,
+          );
+          assert.equal(ep.path, '/metrics');
+          assert.match(ep.interval, /^\d+s$/);
+          // The pod label promptmesh.dev/job, as Prometheus' service discovery sanitizes it, -> promptmesh_job.
+          const source = `__meta_kubernetes_pod_label_${JOB_LABEL.replace(/[^a-zA-Z0-9_]/g, '_')}`;
+          assert.ok(
+            ep.relabelings.some(
+              (r: K8sObject) => r.targetLabel === 'promptmesh_job' && r.sourceLabels[0] === source,
+            ),
+          );
+        }
+      }
+    }
   });
 
   test('the dashboard ConfigMap is deploy/grafana/promptmesh.json, labelled for the Grafana sidecar', () => {
-    for (const objs of rendered.values()) {
-      const cm = find(objs, 'ConfigMap', 'promptmesh-dashboard');
-      assert.equal(cm.metadata.labels.grafana_dashboard, '1');
-      assert.equal(
-        cm.data['promptmesh.json'],
-        fs.readFileSync(path.join(ROOT, 'deploy', 'grafana', 'promptmesh.json'), 'utf8'),
-        'k8s/base/promptmesh-dashboard.json differs from deploy/grafana/promptmesh.json: copy it over',
-      );
-    }
+    const cm = find(monitoring, 'ConfigMap', 'promptmesh-dashboard');
+    assert.equal(cm.metadata.labels.grafana_dashboard, '1');
+    assert.equal(
+      cm.data['promptmesh.json'],
+      fs.readFileSync(path.join(ROOT, 'deploy', 'grafana', 'promptmesh.json'), 'utf8'),
+      'k8s/monitoring/promptmesh-dashboard.json differs from deploy/grafana/promptmesh.json: copy it over',
+    );
+    // One dashboard for every job (it has a job variable), not one per job.
+    for (const objs of rendered.values()) assert.ok(!objs.some((o) => o.metadata.labels?.grafana_dashboard));
   });
 });
 

@@ -160,6 +160,7 @@ describe('metrics of a running job', { skip, timeout: 300_000 }, () => {
       // The project's config with this test's targets; jobs for things not running here (DCGM) are dropped.
       config.global.scrape_interval = '1s';
       config.global.scrape_timeout = '1s';
+      config.global.evaluation_interval = '1s';
       config.scrape_configs = config.scrape_configs.filter(
         (s: { job_name: string }) => s.job_name in targets,
       );
@@ -171,6 +172,9 @@ describe('metrics of a running job', { skip, timeout: 300_000 }, () => {
       for (const s of config.scrape_configs) s.static_configs[0].targets = targets[s.job_name];
       const file = path.join(dir, 'prometheus.yml');
       fs.writeFileSync(file, stringify(config));
+      // The alert rules it loads (rule_files, relative to the config file), evaluated against these processes.
+      for (const rules of config.rule_files as string[])
+        fs.copyFileSync(path.join(ROOT, 'deploy', 'prometheus', rules), path.join(dir, rules));
       const port = await freePort();
       prom = spawn(
         'prometheus',
@@ -214,6 +218,28 @@ describe('metrics of a running job', { skip, timeout: 300_000 }, () => {
       assert.equal(workers.length, 2, 'one series per worker, told apart by instance');
       const phases = await query('sum by (phase) (promptmesh_step_phase_seconds_count)');
       assert.equal(phases.length, 5);
+      // Every alert rule loaded and evaluated without error against the live series; none fires on this job.
+      interface AlertRule {
+        name: string;
+        health: string;
+        lastError?: string;
+        state: string;
+      }
+      const alertRules = async () =>
+        (
+          (await (await fetch(`http://127.0.0.1:${port}/api/v1/rules?type=alert`)).json()) as {
+            data: { groups: { rules: AlertRule[] }[] };
+          }
+        ).data.groups.flatMap((g) => g.rules);
+      const evaluated = await poll('every alert rule evaluated', 30_000, async () => {
+        const r = await alertRules();
+        return r.length > 0 && r.every((x) => x.health !== 'unknown') ? r : undefined;
+      });
+      assert.ok(evaluated.length >= 5, `alert rules loaded: ${evaluated.map((r) => r.name).join(', ')}`);
+      for (const r of evaluated) {
+        assert.equal(r.health, 'ok', `${r.name}: ${r.lastError}`);
+        assert.equal(r.state, 'inactive', `${r.name} fires on a healthy job`);
+      }
     } finally {
       if (prom && prom.exitCode === null) {
         const exited = new Promise((r) => prom!.once('exit', r));
