@@ -3,6 +3,7 @@
  * small two-stage job file, a bank folder, and helpers that spawn the real CLI (`coordinator`, `worker`, `up`) as
  * child processes and wait for lines in their logs. Everything lives under one temp folder, removed by cleanup().
  */
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -379,4 +380,34 @@ export function paramsDiff(
   }
   if (a.size !== b.size) return { worst: Number.POSITIVE_INFINITY, name: 'different tensor sets' };
   return { worst, name };
+}
+
+/**
+ * The job's two stage versions (`JOB.s1` and `JOB@head`) are at the configured steps and their parameters equal the
+ * single-process reference run's within `tolerance` (relative): no committed step lost, none applied twice.
+ */
+export async function assertMatchesReference(
+  bank: PromptBank,
+  job: string,
+  steps: [number, number],
+  reference: Map<string, Float32Array>[],
+  tolerance: number,
+  label: string,
+  t: { diagnostic(m: string): void },
+): Promise<void> {
+  const s1 = await bank.get(`${job}.s1`);
+  const s2 = await bank.get(`${job}@head`);
+  assert.equal(s1.step, steps[0]);
+  assert.equal(s2.step, steps[1]);
+  for (const [i, v] of [s1, s2].entries()) {
+    const ref = reference[i]!;
+    const d = paramsDiff(ref, await bankParams(bank, v.id, ref.keys()));
+    t.diagnostic(
+      `${label}, stage ${i + 1}: worst relative difference ${d.worst.toExponential(2)} (${d.name})`,
+    );
+    assert.ok(
+      d.worst <= tolerance,
+      `${label}: stage ${i + 1} '${d.name}' differs by ${d.worst} > ${tolerance}`,
+    );
+  }
 }

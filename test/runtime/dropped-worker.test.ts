@@ -7,16 +7,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { selectBackend } from '../../src/backend/index.js';
-import type { PromptBank } from '../../src/bank/index.js';
 import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
 import {
-  bankParams,
+  assertMatchesReference,
   type CliProcess,
   expectExit,
   killAll,
   makeRuntimeFixture,
   openBank,
-  paramsDiff,
   type RuntimeFixture,
   referenceRun,
   startCoordinator,
@@ -58,21 +56,6 @@ describe('runtime: dropped while alive, hung while beating', { skip: natsSkipRea
     return p;
   };
 
-  async function assertMatchesReference(bank: PromptBank, label: string, t: { diagnostic(m: string): void }) {
-    const s1 = await bank.get(`${JOB}.s1`);
-    const s2 = await bank.get(`${JOB}@head`);
-    assert.equal(s1.step, 20);
-    assert.equal(s2.step, 6);
-    for (const [i, v] of [s1, s2].entries()) {
-      const ref = reference[i]!;
-      const d = paramsDiff(ref, await bankParams(bank, v.id, ref.keys()));
-      t.diagnostic(
-        `${label}, stage ${i + 1}: worst relative difference ${d.worst.toExponential(2)} (${d.name})`,
-      );
-      assert.ok(d.worst <= TOLERANCE, `${label}: stage ${i + 1} '${d.name}' differs by ${d.worst}`);
-    }
-  }
-
   test('SIGSTOP a worker past the heartbeat timeout (min = max = 2): it is told to re-join and the job completes', async (t) => {
     if (!fx) return t.skip(SPM_MISSING_MESSAGE);
     const a = args(`${fx.bankDir}-pause`);
@@ -100,7 +83,7 @@ describe('runtime: dropped while alive, hung while beating', { skip: natsSkipRea
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.equal(await expectExit(w1, 20_000), 0, w1.output());
-    await assertMatchesReference(openBank(a.bankDir), 'SIGSTOP', t);
+    await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], reference, TOLERANCE, 'SIGSTOP', t);
   });
 
   test('nats-server down longer than the heartbeat timeout: every worker is dropped, re-joins, and the job completes', async (t) => {
@@ -124,7 +107,7 @@ describe('runtime: dropped while alive, hung while beating', { skip: natsSkipRea
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.equal(await expectExit(w1, 20_000), 0, w1.output());
-    await assertMatchesReference(openBank(a.bankDir), 'nats outage', t);
+    await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], reference, TOLERANCE, 'nats outage', t);
   });
 
   test('a worker whose main thread is stuck (heartbeats still arrive) is declared hung and the job goes on', async (t) => {
@@ -150,6 +133,6 @@ describe('runtime: dropped while alive, hung while beating', { skip: natsSkipRea
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     w1.kill('SIGKILL');
-    await assertMatchesReference(openBank(a.bankDir), 'hung worker', t);
+    await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], reference, TOLERANCE, 'hung worker', t);
   });
 });

@@ -6,16 +6,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { selectBackend } from '../../src/backend/index.js';
-import type { PromptBank } from '../../src/bank/index.js';
 import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
 import {
-  bankParams,
+  assertMatchesReference,
   type CliProcess,
   expectExit,
   killAll,
   makeRuntimeFixture,
   openBank,
-  paramsDiff,
   type RuntimeFixture,
   referenceRun,
   startCoordinator,
@@ -58,24 +56,6 @@ describe('runtime recovery', { skip: natsSkipReason() }, () => {
     return p;
   };
 
-  async function assertMatchesReference(bank: PromptBank, label: string, t: { diagnostic(m: string): void }) {
-    const s1 = await bank.get('recov.s1');
-    const s2 = await bank.get('recov@head');
-    assert.equal(s1.step, 30);
-    assert.equal(s2.step, 12);
-    for (const [i, v] of [s1, s2].entries()) {
-      const ref = reference[i]!;
-      const d = paramsDiff(ref, await bankParams(bank, v.id, ref.keys()));
-      t.diagnostic(
-        `${label}, stage ${i + 1}: worst relative difference ${d.worst.toExponential(2)} (${d.name})`,
-      );
-      assert.ok(
-        d.worst <= TOLERANCE,
-        `${label}: stage ${i + 1} '${d.name}' differs by ${d.worst} > ${TOLERANCE}`,
-      );
-    }
-  }
-
   test('kill -9 a worker mid-step: detected within seconds, survivors go on, a returning worker re-joins', async (t) => {
     if (!fx) return t.skip(SPM_MISSING_MESSAGE);
     const a = args(`${fx.bankDir}-kill`, ['--heartbeat-timeout-ms', '1500']);
@@ -112,7 +92,7 @@ describe('runtime recovery', { skip: natsSkipReason() }, () => {
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.equal(await expectExit(w1b, 20_000), 0, w1b.output());
-    await assertMatchesReference(openBank(a.bankDir), 'kill -9', t);
+    await assertMatchesReference(openBank(a.bankDir), 'recov', [30, 12], reference, TOLERANCE, 'kill -9', t);
   });
 
   test('restart the coordinator: the new incarnation resumes from the bank head and the workers re-join it', async (t) => {
@@ -135,7 +115,15 @@ describe('runtime recovery', { skip: natsSkipReason() }, () => {
     assert.equal(await expectExit(second), 0, second.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.equal(await expectExit(w1, 20_000), 0, w1.output());
-    await assertMatchesReference(openBank(a.bankDir), 'coordinator restart', t);
+    await assertMatchesReference(
+      openBank(a.bankDir),
+      'recov',
+      [30, 12],
+      reference,
+      TOLERANCE,
+      'coordinator restart',
+      t,
+    );
   });
 
   test('restart nats-server mid-job: everyone reconnects and the job completes', async (t) => {
@@ -150,6 +138,14 @@ describe('runtime recovery', { skip: natsSkipReason() }, () => {
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.equal(await expectExit(w1, 20_000), 0, w1.output());
-    await assertMatchesReference(openBank(a.bankDir), 'nats restart', t);
+    await assertMatchesReference(
+      openBank(a.bankDir),
+      'recov',
+      [30, 12],
+      reference,
+      TOLERANCE,
+      'nats restart',
+      t,
+    );
   });
 });
