@@ -154,8 +154,8 @@ function testScores(
   tasks: readonly TrainTask[],
   mode: EvalMode,
   maxNewTokens: number,
-): Record<string, number> {
-  const out: Record<string, number> = {};
+): TestScores {
+  const out: TestScores = { scores: {}, invalid: {}, samples: {} };
   for (const t of tasks) {
     const r = evaluateTask(
       model,
@@ -164,15 +164,29 @@ function testScores(
       { name: t.name, spec: t.spec, examples: t.test ?? [] },
       { batchSize: 50, maxExamples: 0, maxNewTokens, mode, split: 'test' },
     );
-    out[t.name] = r.score;
+    out.scores[t.name] = r.score;
+    out.invalid[t.name] = r.invalid;
+    out.samples[t.name] = r.predictions.slice(0, 5);
   }
   return out;
+}
+
+/** Test-split scores per task, how many predictions were not a label (generation only), and the first five. */
+interface TestScores {
+  scores: Record<string, number>;
+  invalid: Record<string, number>;
+  samples: Record<string, string[]>;
 }
 
 interface MethodResult {
   method: MethodKey;
   untrained: Record<string, number>;
   trained: Record<string, number>;
+  /** Test predictions that were not a label string (0 under label scoring), untrained and trained. */
+  invalidUntrained: Record<string, number>;
+  invalidTrained: Record<string, number>;
+  /** The trained method's first five test predictions per task. */
+  samples: Record<string, string[]>;
   /** Validation average of the selected step and which step it was. */
   validation: { step: number; average: number } | undefined;
   /** Wall time of each stage's training (evaluations included), seconds. */
@@ -201,7 +215,9 @@ function runMethod(
     const method = createStageMethod(stage, model, inputs, job.maxSourceLength);
     try {
       const mode = stage.train.evalMode;
-      const untrained = last ? testScores(model, method, encoder, tasks, mode, job.maxTargetLength) : {};
+      const untrained = last
+        ? testScores(model, method, encoder, tasks, mode, job.maxTargetLength)
+        : undefined;
       progress.log(`${key}: stage '${stage.name}' (${stage.method.name}) on ${stage.tasks.join(', ')}`);
       const t0 = performance.now();
       const r = new Trainer(
@@ -218,10 +234,14 @@ function runMethod(
         tf.tidy(() => p.variable.assign(tf.tensor(best, p.variable.shape, 'float32')));
       }
       if (last) {
+        const trained = testScores(model, method, encoder, tasks, mode, job.maxTargetLength);
         result = {
           method: key,
-          untrained,
-          trained: testScores(model, method, encoder, tasks, mode, job.maxTargetLength),
+          untrained: untrained!.scores,
+          trained: trained.scores,
+          invalidUntrained: untrained!.invalid,
+          invalidTrained: trained.invalid,
+          samples: trained.samples,
           validation: r.best ? { step: r.best.step, average: r.best.average } : undefined,
         };
       }
@@ -318,11 +338,20 @@ export async function main(argv: string[]): Promise<void> {
     `${col('method', 10)}${TARGETS.map((t) => col(`${t} (chance ${chance[t]!.toFixed(1)})`, 32)).join('')}train time`,
   );
   for (const r of results) {
-    const cells = TARGETS.map((t) => col(`${r.untrained[t]!.toFixed(1)} -> ${r.trained[t]!.toFixed(1)}`, 32));
+    const invalid = (t: string) =>
+      budget.evalMode === 'generate' ? ` (${r.invalidUntrained[t]}/${r.invalidTrained[t]} invalid)` : '';
+    const cells = TARGETS.map((t) =>
+      col(`${r.untrained[t]!.toFixed(1)} -> ${r.trained[t]!.toFixed(1)}${invalid(t)}`, 32),
+    );
     const stages = Object.entries(r.stageSeconds)
       .map(([s, v]) => `${s} ${v.toFixed(0)}s`)
       .join(' + ');
     console.log(`${col(r.method, 10)}${cells.join('')}${stages}`);
   }
-  console.log('cells: untrained (initial parameters) -> trained (best validation step), on the test split');
+  console.log(
+    'cells: untrained (initial parameters) -> trained (best validation step), on the test split' +
+      (budget.evalMode === 'generate'
+        ? '; invalid: generated strings that are no label, untrained/trained'
+        : ''),
+  );
 }

@@ -27,6 +27,8 @@ export function gatherRows(x: tf.Tensor2D, indices: tf.Tensor): tf.Tensor {
         const idx = saved[0]!;
         const g = tf.reshape(dy, [idx.shape[0]!, cols]);
         if (tf.getBackend() !== 'tensorflow') return tf.scatterND(idx, g, [rows, cols]);
+        // A one-row table (a per-task prompt trained on one task): tf.oneHot refuses depth 1.
+        if (rows === 1) return tf.sum(g, 0, true);
         return tf.tidy(() =>
           tf.matMul(tf.oneHot(tf.reshape(idx, [-1]) as tf.Tensor1D, rows, 1, 0, 'float32'), g, true),
         );
