@@ -32,6 +32,7 @@ import {
   UnknownVersionError,
 } from './errors.js';
 import {
+  type AttachmentEntry,
   checkJobName,
   checkTagName,
   configHash as hashConfig,
@@ -67,6 +68,11 @@ export interface CommitInput {
   /** Tags to point at the new version (moved if they named another one). */
   tags?: string[];
   extra?: Record<string, unknown>;
+  /**
+   * Files kept with the version (e.g. `history.jsonl`, `config.json`), stored as blobs and named in the manifest,
+   * so they are verified on read, kept by gc and travel with the version.
+   */
+  attachments?: Record<string, { data: Uint8Array; mediaType: string }>;
   /** Default: now. */
   createdAt?: Date | string;
 }
@@ -175,6 +181,8 @@ export interface PromptBankOptions {
 }
 
 export const EXPORT_TENSORS_FILE = 'tensors.safetensors';
+/** Attachment names are file names (exports write them as files): no separators, no leading dot. */
+const ATTACHMENT_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 export const EXPORT_MANIFEST_FILE = 'manifest.json';
 const PREFIX_MIN = 4;
 
@@ -232,6 +240,21 @@ export class PromptBank {
       createdAt,
     };
     if (input.extra !== undefined) body.extra = input.extra;
+    if (input.attachments !== undefined) {
+      const attachments: Record<string, AttachmentEntry> = {};
+      for (const name of Object.keys(input.attachments).sort()) {
+        const a = input.attachments[name]!;
+        if (!ATTACHMENT_NAME.test(name)) {
+          throw new BankInputError(
+            `${where}: attachment name '${name}' must be a plain file name (letters, digits, '.', '_', '-')`,
+          );
+        }
+        const digest = blobDigest(a.data);
+        await this.store.putBlob(digest, a.data);
+        attachments[name] = { digest, bytes: a.data.byteLength, mediaType: a.mediaType };
+      }
+      body.attachments = attachments;
+    }
     const id = manifestId(body);
     const manifest: Manifest = { id, ...body, tags };
     const created = await this.store.putManifest(id, serializeManifest(manifest));
@@ -350,6 +373,27 @@ export class PromptBank {
   }
 
   /** What changed from version `a` to version `b`. Only tensors whose digests differ are read. */
+  /** The bytes of a version's attachment (verified), or null when the version has none of that name. */
+  async attachment(ref: string, name: string): Promise<Uint8Array | null> {
+    const m = await this.get(ref);
+    const entry = m.attachments?.[name];
+    return entry ? this.readBlob(m, name, entry, 'attachment') : null;
+  }
+
+  /**
+   * A version and its ancestors, newest first, following `parent` until a job's first version (or `limit`
+   * versions). A missing ancestor ends the walk with an error naming it.
+   */
+  async lineage(ref: string, limit = Number.POSITIVE_INFINITY): Promise<Manifest[]> {
+    const out: Manifest[] = [await this.get(ref)];
+    while (out.length < limit) {
+      const last = out[out.length - 1]!;
+      if (last.parent === null) break;
+      out.push(await this.readManifest(last.parent, `the parent of version ${last.id}`));
+    }
+    return out;
+  }
+
   async diff(aRef: string, bRef: string): Promise<VersionDiff> {
     const [a, b] = [await this.get(aRef), await this.get(bRef)];
     const out: VersionDiff = {
@@ -421,7 +465,15 @@ export class PromptBank {
     const tmp = `${manifestFile}.tmp-${process.pid}`;
     fs.writeFileSync(tmp, serializeManifest(m));
     fs.renameSync(tmp, manifestFile);
-    return { manifest: m, files: [tensorsFile, manifestFile] };
+    // Attachments (run history, resolved config) travel with the export as files of their own names.
+    const attached: string[] = [];
+    for (const name of Object.keys(m.attachments ?? {}).sort()) {
+      if (name === EXPORT_TENSORS_FILE || name === EXPORT_MANIFEST_FILE) continue;
+      const file = path.join(dir, name);
+      fs.writeFileSync(file, (await this.attachment(m.id, name))!);
+      attached.push(file);
+    }
+    return { manifest: m, files: [tensorsFile, manifestFile, ...attached] };
   }
 
   /**
@@ -578,6 +630,7 @@ export class PromptBank {
     for (const v of versions) {
       const m = await this.get(v.id);
       for (const t of Object.values(m.tensors)) referenced.add(t.digest);
+      for (const a of Object.values(m.attachments ?? {})) referenced.add(a.digest);
     }
     const now = Date.now();
     const result: GcResult = {
@@ -621,15 +674,25 @@ export class PromptBank {
         `version ${m.id} has no tensor '${name}' (it has ${Object.keys(m.tensors).join(', ')})`,
       );
     }
+    return { shape: [...entry.shape], data: bytesToFloat32(await this.readBlob(m, name, entry, 'tensor')) };
+  }
+
+  /** A blob a manifest names (tensor or attachment), verified against the manifest's size and digest. */
+  private async readBlob(
+    m: Manifest,
+    name: string,
+    entry: { digest: string; bytes: number },
+    kind: 'tensor' | 'attachment',
+  ): Promise<Uint8Array> {
     let bytes: Uint8Array | null;
     try {
       bytes = await this.store.getBlob(entry.digest);
     } catch (e) {
       if (e instanceof StoredBlobUnreadableError)
-        throw new CorruptBlobError(m.id, name, entry.digest, e.message, { cause: e });
+        throw new CorruptBlobError(m.id, name, entry.digest, e.message, { cause: e, kind });
       throw e;
     }
-    if (bytes === null) throw new MissingBlobError(m.id, name, entry.digest);
+    if (bytes === null) throw new MissingBlobError(m.id, name, entry.digest, kind);
     const actual = blobDigest(bytes);
     if (bytes.byteLength !== entry.bytes) {
       throw new CorruptBlobError(
@@ -637,12 +700,12 @@ export class PromptBank {
         name,
         entry.digest,
         `the blob has ${bytes.byteLength} bytes instead of ${entry.bytes} (they hash to ${actual})`,
-        { actual },
+        { actual, kind },
       );
     }
     if (actual !== entry.digest)
-      throw new CorruptBlobError(m.id, name, entry.digest, `its bytes hash to ${actual}`, { actual });
-    return { shape: [...entry.shape], data: bytesToFloat32(bytes) };
+      throw new CorruptBlobError(m.id, name, entry.digest, `its bytes hash to ${actual}`, { actual, kind });
+    return bytes;
   }
 
   private async readManifest(id: string, referrer: string, currentTags = true): Promise<Manifest> {

@@ -47,10 +47,10 @@ export class CorruptBlobError extends BankError {
     readonly tensor: string,
     readonly digest: string,
     readonly detail: string,
-    options?: { cause?: unknown; actual?: string },
+    options?: { cause?: unknown; actual?: string; kind?: 'tensor' | 'attachment' },
   ) {
     super(
-      `corrupt blob for tensor '${tensor}' of version ${version}: expected ${digest}, ${detail}. ` +
+      `corrupt blob for ${options?.kind ?? 'tensor'} '${tensor}' of version ${version}: expected ${digest}, ${detail}. ` +
         'Restore the blob from a backup or an export, or re-commit the version.',
       options?.cause === undefined ? undefined : { cause: options.cause },
     );
@@ -65,8 +65,9 @@ export class MissingBlobError extends BankError {
     readonly version: string,
     readonly tensor: string,
     readonly digest: string,
+    kind: 'tensor' | 'attachment' = 'tensor',
   ) {
-    super(`blob ${digest} for tensor '${tensor}' of version ${version} is missing from the store`);
+    super(`blob ${digest} for ${kind} '${tensor}' of version ${version} is missing from the store`);
   }
 }
 

@@ -16,6 +16,18 @@ export interface TensorEntry {
   bytes: number;
 }
 
+/**
+ * A named file kept with a version (its run history, its resolved job config), content-addressed like a tensor.
+ * Attachments describe how a version was made; `load` and exports of tensors never read them.
+ */
+export interface AttachmentEntry {
+  /** `sha256:<hex>` of the bytes. */
+  digest: string;
+  bytes: number;
+  /** e.g. `application/jsonl` or `application/json`. */
+  mediaType: string;
+}
+
 export interface Manifest {
   id: string;
   parent: string | null;
@@ -29,6 +41,8 @@ export interface Manifest {
   createdAt: string;
   tags: string[];
   extra?: Record<string, unknown>;
+  /** Absent on versions without attachments (and on versions written before attachments existed). */
+  attachments?: Record<string, AttachmentEntry>;
 }
 
 export type ManifestBody = Omit<Manifest, 'id' | 'tags'>;
@@ -163,6 +177,21 @@ export function parseManifest(text: string, expectedId: string, where: string): 
   if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string'))
     throw bad(`field 'tags' must be a list of strings`);
   if (raw.extra !== undefined && !isObject(raw.extra)) throw bad(`field 'extra' must be an object`);
+  let attachments: Record<string, AttachmentEntry> | undefined;
+  if (raw.attachments !== undefined) {
+    if (!isObject(raw.attachments)) throw bad(`field 'attachments' must be an object`);
+    attachments = {};
+    for (const [name, a] of Object.entries(raw.attachments)) {
+      if (!isObject(a)) throw bad(`attachments['${name}'] must be an object`);
+      const { digest, bytes, mediaType } = a;
+      if (typeof digest !== 'string' || !DIGEST.test(digest))
+        throw bad(`attachments['${name}'].digest must be sha256:<hex>`);
+      if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes < 0)
+        throw bad(`attachments['${name}'].bytes must be an integer >= 0`);
+      if (typeof mediaType !== 'string') throw bad(`attachments['${name}'].mediaType must be a string`);
+      attachments[name] = { digest, bytes, mediaType };
+    }
+  }
   const m: Manifest = {
     id,
     parent,
@@ -176,6 +205,7 @@ export function parseManifest(text: string, expectedId: string, where: string): 
     tags: tags as string[],
   };
   if (raw.extra !== undefined) m.extra = raw.extra as Record<string, unknown>;
+  if (attachments !== undefined) m.attachments = attachments;
   const actual = manifestId(m);
   if (id !== expectedId) throw bad(`its id field is ${id}, but it is stored as ${expectedId}`);
   if (actual !== id)

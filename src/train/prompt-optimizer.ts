@@ -19,6 +19,8 @@ export interface UpdateReport {
   gradNorm: number;
   /** Learning rate multiplier of this update (the schedule). */
   scale: number;
+  /** The learning rate each parameter group present in the method was updated with (base rate x scale). */
+  lr: Partial<Record<ParamGroup, number>>;
 }
 
 /**
@@ -47,16 +49,19 @@ export class PromptOptimizer {
   apply(grads: Map<string, Float32Array>): UpdateReport {
     const gradNorm = clipGlobalNorm(grads.values(), this.config.clipNorm);
     const scale = linearWarmupDecay(this.updates, this.config.warmupSteps, this.config.totalSteps);
+    const rates: Partial<Record<ParamGroup, number>> = {};
+    for (const p of this.method.params)
+      rates[p.group] = (this.config.lr[p.group] ?? this.config.lr.prompt) * scale;
     for (const p of this.method.params) {
       const g = grads.get(p.name);
       if (!g) continue;
       const value = this.values.get(p.name)!;
-      const lr = (this.config.lr[p.group] ?? this.config.lr.prompt) * scale;
+      const lr = rates[p.group]!;
       this.adam.update(p.name, value, g, lr);
       tf.tidy(() => p.variable.assign(tf.tensor(value, p.variable.shape)));
     }
     this.updates += 1;
-    return { gradNorm, scale };
+    return { gradNorm, scale, lr: rates };
   }
 
   /** Current parameter values (a copy). */

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { JobConfig, StageConfig } from '../config/job-config.js';
 import { methodFactory, type PromptMethod } from '../methods/index.js';
@@ -5,6 +6,7 @@ import { loadT5Model } from '../model/load-t5.js';
 import type { T5Model } from '../model/t5/index.js';
 import { loadTokenizer, type Tokenizer } from '../model/tokenizer/index.js';
 import { ExampleEncoder } from './batching.js';
+import { encodeHistory, evalRecord, HISTORY_ATTACHMENT, type HistoryRecord, stepRecord } from './history.js';
 import { type ProgressSink, silentProgress } from './progress.js';
 import { loadStageTasks } from './task-source.js';
 import { saveTrainedState, type TrainedState } from './trained-state.js';
@@ -19,6 +21,8 @@ export interface StageResult {
   final: EvalReport | undefined;
   tensors: StageTensors;
   ms: number;
+  /** Every step and evaluation of the stage (train/history.ts); with `out`, also `<out>/<stage>/history.jsonl`. */
+  history: HistoryRecord[];
 }
 
 /**
@@ -109,9 +113,16 @@ export async function runJob(
       const { train: tasks, eval: evalTasks } = loadStageTasks(job.data, stage);
       const method = createStageMethod(stage, model, inputs, job.maxSourceLength);
       try {
+        const history: HistoryRecord[] = [];
         const trainer = new Trainer(model, method, encoder, tasks, {
           ...trainerOptions(stage, progress, job.maxTargetLength),
           evalTasks,
+          onReport: (r) =>
+            history.push(
+              'step' in r
+                ? stepRecord(stage.name, r.step, r.step.lr)
+                : evalRecord(stage.name, r.eval, 'validation'),
+            ),
         });
         const r = trainer.run();
         const tensors = methodTensors(method, r.bestParams);
@@ -142,6 +153,7 @@ export async function runJob(
             tensors,
           };
           saveTrainedState(path.join(opts.out, stage.name), state);
+          fs.writeFileSync(path.join(opts.out, stage.name, HISTORY_ATTACHMENT), encodeHistory(history));
         }
         results.push({
           stage: stage.name,
@@ -150,6 +162,7 @@ export async function runJob(
           final: r.evals[r.evals.length - 1],
           tensors,
           ms: performance.now() - t0,
+          history,
         });
         inputs = new Map([...inputs, ...tensors]);
       } finally {

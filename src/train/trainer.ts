@@ -42,6 +42,8 @@ export interface TrainerOptions {
    */
   evalTasks?: readonly TrainTask[];
   progress?: ProgressSink;
+  /** Called after every step and every evaluation, as they happen (the run history, train/history.ts). */
+  onReport?: (r: { step: StepReport } | { eval: EvalReport }) => void;
 }
 
 export interface StepReport {
@@ -51,6 +53,8 @@ export interface StepReport {
   examples: number;
   perTaskLoss: Record<string, number>;
   gradNorm: number;
+  /** Learning rate per parameter group this update used. */
+  lr: Record<string, number>;
   ms: number;
 }
 
@@ -161,7 +165,7 @@ export class Trainer {
     const sums = this.gradientSums(examples, step);
     const tokens = Math.max(1, sums.tokens);
     for (const g of sums.grads.values()) for (let i = 0; i < g.length; i++) g[i] = g[i]! / tokens;
-    const { gradNorm } = this.optimizer.apply(sums.grads);
+    const { gradNorm, lr } = this.optimizer.apply(sums.grads);
     const perTaskLoss: Record<string, number> = {};
     for (const [t, l] of sums.perTask) perTaskLoss[t] = l.nllSum / Math.max(1, l.tokens);
     return {
@@ -171,6 +175,7 @@ export class Trainer {
       examples: examples.length,
       perTaskLoss,
       gradNorm,
+      lr: lr as Record<string, number>,
       ms: performance.now() - t0,
     };
   }
@@ -223,6 +228,7 @@ export class Trainer {
     const doEval = (step: number) => {
       const r = this.evaluate(step);
       evals.push(r);
+      this.options.onReport?.({ eval: r });
       const isBest = !best || r.average > best.average;
       if (isBest) {
         best = r;
@@ -236,6 +242,7 @@ export class Trainer {
     for (let s = this.optimizer.step; s < this.options.steps; s++) {
       const r = this.trainStep(s);
       steps.push(r);
+      this.options.onReport?.({ step: r });
       examplesDone += r.examples;
       for (const [t, l] of Object.entries(r.perTaskLoss)) smooth.set(t, 0.9 * (smooth.get(t) ?? l) + 0.1 * l);
       const elapsed = (performance.now() - started) / 1000;

@@ -22,7 +22,7 @@ import {
   UsageError,
 } from '../command.js';
 
-const STORE_OPTIONS: CliOption[] = [
+export const STORE_OPTIONS: CliOption[] = [
   {
     name: 'bank',
     type: 'string',
@@ -61,13 +61,13 @@ const SHAPE_OPTIONS: CliOption[] = [
   },
 ];
 
-const STORE_HELP = `
+export const STORE_HELP = `
 The bank is a directory (--bank DIR, or $PROMPTMESH_BANK) or a NATS JetStream server (--nats URL, buckets
 <prefix>_bank and <prefix>_blobs). A VERSION is a full id, a unique id prefix (4+ hex digits), a tag, or
 JOB@head.`;
 
 /** `create`: only commands that commit (import, compose) may create a missing directory bank. */
-async function withBank<T>(
+export async function withBank<T>(
   ctx: CliContext,
   fn: (bank: PromptBank) => Promise<T>,
   create = false,
@@ -175,6 +175,13 @@ function renderManifest(m: Manifest): string {
     lines.push(
       `  ${name.padEnd(32)} [${t.shape.join(', ')}]`.padEnd(52) +
         `  ${fmtBytes(t.bytes).padStart(10)}  ${t.digest}`,
+    );
+  }
+  const attachments = Object.entries(m.attachments ?? {}).sort(([a], [b]) => a.localeCompare(b));
+  if (attachments.length > 0) lines.push('attachments:');
+  for (const [name, a] of attachments) {
+    lines.push(
+      `  ${name.padEnd(32)} ${a.mediaType}`.padEnd(52) + `  ${fmtBytes(a.bytes).padStart(10)}  ${a.digest}`,
     );
   }
   if (m.extra) lines.push(`extra     ${JSON.stringify(m.extra)}`);

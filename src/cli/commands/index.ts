@@ -2,6 +2,7 @@ import type { CliCommand } from '../command.js';
 import { commands as bankCommands } from './bank.js';
 import { command as coordinator } from './coordinator.js';
 import { command as describe } from './describe.js';
+import { historyCommand, plotCommand } from './history.js';
 import { command as methodRun } from './method-run.js';
 import { command as modelRun } from './model-run.js';
 import { command as pretrain } from './pretrain.js';
@@ -21,5 +22,7 @@ export const commands: CliCommand[] = [
   modelRun,
   methodRun,
   tokenize,
+  plotCommand,
   ...bankCommands,
+  historyCommand,
 ];
