@@ -22,7 +22,7 @@ import {
 } from '../src/control/protocol.js';
 import { MixtureSampler } from '../src/data/mixture-sampler.js';
 import { shardByTokens } from '../src/data/shard-by-tokens.js';
-import { methodFactory } from '../src/methods/index.js';
+import { methodFactory, touchedParamNames } from '../src/methods/index.js';
 import type { Tokenizer } from '../src/model/tokenizer/index.js';
 import type { MEMBERSHIP_REASONS } from '../src/telemetry/metric-definitions.js';
 import { ExampleEncoder } from '../src/train/batching.js';
@@ -630,10 +630,8 @@ export class Coordinator {
     const { name, ...options } = stage.method;
     const f = methodFactory(name);
     const specs = f.describe(f.parseConfig(options), { dModel: 0, vocabSize: 0, tasks: stage.tasks });
-    // The method decides which of its tensors a set of tasks touches; describe() gives the stable order.
-    const trainable = specs.filter((s) => s.trainable);
-    const touched = new Set(trainable.filter((s) => !s.task || present.includes(s.task)).map((s) => s.name));
-    return trainable.filter((s) => touched.has(s.name)).map((s) => s.name);
+    // The methods' own rule, applied to describe() (which gives the stable order).
+    return touchedParamNames(specs, present);
   }
 
   private sendStep(): void {

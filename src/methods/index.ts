@@ -23,3 +23,4 @@ export {
   type QuickFlags,
 } from './method.js';
 export { methodFactory, methodNames, registerMethod, UnknownMethodError } from './registry.js';
+export { touchedParamNames } from './touched-params.js';

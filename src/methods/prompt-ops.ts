@@ -1,15 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { permutation, rngFor } from '../data/rng.js';
 import type { T5Model } from '../model/t5/index.js';
-import {
-  type EncoderInputs,
-  type MethodContext,
-  type MethodParam,
-  MethodTensorShapeError,
-  MissingMethodTensorError,
-  type ParamSpec,
-  type PromptBatch,
-} from './method.js';
+import type { EncoderInputs, PromptBatch } from './method.js';
 
 /** How many of the lowest (most frequent, in a SentencePiece vocabulary) ids prompt initialisation draws from. */
 export const FREQUENT_IDS = 5000;
@@ -138,69 +130,4 @@ export function tidyInputs(fn: () => EncoderInputs): EncoderInputs {
     attentionMask: attentionMask as tf.Tensor2D,
     ...(promptRows !== undefined ? { promptRows } : {}),
   };
-}
-
-let instances = 0;
-
-/**
- * Creates a method's tensors from its `describe()` specs: trainable ones as variables (its params), the others
- * as frozen tensors. One place for the details every method needs: the initial tensor is disposed once the
- * variable holds the value (tf.variable keeps it counted otherwise), variable names are unique per instance, and
- * a failing initialiser frees whatever was already created. With `restore` (MethodContext.restore) every value
- * comes from it instead, checked by name and shape before anything is created, and `initial` is never called.
- */
-export function materializeParams(
-  method: string,
-  specs: readonly ParamSpec[],
-  initial: (spec: ParamSpec) => Float32Array,
-  restore?: MethodContext['restore'],
-): { params: MethodParam[]; frozen: Map<string, tf.Tensor> } {
-  if (restore) {
-    checkRestore(method, specs, restore);
-    initial = (spec) => Float32Array.from(restore.get(spec.name)!.data);
-  }
-  const instance = instances++;
-  const params: MethodParam[] = [];
-  const frozen = new Map<string, tf.Tensor>();
-  try {
-    for (const spec of specs) {
-      const value = tf.tensor(initial(spec), spec.shape);
-      if (!spec.trainable) {
-        frozen.set(spec.name, value);
-        continue;
-      }
-      params.push({
-        name: spec.name,
-        group: spec.group,
-        variable: tf.variable(value, true, `${method}/${instance}/${spec.name}`),
-        ...(spec.task !== undefined ? { task: spec.task } : {}),
-      });
-      value.dispose();
-    }
-  } catch (err) {
-    for (const p of params) p.variable.dispose();
-    for (const t of frozen.values()) t.dispose();
-    throw err;
-  }
-  return { params, frozen };
-}
-
-/** Every tensor `specs` names is in `restore` with exactly its shape; errors name the tensor. */
-export function checkRestore(
-  method: string,
-  specs: readonly ParamSpec[],
-  restore: NonNullable<MethodContext['restore']>,
-): void {
-  for (const spec of specs) {
-    const t = restore.get(spec.name);
-    if (!t) throw new MissingMethodTensorError(method, spec.name, specs);
-    const size = spec.shape.reduce((a, b) => a * b, 1);
-    if (
-      t.shape.length !== spec.shape.length ||
-      t.shape.some((x, i) => x !== spec.shape[i]) ||
-      t.data.length !== size
-    ) {
-      throw new MethodTensorShapeError(method, spec.name, t.shape, spec.shape);
-    }
-  }
 }

@@ -7,14 +7,12 @@ import type {
   MethodDims,
   MethodFactory,
   MethodInspection,
-  MethodParam,
   ParamSpec,
   PromptBatch,
-  PromptMethod,
 } from '../method.js';
 import { MethodConfigError } from '../method.js';
+import { MethodBase } from '../method-base.js';
 import {
-  materializeParams,
   normalInit,
   padEmbedding,
   prependPrompt,
@@ -142,10 +140,8 @@ function readAttentionModule(
  * Gradients reach the target prompt through the mix, the residual and its key, and the attention module through
  * q; the source prompts and the backbone are constants.
  */
-export class Attempt implements PromptMethod {
+export class Attempt extends MethodBase {
   readonly name = NAME;
-  readonly params: MethodParam[] = [];
-  readonly frozen = new Map<string, tf.Tensor>();
   readonly temperature: number;
   /** [t, n, d] the source prompts stacked in candidate order. */
   private readonly sourceStack: tf.Tensor3D;
@@ -157,9 +153,10 @@ export class Attempt implements PromptMethod {
 
   constructor(
     readonly config: AttemptConfig,
-    readonly tasks: readonly string[],
+    tasks: readonly string[],
     ctx: MethodContext,
   ) {
+    super(tasks);
     const d = ctx.model.config.dModel;
     this.temperature = attemptTemperature(config, d);
     if (config.multiTask && tasks.length === 0) {
@@ -177,36 +174,26 @@ export class Attempt implements PromptMethod {
     // A restored state (ctx.restore) carries the sources and the module itself: no stage input is read.
     const sourceData = ctx.restore ? new Map<string, Float32Array>() : this.readSources(ctx, d);
     const moduleData = ctx.restore ? undefined : readAttentionModule(config, specs, ctx);
-    const made = materializeParams(
-      NAME,
-      specs,
-      (spec) => this.initialValue(spec, ctx, sourceData, moduleData),
-      ctx.restore,
-    );
-    this.params.push(...made.params);
-    for (const [k, t] of made.frozen) this.frozen.set(k, t);
-    const created: tf.Tensor[] = [...made.params.map((p) => p.variable), ...made.frozen.values()];
     try {
-      const byName = new Map<string, tf.Tensor>([
-        ...made.params.map((p) => [p.name, p.variable] as const),
-        ...made.frozen,
-      ]);
+      this.materialize(specs, (spec) => this.initialValue(spec, ctx, sourceData, moduleData), ctx.restore);
       this.targets = this.params.filter((p) => p.group === 'prompt').map((p) => p.variable);
       this.module = hasAttentionModule(config)
         ? {
-            down: byName.get(ATTENTION_DOWN) as tf.Tensor2D,
-            up: byName.get(ATTENTION_UP) as tf.Tensor2D,
-            gamma: byName.get(ATTENTION_LN_GAMMA) as tf.Tensor1D,
-            beta: byName.get(ATTENTION_LN_BETA) as tf.Tensor1D,
+            down: this.tensor(ATTENTION_DOWN) as tf.Tensor2D,
+            up: this.tensor(ATTENTION_UP) as tf.Tensor2D,
+            gamma: this.tensor(ATTENTION_LN_GAMMA) as tf.Tensor1D,
+            beta: this.tensor(ATTENTION_LN_BETA) as tf.Tensor1D,
           }
         : undefined;
-      this.sourceStack = tf.stack(config.sources.map((s) => byName.get(sourceName(s))!)) as tf.Tensor3D;
-      created.push(this.sourceStack);
-      this.sourceKeys = tf.tidy(() => tf.max(this.sourceStack, 1) as tf.Tensor2D);
-      this.pooling = config.poolPadding ? { padTo: ctx.maxSourceLength!, pad: padEmbedding(ctx.model) } : {};
-      if (this.pooling.padTo !== undefined) created.push(this.pooling.pad);
+      this.sourceStack = this.derive(
+        tf.stack(config.sources.map((s) => this.tensor(sourceName(s)))) as tf.Tensor3D,
+      );
+      this.sourceKeys = this.derive(tf.tidy(() => tf.max(this.sourceStack, 1) as tf.Tensor2D));
+      this.pooling = config.poolPadding
+        ? { padTo: ctx.maxSourceLength!, pad: this.derive(padEmbedding(ctx.model)) }
+        : {};
     } catch (err) {
-      tf.dispose(created);
+      this.dispose();
       throw err;
     }
   }
@@ -238,20 +225,6 @@ export class Attempt implements PromptMethod {
   /** The query input x_hat [B, d] (max-pooled input embeddings); the caller disposes it. */
   pooledInput(model: T5Model, batch: PromptBatch): tf.Tensor2D {
     return tf.tidy(() => poolInput(tokenEmbeddings(model, batch), batch.attentionMask, this.pooling));
-  }
-
-  touchedParams(batchTasks: readonly string[]): string[] {
-    if (!this.config.multiTask) return this.params.map((p) => p.name);
-    const present = new Set(batchTasks);
-    return this.params.filter((p) => p.task === undefined || present.has(p.task)).map((p) => p.name);
-  }
-
-  dispose(): void {
-    for (const p of this.params) p.variable.dispose();
-    for (const t of this.frozen.values()) t.dispose();
-    this.sourceStack.dispose();
-    this.sourceKeys.dispose();
-    if (this.pooling.padTo !== undefined) this.pooling.pad.dispose();
   }
 
   /** Each example's target prompt, [B, n, d]. */

@@ -6,14 +6,12 @@ import type {
   MethodContext,
   MethodDims,
   MethodFactory,
-  MethodParam,
   ParamSpec,
   PromptBatch,
-  PromptMethod,
 } from '../method.js';
 import { MethodConfigError } from '../method.js';
+import { MethodBase } from '../method-base.js';
 import {
-  materializeParams,
   prependPrompt,
   taskIndices,
   tidyInputs,
@@ -43,24 +41,18 @@ function describe(config: PromptTuningConfig, dims: MethodDims): ParamSpec[] {
  * Prompt tuning (Lester et al. 2021): a trainable P in R^{n x d} prepended to the encoder input embeddings,
  * [P ; E(x)], with the mask extended by n ones.
  */
-class PromptTuning implements PromptMethod {
+class PromptTuning extends MethodBase {
   readonly name = 'prompt-tuning';
-  readonly params: MethodParam[];
-  readonly frozen = new Map<string, tf.Tensor>();
 
   constructor(
     readonly config: PromptTuningConfig,
-    readonly tasks: readonly string[],
+    tasks: readonly string[],
     ctx: MethodContext,
   ) {
+    super(tasks);
     const d = ctx.model.config.dModel;
     const specs = describe(config, { dModel: d, vocabSize: ctx.model.config.vocabSize, tasks });
-    this.params = materializeParams(
-      this.name,
-      specs,
-      (spec) => this.initialValue(spec, ctx),
-      ctx.restore,
-    ).params;
+    this.materialize(specs, (spec) => this.initialValue(spec, ctx), ctx.restore);
   }
 
   encoderInputs(model: T5Model, batch: PromptBatch): EncoderInputs {
@@ -79,16 +71,6 @@ class PromptTuning implements PromptMethod {
       }
       return prependPrompt(prompt, embeds, batch.attentionMask);
     });
-  }
-
-  touchedParams(batchTasks: readonly string[]): string[] {
-    if (!this.config.perTask) return ['prompt'];
-    const present = new Set(batchTasks);
-    return this.params.filter((p) => p.task !== undefined && present.has(p.task)).map((p) => p.name);
-  }
-
-  dispose(): void {
-    for (const p of this.params) p.variable.dispose();
   }
 
   private initialValue(spec: ParamSpec, ctx: MethodContext): Float32Array {

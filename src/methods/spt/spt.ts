@@ -7,14 +7,12 @@ import type {
   MethodDims,
   MethodFactory,
   MethodInspection,
-  MethodParam,
   ParamSpec,
   PromptBatch,
-  PromptMethod,
 } from '../method.js';
 import { MethodConfigError } from '../method.js';
+import { MethodBase } from '../method-base.js';
 import {
-  materializeParams,
   prependPrompt,
   taskIndices,
   tidyInputs,
@@ -82,23 +80,20 @@ export interface SptSelection {
  * (bit for bit: sg(P_mem) + (P_dense - sg(P_dense)) with P_dense = sum_i softmax_i(s) M_i over all m slots)
  * and the backward is that of P_dense: every slot and key learns, weighted by its softmax score.
  */
-export class Spt implements PromptMethod {
+export class Spt extends MethodBase {
   readonly name = 'spt';
-  readonly params: MethodParam[] = [];
-  readonly frozen = new Map<string, tf.Tensor>();
   private readonly d: number;
 
   constructor(
     readonly config: SptConfig,
-    readonly tasks: readonly string[],
+    tasks: readonly string[],
     ctx: MethodContext,
   ) {
+    super(tasks);
     this.d = ctx.model.config.dModel;
     try {
       const specs = describe(config, { dModel: this.d, vocabSize: ctx.model.config.vocabSize, tasks });
-      const made = materializeParams(this.name, specs, (spec) => this.initialValue(spec, ctx), ctx.restore);
-      this.params.push(...made.params);
-      for (const [k, t] of made.frozen) this.frozen.set(k, t);
+      this.materialize(specs, (spec) => this.initialValue(spec, ctx), ctx.restore);
     } catch (err) {
       this.dispose();
       throw err;
@@ -147,27 +142,6 @@ export class Spt implements PromptMethod {
         ...indices.subarray(b * k, (b + 1) * k),
       ]),
     };
-  }
-
-  touchedParams(batchTasks: readonly string[]): string[] {
-    const memory = this.config.freezeMemory ? [] : ['memory', 'keys'];
-    if (this.config.sharedPrompt) return [...memory, 'prompt'];
-    const present = new Set(batchTasks);
-    const prompts = this.params.filter((p) => p.task !== undefined && present.has(p.task)).map((p) => p.name);
-    return [...memory, ...prompts];
-  }
-
-  dispose(): void {
-    for (const p of this.params) p.variable.dispose();
-    for (const t of this.frozen.values()) t.dispose();
-    this.params.length = 0;
-    this.frozen.clear();
-  }
-
-  private tensor(name: string): tf.Tensor {
-    const t = this.params.find((p) => p.name === name)?.variable ?? this.frozen.get(name);
-    if (!t) throw new Error(`spt: internal: no tensor '${name}'`);
-    return t;
   }
 
   /**

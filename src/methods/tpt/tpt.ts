@@ -7,16 +7,14 @@ import type {
   MethodDims,
   MethodFactory,
   MethodInspection,
-  MethodParam,
   ParamSpec,
   PromptBatch,
-  PromptMethod,
 } from '../method.js';
 import { MethodConfigError } from '../method.js';
+import { MethodBase } from '../method-base.js';
 import {
   maskedMaxPool,
   maskedMeanPool,
-  materializeParams,
   padEmbedding,
   prependPrompt,
   taskIndices,
@@ -116,19 +114,18 @@ export interface TptSelection {
  * Retrieval indices are read back to the host each call: tf.topk has no gradient, and reading the ids cuts them off
  * the tape so that the bank's gradient flows only through the gathered rows.
  */
-export class Tpt implements PromptMethod {
+export class Tpt extends MethodBase {
   readonly name = 'tpt';
-  readonly params: MethodParam[] = [];
-  readonly frozen = new Map<string, tf.Tensor>();
   private readonly d: number;
   /** `maskPadding: false`: the length every input is padded to, and the pad embedding [d] it is padded with. */
   private readonly fixedPad: { length: number; pad: tf.Tensor1D } | undefined;
 
   constructor(
     readonly config: TptConfig,
-    readonly tasks: readonly string[],
+    tasks: readonly string[],
     ctx: MethodContext,
   ) {
+    super(tasks);
     this.d = ctx.model.config.dModel;
     const specs = describe(config, { dModel: this.d, vocabSize: ctx.model.config.vocabSize, tasks });
     checkPromptFromTasks(config, tasks);
@@ -144,21 +141,18 @@ export class Tpt implements PromptMethod {
     const bankData = ctx.restore ? new Float32Array(0) : this.bankValue(ctx);
     try {
       // Each bank copy gets its own buffer: some backends keep the array handed to tf.tensor.
-      const made = materializeParams(
-        this.name,
+      this.materialize(
         specs,
         (spec) => (spec.group === 'bank' ? bankData.slice() : this.promptValue(spec, ctx)),
         ctx.restore,
       );
-      this.params.push(...made.params);
-      for (const [k, t] of made.frozen) this.frozen.set(k, t);
+      this.fixedPad = config.maskPadding
+        ? undefined
+        : { length: ctx.maxSourceLength!, pad: this.derive(padEmbedding(ctx.model)) };
     } catch (err) {
       this.dispose();
       throw err;
     }
-    this.fixedPad = config.maskPadding
-      ? undefined
-      : { length: ctx.maxSourceLength!, pad: padEmbedding(ctx.model) };
   }
 
   encoderInputs(model: T5Model, batch: PromptBatch): EncoderInputs {
@@ -198,20 +192,6 @@ export class Tpt implements PromptMethod {
         ...indices.subarray(b * k, (b + 1) * k),
       ]),
     };
-  }
-
-  touchedParams(batchTasks: readonly string[]): string[] {
-    if (this.config.stage === 'bank') return ['bank'];
-    const present = new Set(batchTasks);
-    return this.params.filter((p) => p.task !== undefined && present.has(p.task)).map((p) => p.name);
-  }
-
-  dispose(): void {
-    for (const p of this.params) p.variable.dispose();
-    for (const t of this.frozen.values()) t.dispose();
-    this.params.length = 0;
-    this.frozen.clear();
-    this.fixedPad?.pad.dispose();
   }
 
   /**
