@@ -1,15 +1,22 @@
 /**
- * Hand-written protobuf encoding of `promptmesh.v1.Frame` and `Hello` (proto/promptmesh/v1/collective.proto).
+ * Hand-written protobuf encoding of `promptmesh.v1.Frame` (proto/promptmesh/v1/collective.proto): the one message
+ * of the wire contract not encoded by the generated code (src/generated/collective.ts), because it carries the
+ * gradients.
  *
- * Why not protobufjs: a generic encoder takes the payload as a separate `bytes` value and copies it into a fresh
- * writer buffer, then gRPC copies it again. Here the caller gets the frame buffer with the header already written
- * and fills the payload in place (converting f32 -> f16/bf16 straight into it), so a chunk is copied once before
+ * Why: the generated encoder takes the payload as a separate `bytes` value and copies it into a fresh writer
+ * buffer, then gRPC copies it again. Here the caller gets the frame buffer with the header already written and
+ * fills the payload in place (converting f32 -> f16/bf16 straight into it), so a chunk is copied once before
  * gRPC's own framing copy; and `pad` is sized so the payload lands 8-byte aligned on the receiving side, where it
- * is read through a Float32Array/Uint16Array view without another copy. test/collective/frame-codec.test.ts checks
- * byte compatibility both ways against protobufjs loading the .proto file.
+ * is read through a Float32Array/Uint16Array view without another copy. bench/frame-codec.ts measures both
+ * encoders; test/collective/frame-codec.test.ts checks byte compatibility both ways against the generated code.
  */
+import { FrameKind as FrameKindCodes } from '../generated/collective.js';
 
-export const FrameKind = { Data: 1, Abort: 2, Ready: 3 } as const;
+export const FrameKind = {
+  Data: FrameKindCodes.FRAME_KIND_DATA,
+  Abort: FrameKindCodes.FRAME_KIND_ABORT,
+  Ready: FrameKindCodes.FRAME_KIND_READY,
+} as const;
 export type FrameKindCode = (typeof FrameKind)[keyof typeof FrameKind];
 
 export interface FrameHeader {
@@ -28,13 +35,6 @@ export interface FrameHeader {
 
 export interface Frame extends FrameHeader {
   readonly payload: Uint8Array;
-}
-
-export interface Hello {
-  readonly jobId: string;
-  readonly generation: number;
-  readonly rank: number;
-  readonly worldSize: number;
 }
 
 /**
@@ -219,45 +219,4 @@ export function decodeFrame(buf: Uint8Array): Frame {
     }
   }
   return { jobId, generation, step, op, seq, from, kind, wire, totalElements, reason, payload };
-}
-
-export function encodeHello(h: Hello): Buffer {
-  const job = textEncoder.encode(h.jobId);
-  const buf = Buffer.allocUnsafe(
-    1 +
-      varintSize(job.length) +
-      job.length +
-      uintFieldSize(h.generation) +
-      uintFieldSize(h.rank) +
-      uintFieldSize(h.worldSize),
-  );
-  let pos = writeBytes(buf, 0, 1, job);
-  pos = writeUint(buf, pos, 2, h.generation);
-  pos = writeUint(buf, pos, 3, h.rank);
-  pos = writeUint(buf, pos, 4, h.worldSize);
-  return buf.subarray(0, pos);
-}
-
-export function decodeHello(buf: Uint8Array): Hello {
-  const r = new Reader(buf);
-  let jobId = '';
-  let generation = 0;
-  let rank = 0;
-  let worldSize = 0;
-  while (r.pos < buf.length) {
-    const tag = r.varint();
-    const field = Math.floor(tag / 8);
-    const wt = tag & 7;
-    if (wt === WT_VARINT) {
-      const v = r.varint();
-      if (field === 2) generation = v;
-      else if (field === 3) rank = v;
-      else if (field === 4) worldSize = v;
-    } else if (wt === WT_LEN && field === 1) {
-      jobId = textDecoder.decode(r.bytes());
-    } else {
-      r.skip(wt);
-    }
-  }
-  return { jobId, generation, rank, worldSize };
 }

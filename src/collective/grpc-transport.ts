@@ -16,15 +16,8 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { CollectiveConfigError, CollectiveConnectError } from './errors.js';
-import {
-  decodeFrame,
-  decodeHello,
-  encodeFrame,
-  encodeHello,
-  type Frame,
-  FrameKind,
-  type Hello,
-} from './frame-codec.js';
+import { decodeFrame, encodeFrame, type Frame, FrameKind } from './frame-codec.js';
+import { decodeHello, encodeHello, type Hello } from './hello.js';
 import { MeshTransport } from './mesh-transport.js';
 import {
   type ConnectOptions,

@@ -1,14 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
-import {
-  decodeFrame,
-  decodeHello,
-  encodeFrame,
-  encodeHello,
-  FrameKind,
-} from '../../src/collective/frame-codec.js';
+import { decodeFrame, encodeFrame, FrameKind } from '../../src/collective/frame-codec.js';
+import { decodeHello, encodeHello } from '../../src/collective/hello.js';
 import {
   bf16ToF32,
   decodeAdd,
@@ -18,14 +11,10 @@ import {
   f32BitsToBf16,
   f32BitsToF16,
 } from '../../src/collective/wire-format.js';
-
-const protoFile = fileURLToPath(new URL('../../../proto/promptmesh/v1/collective.proto', import.meta.url));
+import { Frame, Hello } from '../../src/generated/collective.js';
 
 describe('frame codec', () => {
-  it('is byte-compatible with protobufjs reading and writing proto/promptmesh/v1/collective.proto', async () => {
-    const root = await protobuf.load(protoFile);
-    const Frame = root.lookupType('promptmesh.v1.Frame');
-    const Hello = root.lookupType('promptmesh.v1.Hello');
+  it('the hand-written Frame codec is byte-compatible both ways with the code generated from the .proto', () => {
     const payload = Uint8Array.from({ length: 37 }, (_, i) => i * 7);
     const header = {
       jobId: 'job-ü',
@@ -67,9 +56,38 @@ describe('frame codec', () => {
     assert.equal(back.totalElements, 2 ** 33);
     assert.deepEqual(Array.from(back.payload), Array.from(payload));
 
+    // Every field at its proto3 default: the generated encoder writes nothing for them; ours may, and both read both.
+    const zeros = {
+      jobId: '',
+      generation: 0,
+      step: 0,
+      op: 0,
+      seq: 0,
+      from: 0,
+      kind: 0,
+      wire: 0,
+      totalElements: 0,
+    };
+    const empty = encodeFrame(zeros, new Uint8Array(0), 0);
+    const zerosViaPbjs = Frame.toObject(Frame.decode(empty.buffer), { longs: Number, defaults: true });
+    assert.equal(zerosViaPbjs.generation, 0);
+    assert.equal(zerosViaPbjs.payload.length, 0);
+    const zerosBack = decodeFrame(Frame.encode(Frame.fromObject({})).finish());
+    assert.deepEqual(
+      { ...zerosBack, payload: [...zerosBack.payload] },
+      { ...zeros, reason: undefined, payload: [] },
+    );
+  });
+
+  it('Hello goes through the generated code: the proto3 bytes, and back', () => {
     const hello = { jobId: 'j', generation: 9, rank: 3, worldSize: 5 };
-    assert.deepEqual(Hello.toObject(Hello.decode(encodeHello(hello)), { longs: Number }), hello);
-    assert.deepEqual(decodeHello(Hello.encode(Hello.fromObject(hello)).finish()), hello);
+    // field 1 (len 1, 'j'), 2 = 9, 3 = 3, 4 = 5: the encoding proto3 fixes for these values.
+    assert.deepEqual([...encodeHello(hello)], [0x0a, 1, 0x6a, 0x10, 9, 0x18, 3, 0x20, 5]);
+    assert.deepEqual(decodeHello(encodeHello(hello)), hello);
+    const big = { jobId: 'job-ü', generation: 2 ** 40 + 3, rank: 0, worldSize: 300 };
+    assert.deepEqual(decodeHello(encodeHello(big)), big);
+    assert.deepEqual(Hello.toObject(Hello.decode(encodeHello(big)), { longs: Number, defaults: true }), big);
+    assert.throws(() => decodeHello(encodeHello(hello).subarray(0, 4)), RangeError);
   });
 
   it('rejects truncated input instead of reading past it', () => {
