@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { T5Model } from '../model/t5/index.js';
 import {
   type EncoderInputs,
+  MethodConfigError,
   type MethodContext,
   type MethodParam,
   MethodTensorShapeError,
@@ -67,6 +68,59 @@ export abstract class MethodBase implements PromptMethod {
     if (!t) throw new Error(`${this.name}: internal: no tensor '${name}'`);
     return t;
   }
+}
+
+/** What a stage input must be, for `readStageInput`'s check and its messages. */
+export interface StageInputWant {
+  /** The shape it must have. */
+  shape: readonly number[];
+  /** What it initialises, for the messages ('prompt', 'the bank', ...). */
+  target: string;
+  /** Words after the name in the "no input tensor" message (e.g. "for task 'rte'"). */
+  context?: string;
+  /** Where such a tensor comes from, added to the "no input tensor" message. */
+  hint?: string;
+  /** Where the shape comes from, added to the shape message (e.g. "(bankSize x dModel)"). */
+  shapeNote?: string;
+}
+
+/**
+ * A tensor an earlier stage handed over (MethodContext.inputs), by name, checked to have exactly `want.shape`:
+ * the one way every method reads its frozen inputs (source prompts, a bank, a trained module), so a missing or
+ * mis-shaped one is a MethodConfigError naming the config `field` that asked for it, in the same words everywhere.
+ * Returns a copy.
+ */
+export function readStageInput(
+  method: string,
+  inputs: MethodContext['inputs'],
+  field: string,
+  name: string,
+  want: StageInputWant,
+): Float32Array {
+  const t = inputs?.get(name);
+  if (!t) {
+    const available = [...(inputs?.keys() ?? [])].join(', ') || 'none';
+    throw new MethodConfigError(
+      method,
+      field,
+      `no input tensor '${name}'${want.context ? ` ${want.context}` : ''} (available: ${available})` +
+        (want.hint ? `; ${want.hint}` : ''),
+    );
+  }
+  const size = want.shape.reduce((a, b) => a * b, 1);
+  if (
+    t.shape.length !== want.shape.length ||
+    t.shape.some((x, i) => x !== want.shape[i]) ||
+    t.data.length !== size
+  ) {
+    throw new MethodConfigError(
+      method,
+      field,
+      `'${name}' has shape [${t.shape.join(', ')}] but ${want.target} is [${want.shape.join(', ')}]` +
+        (want.shapeNote ? ` ${want.shapeNote}` : ''),
+    );
+  }
+  return Float32Array.from(t.data);
 }
 
 let instances = 0;

@@ -11,7 +11,7 @@ import type {
   PromptBatch,
 } from '../method.js';
 import { MethodConfigError } from '../method.js';
-import { MethodBase } from '../method-base.js';
+import { MethodBase, readStageInput } from '../method-base.js';
 import {
   normalInit,
   padEmbedding,
@@ -104,29 +104,15 @@ function readAttentionModule(
   // parseAttemptConfig only allows attentionFrom for the variants that own a module.
   if (prefix === undefined) return undefined;
   const out = new Map<string, Float32Array>();
-  const available = [...(ctx.inputs?.keys() ?? [])].join(', ') || 'none';
   for (const part of MODULE_PARTS) {
-    const from = `${prefix}.${part}`;
     const to = `attention.${part}`;
-    const want = specs.find((s) => s.name === to)!.shape;
-    const t = ctx.inputs?.get(from);
-    if (!t) {
-      throw new MethodConfigError(
-        NAME,
-        'attentionFrom',
-        `no input tensor '${from}' (available: ${available}); an earlier ATTEMPT stage writes it`,
-      );
-    }
-    const size = want.reduce((a, b) => a * b, 1);
-    if (t.shape.length !== want.length || t.shape.some((x, i) => x !== want[i]) || t.data.length !== size) {
-      throw new MethodConfigError(
-        NAME,
-        'attentionFrom',
-        `'${from}' has shape [${t.shape.join(', ')}] but '${to}' is [${want.join(', ')}] ` +
-          '(d_model and attentionDim must match the stage it was trained in)',
-      );
-    }
-    out.set(to, t.data);
+    const value = readStageInput(NAME, ctx.inputs, 'attentionFrom', `${prefix}.${part}`, {
+      shape: specs.find((s) => s.name === to)!.shape,
+      target: `'${to}'`,
+      hint: 'an earlier ATTEMPT stage writes it',
+      shapeNote: '(d_model and attentionDim must match the stage it was trained in)',
+    });
+    out.set(to, value);
   }
   return out;
 }
@@ -255,24 +241,14 @@ export class Attempt extends MethodBase {
   private readSources(ctx: MethodContext, d: number): Map<string, Float32Array> {
     const n = this.config.promptLength;
     const out = new Map<string, Float32Array>();
-    const available = [...(ctx.inputs?.keys() ?? [])].join(', ') || 'none';
     for (const s of this.config.sources) {
-      const t = ctx.inputs?.get(s);
-      if (!t) {
-        throw new MethodConfigError(
-          NAME,
-          'sources',
-          `no input tensor '${s}' (available: ${available}); train it with prompt-tuning first`,
-        );
-      }
-      if (t.shape.length !== 2 || t.shape[0] !== n || t.shape[1] !== d || t.data.length !== n * d) {
-        throw new MethodConfigError(
-          NAME,
-          'sources',
-          `'${s}' has shape [${t.shape.join(', ')}] but ATTEMPT needs [${n}, ${d}] (promptLength x d_model)`,
-        );
-      }
-      out.set(s, t.data);
+      const value = readStageInput(NAME, ctx.inputs, 'sources', s, {
+        shape: [n, d],
+        target: `'${sourceName(s)}'`,
+        hint: 'train it with prompt-tuning first',
+        shapeNote: '(promptLength x d_model)',
+      });
+      out.set(s, value);
     }
     return out;
   }

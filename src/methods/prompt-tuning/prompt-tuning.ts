@@ -9,8 +9,7 @@ import type {
   ParamSpec,
   PromptBatch,
 } from '../method.js';
-import { MethodConfigError } from '../method.js';
-import { MethodBase } from '../method-base.js';
+import { MethodBase, readStageInput } from '../method-base.js';
 import {
   prependPrompt,
   taskIndices,
@@ -76,22 +75,10 @@ class PromptTuning extends MethodBase {
   private initialValue(spec: ParamSpec, ctx: MethodContext): Float32Array {
     const size = spec.shape[0]! * spec.shape[1]!;
     if (this.config.initFrom !== undefined) {
-      const src = ctx.inputs?.get(this.config.initFrom);
-      if (!src) {
-        throw new MethodConfigError(
-          this.name,
-          'initFrom',
-          `no input tensor '${this.config.initFrom}' (available: ${[...(ctx.inputs?.keys() ?? [])].join(', ') || 'none'})`,
-        );
-      }
-      if (src.data.length !== size) {
-        throw new MethodConfigError(
-          this.name,
-          'initFrom',
-          `'${this.config.initFrom}' has shape [${src.shape.join(', ')}] but the prompt is [${spec.shape.join(', ')}]`,
-        );
-      }
-      return Float32Array.from(src.data);
+      return readStageInput(this.name, ctx.inputs, 'initFrom', this.config.initFrom, {
+        shape: spec.shape,
+        target: `'${spec.name}'`,
+      });
     }
     return this.config.init === 'vocab'
       ? vocabInit(ctx.model, spec.shape[0]!, ctx.seed, spec.name)

@@ -10,8 +10,7 @@ import type {
   ParamSpec,
   PromptBatch,
 } from '../method.js';
-import { MethodConfigError } from '../method.js';
-import { MethodBase } from '../method-base.js';
+import { MethodBase, readStageInput } from '../method-base.js';
 import {
   prependPrompt,
   taskIndices,
@@ -242,22 +241,10 @@ export class Spt extends MethodBase {
     const field = spec.name === 'memory' ? 'memoryFrom' : spec.name === 'keys' ? 'keysFrom' : 'promptFrom';
     const from = this.config[field];
     if (from !== undefined) {
-      const src = ctx.inputs?.get(from);
-      if (!src) {
-        throw new MethodConfigError(
-          this.name,
-          field,
-          `no input tensor '${from}' (available: ${[...(ctx.inputs?.keys() ?? [])].join(', ') || 'none'})`,
-        );
-      }
-      if (src.shape.join(',') !== spec.shape.join(',')) {
-        throw new MethodConfigError(
-          this.name,
-          field,
-          `'${from}' has shape [${src.shape.join(', ')}] but ${spec.name} is [${spec.shape.join(', ')}]`,
-        );
-      }
-      return Float32Array.from(src.data);
+      return readStageInput(this.name, ctx.inputs, field, from, {
+        shape: spec.shape,
+        target: `'${spec.name}'`,
+      });
     }
     const init =
       spec.name === 'memory'

@@ -11,7 +11,7 @@ import type {
   PromptBatch,
 } from '../method.js';
 import { MethodConfigError } from '../method.js';
-import { MethodBase } from '../method-base.js';
+import { MethodBase, readStageInput } from '../method-base.js';
 import {
   maskedMaxPool,
   maskedMeanPool,
@@ -283,22 +283,11 @@ export class Tpt extends MethodBase {
     const N = this.config.bankSize;
     const source = resolveBankSource(this.config);
     if ('from' in source) {
-      const src = ctx.inputs?.get(source.from);
-      if (!src) {
-        throw new MethodConfigError(
-          this.name,
-          'bankFrom',
-          `no input tensor '${source.from}' (available: ${[...(ctx.inputs?.keys() ?? [])].join(', ') || 'none'})`,
-        );
-      }
-      if (src.shape.length !== 2 || src.shape[0] !== N || src.shape[1] !== this.d) {
-        throw new MethodConfigError(
-          this.name,
-          'bankFrom',
-          `'${source.from}' has shape [${src.shape.join(', ')}] but the bank is [${N}, ${this.d}] (bankSize x dModel)`,
-        );
-      }
-      return Float32Array.from(src.data);
+      return readStageInput(this.name, ctx.inputs, 'bankFrom', source.from, {
+        shape: [N, this.d],
+        target: "'bank'",
+        shapeNote: '(bankSize x dModel)',
+      });
     }
     return source.init === 'vocab'
       ? rangeInit(ctx.model, N, BANK_INIT_RANGE, ctx.seed, 'bank')
@@ -309,28 +298,12 @@ export class Tpt extends MethodBase {
     const n = spec.shape[0]!;
     const from = promptSource(this.config, spec.task!);
     if (from !== undefined) {
-      const src = ctx.inputs?.get(from);
-      if (!src) {
-        throw new MethodConfigError(
-          this.name,
-          'promptFrom',
-          `no input tensor '${from}' for task '${spec.task}' (available: ${[...(ctx.inputs?.keys() ?? [])].join(', ') || 'none'})`,
-        );
-      }
-      if (
-        src.shape.length !== 2 ||
-        src.shape[0] !== n ||
-        src.shape[1] !== this.d ||
-        src.data.length !== n * this.d
-      ) {
-        throw new MethodConfigError(
-          this.name,
-          'promptFrom',
-          `'${from}' has shape [${src.shape.join(', ')}] but '${spec.name}' is [${spec.shape.join(', ')}] ` +
-            '(taskPromptLength x dModel)',
-        );
-      }
-      return Float32Array.from(src.data);
+      return readStageInput(this.name, ctx.inputs, 'promptFrom', from, {
+        shape: spec.shape,
+        target: `'${spec.name}'`,
+        context: `for task '${spec.task}'`,
+        shapeNote: '(taskPromptLength x dModel)',
+      });
     }
     switch (this.config.promptInit) {
       case 'frequent':
