@@ -16,6 +16,8 @@ export {
   type MetricRole,
   type MetricType,
   metricNames,
+  SERVE_BATCH_BUCKETS,
+  SERVE_LATENCY_BUCKETS,
   STEP_PHASES,
   seriesNames,
   WORKER_PHASES,

@@ -10,7 +10,8 @@
  * apart by their own target labels (instance, pod) because every worker is scraped itself.
  */
 
-export type MetricRole = 'coordinator' | 'worker';
+/** `server`: `promptmesh serve`, the inference server. */
+export type MetricRole = 'coordinator' | 'worker' | 'server';
 export type MetricType = 'counter' | 'gauge' | 'histogram';
 
 export interface MetricDefinition {
@@ -51,6 +52,13 @@ export const CHECKPOINT_KINDS = ['periodic', 'stage_final'] as const;
 const C: readonly MetricRole[] = ['coordinator'];
 const W: readonly MetricRole[] = ['worker'];
 const BOTH: readonly MetricRole[] = ['coordinator', 'worker'];
+const S: readonly MetricRole[] = ['server'];
+/** Request latencies of the inference server: a tiny model answers in a millisecond, a big batch in seconds. */
+export const SERVE_LATENCY_BUCKETS: readonly number[] = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+/** Rows per forward pass of the inference server's batcher. */
+export const SERVE_BATCH_BUCKETS: readonly number[] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
 export const METRICS = {
   buildInfo: {
@@ -318,6 +326,51 @@ export const METRICS = {
     help: 'Always 1; the TensorFlow.js backend this worker runs on (node-gpu, node, wasm, cpu) in a label',
     labels: ['backend'],
     roles: W,
+  },
+  // Inference server (`promptmesh serve`). Routes and codes are fixed sets; tasks are the served version's.
+  serveRequestSeconds: {
+    name: 'promptmesh_serve_request_duration_seconds',
+    type: 'histogram',
+    help: 'Time from a request arriving to its answer being sent, by route and HTTP status code',
+    labels: ['route', 'code'],
+    roles: S,
+    buckets: SERVE_LATENCY_BUCKETS,
+  },
+  serveBatchSize: {
+    name: 'promptmesh_serve_batch_size',
+    type: 'histogram',
+    help: 'Rows in each forward pass the batcher ran (concurrent requests batched together)',
+    labels: [],
+    roles: S,
+    buckets: SERVE_BATCH_BUCKETS,
+  },
+  serveExamples: {
+    name: 'promptmesh_serve_examples_total',
+    type: 'counter',
+    help: 'Rows predicted, by task',
+    labels: ['task'],
+    roles: S,
+  },
+  serveExamplesPerSecond: {
+    name: 'promptmesh_serve_examples_per_second',
+    type: 'gauge',
+    help: 'Rows predicted per second over the last 10 seconds',
+    labels: [],
+    roles: S,
+  },
+  serveVersionInfo: {
+    name: 'promptmesh_serve_version_info',
+    type: 'gauge',
+    help: 'Always 1; the bank version served, its job, stage and method in labels',
+    labels: ['version', 'job', 'stage', 'method'],
+    roles: S,
+  },
+  serveVersionSwitches: {
+    name: 'promptmesh_serve_version_switches_total',
+    type: 'counter',
+    help: 'Times the server moved to another version because the tag or head it follows moved',
+    labels: [],
+    roles: S,
   },
 } as const satisfies Record<string, MetricDefinition>;
 

@@ -8,6 +8,7 @@ import { command as methodRun } from './method-run.js';
 import { command as modelRun } from './model-run.js';
 import { command as predict } from './predict.js';
 import { command as pretrain } from './pretrain.js';
+import { command as serve } from './serve.js';
 import { command as tokenize } from './tokenize.js';
 import { command as train } from './train.js';
 import { command as up } from './up.js';
@@ -21,6 +22,7 @@ export const commands: CliCommand[] = [
   worker,
   evalCmd,
   predict,
+  serve,
   describe,
   pretrain,
   modelRun,
