@@ -5,7 +5,7 @@
 #
 #   bash scripts/setup.sh [--no-native] [--python-peers]
 #     --no-native      (or PROMPTMESH_NATIVE=off) skip the native backend; promptmesh runs on wasm
-#     --python-peers   also install PyTorch (CPU), transformers and safetensors with pip: the reference
+#     --python-peers   also install PyTorch (CPU), transformers, safetensors and peft with pip: the reference
 #                      implementations the parity tests and `npm run bench -- peer` compare against
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,12 +50,12 @@ fi
 PROMPTMESH_NATIVE="$native" bash scripts/native-backend.sh
 
 if [ "$peers" = 1 ]; then
-  if python3 -c 'import torch, transformers, safetensors' >/dev/null 2>&1; then
+  if python3 -c 'import torch, transformers, safetensors, peft' >/dev/null 2>&1; then
     :
   elif python3 -m pip --version >/dev/null 2>&1; then
-    echo "setup: installing the Python peers (torch, transformers, safetensors) with pip" >&2
-    python3 -m pip install --retries 0 --progress-bar off -q torch transformers safetensors ||
-      echo "setup: pip could not install torch/transformers/safetensors; the tests that compare with them will skip" >&2
+    echo "setup: installing the Python peers (torch, transformers, safetensors, peft) with pip" >&2
+    python3 -m pip install --retries 0 --progress-bar off -q torch transformers safetensors peft ||
+      echo "setup: pip could not install torch/transformers/safetensors/peft; the tests that compare with them will skip" >&2
   else
     echo "setup: no pip; the tests that compare with PyTorch/transformers will skip (install python3-pip)" >&2
   fi

@@ -57,5 +57,15 @@ export {
   type TensorEntry,
 } from './manifest.js';
 export { type OpenBankStoreOptions, openBankStore } from './open-store.js';
+export {
+  isPeftFolder,
+  PEFT_CONFIG_FILE,
+  PEFT_TENSOR,
+  PEFT_WEIGHTS_FILE,
+  type PeftBackbone,
+  type PeftPromptTuning,
+  readPeftPromptTuning,
+  writePeftPromptTuning,
+} from './peft-adapter.js';
 export { type BankStore, type BlobInfo, type HeadCasResult, StoredBlobUnreadableError } from './store.js';
 export { type BankTensor, blobDigest, bytesToFloat32, tensorBytes } from './tensor-bytes.js';

@@ -121,6 +121,13 @@ export interface MethodFactory<C = unknown> {
    */
   servesUnseenTasks?(config: C): boolean;
   /**
+   * The tensor that is task `task`'s whole prompt, the same for every input (what Hugging Face PEFT's prompt tuning
+   * holds), among a trained state's tensor names; undefined when the state has none for the task. Absent: the method
+   * builds each input's prompt from the input itself (ATTEMPT's per-input mixture, TPT/SPT retrieval), which one
+   * fixed prompt cannot express.
+   */
+  fixedTaskPrompt?(tensorNames: readonly string[], task: string): string | undefined;
+  /**
    * Training settings the method's authors used where the job config says nothing (neither the stage's `train`
    * nor the top-level one sets the field). Absent fields fall back to the job-wide defaults.
    */

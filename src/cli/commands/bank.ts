@@ -2,16 +2,24 @@
  * `promptmesh bank ...`: inspect and manage a versioned prompt bank, in a directory (`--bank DIR`) or on NATS
  * JetStream (`--nats URL`).
  */
+import * as path from 'node:path';
 import {
+  BankInputError,
   type ComposeTake,
+  configHash,
   type ExpectShapes,
   formatMetrics,
+  isPeftFolder,
   type Manifest,
   openBankStore,
   PromptBank,
+  readPeftPromptTuning,
+  ShapeMismatchError,
   type VersionDiff,
   type VersionSummary,
+  writePeftPromptTuning,
 } from '../../bank/index.js';
+import { methodFactory, methodNames } from '../../methods/index.js';
 import { readT5Config } from '../../model/checkpoint/hf-checkpoint.js';
 import {
   type CliCommand,
@@ -342,28 +350,123 @@ moved only with --force.`,
 
 const exportCmd: CliCommand = {
   path: ['bank', 'export'],
-  summary: 'Write a version as tensors.safetensors + manifest.json',
-  usage: '(--bank DIR | --nats URL) VERSION --out DIR [--json]',
+  summary: 'Write a version as tensors.safetensors + manifest.json, or a task prompt as a PEFT adapter',
+  usage:
+    '(--bank DIR | --nats URL) VERSION --out DIR [--format promptmesh|peft --task T --checkpoint DIR] [--json]',
   description: `${STORE_HELP}
 
 Every tensor is verified against its digest before it is written. The folder can be read by any safetensors
-reader, and brought into another bank with 'promptmesh bank import'.`,
-  examples: ['promptmesh bank export --bank runs/bank best --out exports/best'],
+reader, and brought into another bank with 'promptmesh bank import'.
+
+--format peft writes one task's prompt as a Hugging Face PEFT prompt-tuning adapter (adapter_config.json with
+peft_type PROMPT_TUNING, task_type SEQ_2_SEQ_LM; adapter_model.safetensors with prompt_embeddings), which
+PeftModel.from_pretrained loads on the backbone named by --checkpoint (written as base_model_name_or_path, or
+--base-model). --task picks the task's prompt (prompt tuning: prompt.TASK, or the shared prompt); --tensor picks
+any 2-D prompt tensor instead (e.g. one of an ATTEMPT version's source prompts). Methods whose prompt for a task is
+built per input (ATTEMPT's attention mixture, TPT/SPT retrieval) cannot be one PEFT prompt and are refused.`,
+  examples: [
+    'promptmesh bank export --bank runs/bank best --out exports/best',
+    'promptmesh bank export --bank promptmesh-bank demo.sources --format peft --task demo-sentiment --checkpoint assets/demo-backbone --out exports/sentiment-peft',
+  ],
   options: [
     ...STORE_OPTIONS,
     { name: 'out', type: 'string', value: 'DIR', description: 'folder to write (created if missing)' },
+    { name: 'format', type: 'string', value: 'F', description: 'promptmesh | peft', default: 'promptmesh' },
+    { name: 'task', type: 'string', value: 'T', description: 'peft: the task whose prompt to write' },
+    { name: 'tensor', type: 'string', value: 'NAME', description: 'peft: write this 2-D tensor instead' },
+    {
+      name: 'checkpoint',
+      type: 'string',
+      value: 'DIR',
+      description: 'peft: the Hugging Face T5 folder the prompt was trained on',
+    },
+    {
+      name: 'base-model',
+      type: 'string',
+      value: 'NAME',
+      description: 'peft: base_model_name_or_path to write (default: --checkpoint, absolute)',
+    },
     JSON_OPTION,
   ],
   positionals: { name: 'VERSION', description: 'id, id prefix, tag or JOB@head', min: 1, max: 1 },
   async run(ctx) {
     const dir = optString(ctx, 'out');
     if (!dir) throw new UsageError('--out DIR is required');
-    const r = await withBank(ctx, (b) => b.export(ctx.positionals[0] as string, dir));
+    const format = optString(ctx, 'format') ?? 'promptmesh';
+    if (format !== 'promptmesh' && format !== 'peft')
+      throw new UsageError(`--format expects promptmesh or peft, got '${format}'`);
+    const ref = ctx.positionals[0] as string;
+    if (format === 'peft') {
+      const ckpt = optString(ctx, 'checkpoint');
+      if (!ckpt)
+        throw new UsageError('--format peft needs --checkpoint DIR (the backbone the prompt was trained on)');
+      const cfg = readT5Config(ckpt);
+      const r = await withBank(ctx, async (b) => {
+        const m = await b.get(ref);
+        const name = peftTensorName(m, optString(ctx, 'task'), optString(ctx, 'tensor'));
+        const t = (await b.load(m.id, { names: [name] })).get(name)!;
+        const files = writePeftPromptTuning(
+          dir,
+          t,
+          {
+            nameOrPath: optString(ctx, 'base-model') ?? path.resolve(ckpt),
+            dModel: cfg.dModel,
+            numLayers: cfg.numLayers,
+            numHeads: cfg.numHeads,
+          },
+          { 'promptmesh.version': m.id, 'promptmesh.tensor': name },
+        );
+        return { id: m.id, tensor: name, files };
+      });
+      if (optBool(ctx, 'json')) json(ctx, r);
+      else
+        out(
+          ctx,
+          `exported ${r.tensor} of ${r.id} as a PEFT prompt-tuning adapter\n${r.files.map((f) => `  ${f}`).join('\n')}`,
+        );
+      return 0;
+    }
+    const r = await withBank(ctx, (b) => b.export(ref, dir));
     if (optBool(ctx, 'json')) json(ctx, { id: r.manifest.id, files: r.files });
     else out(ctx, `exported ${r.manifest.id}\n${r.files.map((f) => `  ${f}`).join('\n')}`);
     return 0;
   },
 };
+
+/**
+ * The tensor of version `m` that is `task`'s whole prompt: the method says which (MethodFactory.fixedTaskPrompt);
+ * a method that builds prompts per input is refused; an unregistered method (an import, a composition) is read by
+ * prompt tuning's names (prompt.TASK, then prompt).
+ */
+function peftTensorName(m: Manifest, task: string | undefined, tensor: string | undefined): string {
+  const prompts = Object.entries(m.tensors)
+    .filter(([n, t]) => t.shape.length === 2 && !n.startsWith('optim.'))
+    .map(([n]) => n);
+  if (tensor !== undefined) {
+    if (!prompts.includes(tensor))
+      throw new BankInputError(
+        `version ${m.id.slice(0, 12)} has no 2-D tensor '${tensor}' (it has ${prompts.join(', ')})`,
+      );
+    return tensor;
+  }
+  if (task === undefined) throw new UsageError('--format peft needs --task T (or --tensor NAME)');
+  const factory = methodNames().includes(m.method) ? methodFactory(m.method) : undefined;
+  if (factory && !factory.fixedTaskPrompt) {
+    throw new BankInputError(
+      `version ${m.id.slice(0, 12)} holds method '${m.method}' (${factory.summary}): its prompt for a task is built for each input ` +
+        "(a per-input mixture or retrieval), which PEFT's prompt tuning, one fixed prompt per task, cannot express. " +
+        `Export one of its fixed prompts with --tensor NAME (${prompts.join(', ')}), or a prompt-tuning version`,
+    );
+  }
+  const byName = (names: readonly string[], t: string) =>
+    names.includes(`prompt.${t}`) ? `prompt.${t}` : names.includes('prompt') ? 'prompt' : undefined;
+  const name = (factory?.fixedTaskPrompt ?? byName)(prompts, task);
+  if (name === undefined)
+    throw new BankInputError(
+      `version ${m.id.slice(0, 12)} has no prompt for task '${task}' (its prompts: ${prompts.join(', ')})`,
+    );
+  return name;
+}
 
 const importCmd: CliCommand = {
   path: ['bank', 'import'],
@@ -371,14 +474,18 @@ const importCmd: CliCommand = {
   usage: '(--bank DIR | --nats URL) SOURCE --job JOB [--d-model N | --checkpoint DIR] [--tag T] [--json]',
   description: `${STORE_HELP}
 
-SOURCE is a folder written by 'bank export' (tensors.safetensors, optionally manifest.json) or a .safetensors
-file. The new version goes on top of JOB's head. With manifest.json, its step, method, metrics and config hash
+SOURCE is a folder written by 'bank export' (tensors.safetensors, optionally manifest.json), a .safetensors
+file, or a Hugging Face PEFT prompt-tuning adapter folder (adapter_config.json + adapter_model.safetensors): its
+encoder prompt becomes tensor prompt.TASK (--task) or --tensor NAME of a prompt-tuning version, ready to be a
+source prompt of ATTEMPT or a SPoT initialisation (initFrom), or to be run with 'predict'/'serve'. PEFT adapters of
+other kinds (LoRA, prefix tuning) are refused. The new version goes on top of JOB's head. With manifest.json, its step, method, metrics and config hash
 are kept and every tensor must match its recorded digest. F16/BF16 tensors are widened to F32.
 With --d-model or --checkpoint, a tensor whose last dimension does not fit the backbone is refused, naming both
 shapes.`,
   examples: [
     'promptmesh bank import --bank runs/bank exports/best --job rte-from-best --checkpoint models/t5-base',
     'promptmesh bank import --bank runs/bank prompt.safetensors --job mine --d-model 768 --tag imported',
+    'promptmesh bank import --bank runs/bank exports/sentiment-peft --job from-peft --task demo-sentiment --checkpoint assets/demo-backbone',
   ],
   options: [
     ...STORE_OPTIONS,
@@ -396,6 +503,8 @@ shapes.`,
       value: 'N',
       description: 'step recorded (default: from manifest.json or 0)',
     },
+    { name: 'task', type: 'string', value: 'T', description: 'PEFT folder: name the prompt prompt.T' },
+    { name: 'tensor', type: 'string', value: 'NAME', description: 'PEFT folder: name the prompt NAME' },
     {
       name: 'tag',
       type: 'string',
@@ -413,10 +522,55 @@ shapes.`,
     const step = optString(ctx, 'step');
     if (step !== undefined && !/^\d+$/.test(step))
       throw new UsageError(`--step expects an integer >= 0, got '${step}'`);
+    const source = ctx.positionals[0] as string;
+    if (isPeftFolder(source)) {
+      const peft = readPeftPromptTuning(source);
+      const task = optString(ctx, 'task');
+      const name = optString(ctx, 'tensor') ?? (task ? `prompt.${task}` : 'prompt');
+      if (typeof shapes === 'number' && peft.prompt.shape[1] !== shapes)
+        throw new ShapeMismatchError(
+          name,
+          peft.prompt.shape,
+          `[..., ${shapes}] (last dimension d_model = ${shapes})`,
+          source,
+        );
+      const m = await withBank(
+        ctx,
+        async (b) =>
+          b.commit({
+            job,
+            parent: (await b.head(job))?.id ?? null,
+            step: step !== undefined ? Number(step) : 0,
+            method: optString(ctx, 'method') ?? 'prompt-tuning',
+            configHash: configHash(null),
+            tensors: new Map([[name, peft.prompt]]),
+            metrics: {},
+            ...(tags(ctx) ? { tags: tags(ctx) as string[] } : {}),
+            extra: {
+              importedFrom: {
+                path: path.resolve(source),
+                format: 'peft',
+                baseModel: peft.config.base_model_name_or_path ?? null,
+                numVirtualTokens: peft.prompt.shape[0],
+                droppedDecoderRows: peft.droppedRows,
+              },
+            },
+          }),
+        true,
+      );
+      if (optBool(ctx, 'json')) json(ctx, m);
+      else
+        out(
+          ctx,
+          `imported the PEFT prompt (${peft.prompt.shape.join(' x ')}) as ${name} in ${m.id} (job ${m.job})` +
+            (peft.droppedRows > 0 ? `; its ${peft.droppedRows} decoder prompt rows were left out` : ''),
+        );
+      return 0;
+    }
     const m = await withBank(
       ctx,
       (b) =>
-        b.import(ctx.positionals[0] as string, {
+        b.import(source, {
           job,
           ...(shapes === undefined ? {} : { expectShapes: shapes }),
           ...(optString(ctx, 'method') ? { method: optString(ctx, 'method') as string } : {}),

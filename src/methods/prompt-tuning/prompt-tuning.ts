@@ -93,6 +93,8 @@ export const promptTuning: MethodFactory<PromptTuningConfig> = {
   describe,
   create: (config, ctx) => new PromptTuning(config, ctx.tasks, ctx),
   servesUnseenTasks: (config) => !config.perTask,
+  fixedTaskPrompt: (names, task) =>
+    names.includes(`prompt.${task}`) ? `prompt.${task}` : names.includes('prompt') ? 'prompt' : undefined,
   // The released prompt-tuning baseline (ATTEMPT's configs/baselines/prompt_tuning.json) sets weight_decay 1e-5.
   trainDefaults: { weightDecay: 1e-5 },
   quickConfig: (flags) => ({
