@@ -23,6 +23,7 @@ const NATIVE_SUITES = [
   '/test/train/run-job.',
   '/test/runtime/equivalence.',
   '/test/train/pretrain-trainable.',
+  '/test/cli/eval-predict.',
 ];
 
 function walk(dir) {

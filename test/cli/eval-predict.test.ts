@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../src/backend/index.js';
 import { runCli } from '../../src/cli/main.js';
 import { openServedVersion, parsePredictRow } from '../../src/infer/index.js';
@@ -149,6 +150,41 @@ describe('eval and predict on versions a training run wrote', { skip: natsSkipRe
         const acc = (100 * mine.filter((p, i) => p === task.validation[i]!.target).length) / mine.length;
         assert.equal(acc, v.manifest.metrics[task.name], `${task.name} accuracy from predict`);
       }
+      // Rank mode too: mixed batches scored against the union of their tasks' labels pick what per-task
+      // label scoring picks.
+      const ranked = await openServedVersion(bank, 'ev.s2', job, model, tok, { mode: 'rank', batchSize: 5 });
+      try {
+        const mixed = ranked.engine.predict(rows.map((r) => ({ task: r.task, source: r.source })));
+        for (const task of tasks) {
+          const e = evaluateTask(
+            model,
+            ranked.method,
+            encoder,
+            { name: task.name, spec: task.spec, examples: task.validation.slice(0, 8) },
+            {
+              batchSize: 8,
+              maxExamples: 8,
+              maxNewTokens: job.maxTargetLength,
+              mode: 'rank',
+              split: 'validation',
+            },
+          );
+          assert.deepEqual(
+            mixed.filter((_, i) => rows[i]!.task === task.name),
+            e.predictions,
+            `${task.name} (rank)`,
+          );
+        }
+      } finally {
+        ranked.dispose();
+      }
+      // No tensor outlives a pass (generate and rank modes, mixed batches).
+      const inputs = rows.map((r) => ({ task: r.task, source: r.source }));
+      v.engine.predict(inputs);
+      const before = tf.memory().numTensors;
+      v.engine.predict(inputs);
+      v.engine.predictBatch(inputs.slice(0, 3));
+      assert.equal(tf.memory().numTensors, before);
     } finally {
       v.dispose();
       model.dispose();
