@@ -1,6 +1,7 @@
 /**
  * Dynamic batching: rows of concurrent requests are queued and run together in one forward pass. A pass starts
- * when `maxBatch` rows wait, or `maxWaitMs` after the first queued row, whichever comes first; a request's rows
+ * when `maxBatch` rows wait, or `maxWaitMs` after the oldest waiting request arrived, whichever comes first (a
+ * request left over from a full pass keeps its arrival time, so it never waits longer than maxWaitMs); a request's rows
  * are never split across passes unless the request alone holds more than `maxBatch`. The pass itself is
  * synchronous (TensorFlow.js runs on this thread), so requests arriving during a pass wait in the queue for the
  * next one.
@@ -14,6 +15,8 @@ export const DEFAULT_BATCHER_OPTIONS: DynamicBatcherOptions = Object.freeze({ ma
 
 interface Pending<I, O> {
   items: readonly I[];
+  /** When it was queued (performance.now()): the oldest waiting request's time sets the deadline. */
+  at: number;
   resolve: (out: O[]) => void;
   reject: (err: unknown) => void;
 }
@@ -43,11 +46,19 @@ export class DynamicBatcher<I, O> {
   submit(items: readonly I[]): Promise<O[]> {
     if (items.length === 0) return Promise.resolve([]);
     return new Promise<O[]>((resolve, reject) => {
-      this.queue.push({ items, resolve, reject });
+      this.queue.push({ items, at: performance.now(), resolve, reject });
       this.queued += items.length;
       if (this.queued >= this.options.maxBatch) this.schedule(0);
-      else if (!this.timer) this.schedule(this.options.maxWaitMs);
+      else if (!this.timer) this.scheduleDeadline();
     });
+  }
+
+  /** A pass at the oldest waiting request's deadline (its arrival + maxWaitMs). */
+  private scheduleDeadline(): void {
+    const oldest = this.queue[0];
+    if (!oldest) return;
+    const ms = Math.max(0, oldest.at + this.options.maxWaitMs - performance.now());
+    this.schedule(ms);
   }
 
   private schedule(ms: number): void {
@@ -95,9 +106,10 @@ export class DynamicBatcher<I, O> {
         p.resolve(out.slice(off, off + p.items.length));
         off += p.items.length;
       }
-      // Let the requests that arrived during the pass queue up before deciding on the next one.
+      // Fewer than maxBatch left: they run at their deadline, unless requests that arrived during the pass (queued
+      // once this returns to the event loop) fill a batch first.
       if (this.queued > 0 && this.queued < this.options.maxBatch) {
-        if (!this.timer) this.schedule(this.options.maxWaitMs);
+        if (!this.timer) this.scheduleDeadline();
         return;
       }
     }
