@@ -56,6 +56,13 @@ describe('promptmesh serve', () => {
       method.params.map((p) => [p.name, (p.variable.dataSync() as Float32Array).slice()]),
     );
     const bank = fx.bank();
+    // Both versions' tensors are taken now, while the method is alive.
+    const scaled = new Map(
+      [1, 3].map((scale) => [
+        scale,
+        methodTensors(method, new Map([...params].map(([k, d]) => [k, d.map((x) => x * scale)]))),
+      ]),
+    );
     commit = (scale, parent) =>
       bank.commit({
         job: 'sv',
@@ -63,7 +70,7 @@ describe('promptmesh serve', () => {
         step: 2,
         method: stage.method.name,
         config: stage.method,
-        tensors: methodTensors(method, new Map([...params].map(([k, d]) => [k, d.map((x) => x * scale)]))),
+        tensors: scaled.get(scale)!,
         metrics: {},
         extra: { stageName: stage.name, final: true },
       });
