@@ -547,7 +547,7 @@ export class Coordinator {
     const step = [...byStep.keys()].sort((a, b) => b - a).find((s) => byStep.get(s)!.size === 1);
     if (step === undefined) return;
     this.opts.log(
-      `re-joined workers hold stage ${this.stage} step ${step} (the bank head is at step ${this.headStep}): continuing from their memory`,
+      `re-joined workers hold stage ${this.stage} step ${step} (${this.head ? `the bank head is at step ${this.headStep}` : 'no bank version yet'}): continuing from their memory`,
     );
     this.step = step;
     this.stepChecksum = [...byStep.get(step)!][0]!;

@@ -255,7 +255,9 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
     }
     const env = {
       ...process.env,
-      PROMPTMESH_PROGRESS: (ctx.stderr as NodeJS.WriteStream).isTTY ? 'tty' : 'lines',
+      // Live progress lines (every committed step, redrawn in place) on a terminal, a line every 2 s otherwise.
+      PROMPTMESH_PROGRESS:
+        process.env.PROMPTMESH_PROGRESS || ((ctx.stderr as NodeJS.WriteStream).isTTY ? 'tty' : 'lines'),
     };
     const metricsHost = optString(ctx, 'metrics-host') ?? '127.0.0.1';
     const metricsPorts = await pickMetricsPorts(optString(ctx, 'metrics-port'), metricsHost, max + 1);
