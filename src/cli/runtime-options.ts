@@ -2,6 +2,7 @@ import { demoJob } from '../config/demo-job.js';
 import { type JobConfig, readJobConfig } from '../config/job-config.js';
 import { RUNTIME_ENV } from '../config/runtime-env.js';
 import { NATS_ENV, type NatsAuth, natsAuthFromEnv } from '../control/nats-connect.js';
+import { checkJobTasks } from '../train/task-source.js';
 import { type CliContext, type CliOption, optInt, optString, UsageError } from './command.js';
 
 /** Options shared by `coordinator`, `worker` and `up`. */
@@ -55,6 +56,7 @@ export function readJob(ctx: CliContext): JobConfig {
   let job = file ? readJobConfig(file) : demoJob(steps !== undefined ? { steps } : {});
   if (steps !== undefined && file)
     job = { ...job, stages: job.stages.map((s) => ({ ...s, train: { ...s.train, steps } })) };
+  if (file) checkJobTasks(job, file);
   return jobId ? { ...job, jobId } : job;
 }
 

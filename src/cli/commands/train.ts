@@ -3,6 +3,7 @@ import { demoJob } from '../../config/demo-job.js';
 import { type JobConfig, readJobConfig } from '../../config/job-config.js';
 import { formatDuration, TerminalProgress } from '../../train/progress.js';
 import { runJob } from '../../train/run-job.js';
+import { checkJobTasks } from '../../train/task-source.js';
 import { formatEvalScores } from '../../train/trainer.js';
 import { type CliCommand, optBool, optInt, optString } from '../command.js';
 
@@ -40,6 +41,7 @@ For several workers, use 'promptmesh up' (one machine) or 'promptmesh coordinato
     const file = optString(ctx, 'config');
     const steps = optInt(ctx, 'steps');
     let job: JobConfig = file ? readJobConfig(file) : demoJob(steps !== undefined ? { steps } : {});
+    if (file) checkJobTasks(job, file);
     if (steps !== undefined && file)
       job = { ...job, stages: job.stages.map((s) => ({ ...s, train: { ...s.train, steps } })) };
     const progress = new TerminalProgress(ctx.stderr as NodeJS.WriteStream);
