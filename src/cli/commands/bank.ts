@@ -6,6 +6,7 @@ import {
   type ComposeTake,
   type ExpectShapes,
   formatMetrics,
+  formatMetricValue,
   type Manifest,
   openBankStore,
   PromptBank,
@@ -206,7 +207,8 @@ function renderDiff(d: VersionDiff): string {
     lines.push('metrics:');
     for (const m of d.metrics) {
       const delta = m.delta === null ? '' : ` (${m.delta >= 0 ? '+' : ''}${m.delta.toPrecision(4)})`;
-      lines.push(`  ${m.name}: ${m.a ?? '-'} -> ${m.b ?? '-'}${delta}`);
+      const show = (v: number | null | undefined) => (typeof v === 'number' ? formatMetricValue(v) : '-');
+      lines.push(`  ${m.name}: ${show(m.a)} -> ${show(m.b)}${delta}`);
     }
   }
   return lines.join('\n');
