@@ -87,8 +87,9 @@ started again after a backoff (1 s, doubling up to 30 s; a worker waits at least
 worker's peers roll back the step in flight and continue without it (--workers N lets the job go on with 1 to N
 workers; MIN:MAX or --min-workers requires MIN), and the restarted worker joins at the next bank version; a
 restarted coordinator continues from the step the workers hold in memory; a restarted nats-server comes back on the
-same port and everyone reconnects. A failure costs at most the step in flight and no bank version. Without --config it trains the
-built-in demo job (ATTEMPT on the demo suite with the shipped tiny backbone). The bank folder keeps every
+same port and everyone reconnects. A failure costs at most the step in flight and no bank version.
+
+Without --config it trains the built-in demo job (ATTEMPT on the demo suite with the shipped tiny backbone). The bank folder keeps every
 version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to resume from the bank head
 (--from VERSION: from any earlier version, with any --workers). When the workers and the coordinator outnumber
 the CPUs, workers run with node --single-threaded-gc, so V8's collector threads do not slow training.
@@ -107,7 +108,7 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
       name: 'workers',
       type: 'string',
       value: 'N|MIN:MAX',
-      description: 'worker processes (MAX of them); the job goes on while MIN are alive (default 1)',
+      description: 'worker processes to start (MAX); the job goes on while MIN of them are alive (MIN: 1)',
       default: '2',
     },
     {
