@@ -183,6 +183,11 @@ export const JOB_RANGES = {
   },
 } as const satisfies Record<string, NumericRange>;
 
+/** A --steps override is held to the same range as the config's `steps`. */
+export function checkStepsOverride(steps: number): number {
+  return checkRange(steps, JOB_RANGES.steps, '--steps', 'command line');
+}
+
 function num(o: Obj, key: string, field: string, src: string, fallback: number, range: NumericRange): number {
   const v = key in o ? o[key] : fallback;
   return checkRange(v, range, field, src);

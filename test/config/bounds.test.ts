@@ -4,7 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { JOB_RANGES, JobConfigError, parseJobConfig } from '../../src/config/job-config.js';
+import {
+  checkStepsOverride,
+  JOB_RANGES,
+  JobConfigError,
+  parseJobConfig,
+} from '../../src/config/job-config.js';
 import { MAX_METHOD_SIZE } from '../../src/methods/config-fields.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: raw job JSON edited freely
@@ -140,6 +145,15 @@ describe('job config bounds', () => {
         assert.ok(e.message.includes(range.why), `${label} = ${bad}: ${e.message}`);
       }
     }
+  });
+
+  test('a --steps override is held to the same range', () => {
+    assert.equal(checkStepsOverride(200), 200);
+    assert.throws(
+      () => checkStepsOverride(1e300),
+      /^JobConfigError: command line: --steps: expected an integer from 1 to 10000000 \(optimizer steps/,
+    );
+    assert.throws(() => checkStepsOverride(0), /--steps: expected an integer from 1/);
   });
 
   test('warm-up stays below the step count', () => {
