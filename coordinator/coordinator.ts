@@ -906,13 +906,17 @@ export class Coordinator {
     };
   }
 
-  async stop(reason = 'coordinator stopping'): Promise<void> {
+  /**
+   * Stops this incarnation. `tellWorkers: false` leaves the workers running: they keep their state and re-join
+   * the next incarnation (a coordinator replaced by its supervisor), instead of being stopped with the job.
+   */
+  async stop(reason = 'coordinator stopping', opts: { tellWorkers?: boolean } = {}): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const s of this.subs) s.unsubscribe();
     this.subs = [];
     if (this.phase.kind !== 'done') {
-      this.publish({ type: 'stop', incarnation: this.incarnation, reason });
+      if (opts.tellWorkers ?? true) this.publish({ type: 'stop', incarnation: this.incarnation, reason });
       this.phase = { kind: 'done' };
       this.finished(false);
     }

@@ -52,6 +52,7 @@ describe('up: kill -9 any of its processes and the job still completes', { skip:
     label: string,
     victim: RegExp,
     t: { diagnostic(m: string): void },
+    signal: NodeJS.Signals = 'SIGKILL',
   ): Promise<{ after: string; committedBeforeKill: number }> {
     const bankDir = `${fx!.bankDir}-${label}`;
     const up = spawnCli(
@@ -84,7 +85,7 @@ describe('up: kill -9 any of its processes and the job still completes', { skip:
     const pid = Number(up.output().match(victim)?.[1]);
     assert.ok(pid > 0, `no pid for ${victim} in:\n${up.output()}`);
     const from = up.mark();
-    process.kill(pid, 'SIGKILL');
+    process.kill(pid, signal);
     // The last step the coordinator drew before the kill had committed.
     const committedBeforeKill = Math.max(
       ...[
@@ -166,6 +167,22 @@ describe('up: kill -9 any of its processes and the job still completes', { skip:
     assert.match(after, /coordinator killed by SIGKILL: restart 1 of the 3 allowed/);
     assert.match(after, /resuming job 'upsup' from bank version \w+ \(stage 0, step \d+\)/);
     // The join grace lets both survivors re-join before the first generation of the new incarnation.
+    assert.match(after, /generation 1 \(start\): (worker-0, worker-1|worker-1, worker-0) from step \d+/);
+    assert.ok(assertAtMostOneStepRedone(after, committedBeforeKill, t), after);
+  });
+
+  test('SIGTERM the coordinator (an eviction): it exits 143, the workers keep their state, the job completes', async (t) => {
+    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    const { after, committedBeforeKill } = await killAndComplete(
+      'coordinator-term',
+      /started coordinator \(pid (\d+)\)/,
+      t,
+      'SIGTERM',
+    );
+    story(after, t);
+    assert.match(after, /coordinator exited with 143: restart 1 of the 3 allowed/);
+    // Not stopped with the job: both workers re-join the new incarnation with what they hold.
+    assert.doesNotMatch(after, /\[worker-\d\] stopped: (?!job complete)/);
     assert.match(after, /generation 1 \(start\): (worker-0, worker-1|worker-1, worker-0) from step \d+/);
     assert.ok(assertAtMostOneStepRedone(after, committedBeforeKill, t), after);
   });

@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 import type { NatsConnection } from 'nats';
 import { Coordinator } from '../../../coordinator/coordinator.js';
 import { openRuntimeBank } from '../../../workers/runtime-bank.js';
@@ -37,7 +38,9 @@ hold in memory (all at one checksum), so a lost coordinator costs at most the st
 resumes from any earlier version instead (any number of workers; a larger --steps continues a finished stage).
 Before admitting workers it checks the digests of the version it resumes from: a corrupt one is not retried, it
 exits 1 at once naming the version, the tensor and both digests. It exits 0 when the job completes (or was already
-complete), 1 when it stopped the job as failed.`,
+complete), 1 when it stopped the job as failed. SIGINT (Ctrl-C) stops the job and its workers (exit 130); SIGTERM
+(an eviction, a supervisor replacing it) exits 143 and leaves the workers running: they keep their state and
+re-join the next coordinator.`,
   examples: [
     'promptmesh coordinator --nats nats://127.0.0.1:4222 --bank ./bank --token s3cret --min-workers 2',
     'NATS_URL=nats://nats:4222 PROMPTMESH_BANK=/data/bank PROMPTMESH_JOIN_TOKEN=s3cret promptmesh coordinator --config job.json',
@@ -163,7 +166,14 @@ complete), 1 when it stopped the job as failed.`,
     );
     coordRef = coord;
     telemetry.attach(() => coord.status);
-    const onSignal = () => void coord.stop('coordinator interrupted');
+    // SIGINT (Ctrl-C) stops the job: the workers are told to stop. SIGTERM is how an orchestrator replaces a
+    // process (an eviction, a drain, `up` restarting it): the workers keep their state and re-join the next
+    // coordinator, and the exit code (143) says it was stopped, not that the job failed.
+    let signal: NodeJS.Signals | undefined;
+    const onSignal = (s: NodeJS.Signals) => {
+      signal ??= s;
+      void coord.stop(`coordinator interrupted by ${s}`, { tellWorkers: s === 'SIGINT' });
+    };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
@@ -179,7 +189,8 @@ complete), 1 when it stopped the job as failed.`,
     await coord.stop();
     await nc.drain().catch(() => {});
     await metrics?.close();
-    return ok ? 0 : 1;
+    if (ok) return 0;
+    return signal ? 128 + (os.constants.signals[signal] ?? 15) : 1;
   },
 };
 
