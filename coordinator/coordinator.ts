@@ -9,6 +9,7 @@ import {
   type Heartbeat,
   type HeldState,
   isHeldState,
+  JOB_COMPLETE,
   type JoinReply,
   type JoinRequest,
   type Leave,
@@ -53,6 +54,12 @@ export interface CoordinatorOptions {
   formTimeoutMs: number;
   /** Consecutive failures (worker errors, re-formations) without a committed step before the job stops. */
   maxFailures: number;
+  /**
+   * Once minWorkers have joined, wait up to this long for maxWorkers before forming the first generation (default
+   * 0: start at once). Workers started together then train together from the first step, and after a coordinator
+   * restart every surviving worker re-joins, with the state it holds, before the first generation is planned.
+   */
+  joinGraceMs?: number;
   /**
    * Resume from this bank version (id, unique prefix, tag or JOB@head) instead of the job's head: the job's next
    * version names it as parent and moves the head from wherever it is (compare-and-set on that head).
@@ -154,6 +161,8 @@ export class Coordinator {
   /** When each dropped-but-beating worker was last told to re-join (rate limit). */
   private readonly rejoinToldAt = new Map<string, number>();
   private readonly rejoinLoggedAt = new Map<string, number>();
+  /** When minWorkers were first known (the start of the join grace), undefined before. */
+  private quorumAt: number | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -426,7 +435,7 @@ export class Coordinator {
       case 'ready':
         if (p.kind === 'forming') {
           p.ready.add(r.workerId);
-          if (p.ready.size === this.members.length) this.sendStep();
+          if (p.ready.size === this.members.length) void this.resume();
         }
         return;
       case 'error':
@@ -489,7 +498,7 @@ export class Coordinator {
     }
     const p = this.phase;
     if (p.kind === 'waiting') {
-      if (this.workers.size >= this.opts.minWorkers) void this.formGeneration('start');
+      if (this.workers.size >= this.opts.minWorkers && this.graceOver(now)) void this.formGeneration('start');
       else if (now % 2000 < 100) this.publish({ type: 'hello', incarnation: this.incarnation });
     } else if (p.kind === 'forming' && now - p.since > this.opts.formTimeoutMs) {
       this.reform('generation did not become ready in time');
@@ -502,6 +511,46 @@ export class Coordinator {
     } else if (p.kind === 'backoff' && now >= p.until) {
       this.reform(p.reason);
     }
+  }
+
+  /**
+   * The first generation of this incarnation waits for maxWorkers at most joinGraceMs after minWorkers joined;
+   * later generations form at once (the job is running, and newcomers join at the next bank version).
+   */
+  private graceOver(now: number): boolean {
+    if (this.generation > 0 || this.workers.size >= this.opts.maxWorkers) return true;
+    this.quorumAt ??= now;
+    return now - this.quorumAt >= (this.opts.joinGraceMs ?? 0);
+  }
+
+  /**
+   * After a coordinator restart the replicas may be ahead of the bank head: they kept training until this
+   * coordinator's predecessor died. Before the first generation, continue from the latest state that the
+   * re-joined workers hold (same stage, same inputs, one checksum at that step) instead of redoing every step
+   * since the head, so a lost coordinator costs at most the step in flight. Not with --from: that names the point.
+   */
+  private adoptHeldState(live: WorkerInfo[]): void {
+    if (this.generation !== 1 || this.opts.from) return;
+    const stageSteps = this.job.stages[this.stage]!.train.steps;
+    const byStep = new Map<number, Set<string>>();
+    for (const w of live) {
+      const h = w.holds;
+      if (!h || h.stage !== this.stage || (h.inputs ?? undefined) !== this.stageInputs) continue;
+      for (const s of h.states) {
+        if (s.step <= this.step || s.step > stageSteps) continue;
+        const sums = byStep.get(s.step) ?? new Set<string>();
+        sums.add(s.checksum);
+        byStep.set(s.step, sums);
+      }
+    }
+    // The latest step whose holders agree; a step held with two checksums is ambiguous and skipped.
+    const step = [...byStep.keys()].sort((a, b) => b - a).find((s) => byStep.get(s)!.size === 1);
+    if (step === undefined) return;
+    this.opts.log(
+      `re-joined workers hold stage ${this.stage} step ${step} (${this.head ? `the bank head is at step ${this.headStep}` : 'no bank version yet'}): continuing from their memory`,
+    );
+    this.step = step;
+    this.stepChecksum = [...byStep.get(step)!][0]!;
   }
 
   /**
@@ -558,6 +607,7 @@ export class Coordinator {
     const live = [...this.workers.values()]
       .sort((a, b) => a.joinedAt - b.joinedAt)
       .slice(0, this.opts.maxWorkers);
+    this.adoptHeldState(live);
     const holds = (w: WorkerInfo) => this.isMember(w.workerId) || this.holdsCommitted(w);
     const newcomers = live.filter((w) => !holds(w));
     const survivors = live.filter(holds);
@@ -632,6 +682,44 @@ export class Coordinator {
     const specs = f.describe(f.parseConfig(options), { dModel: 0, vocabSize: 0, tasks: stage.tasks });
     // The methods' own rule, applied to describe() (which gives the stable order).
     return touchedParamNames(specs, present);
+  }
+
+  /**
+   * A generation is ready. If the state it starts from is due a bank version that was never acknowledged (rank 0
+   * or the coordinator died while checkpointing), that version comes first: a stage's final version and every
+   * K-th step's are never skipped. When the dead rank 0 did write it (the bank head moved to it), it is taken as
+   * written; rewriting it would fail the head's compare-and-set. Otherwise plan the next step.
+   */
+  private async resume(): Promise<void> {
+    const steps = this.job.stages[this.stage]!.train.steps;
+    const due = this.step > 0 && this.headStep !== this.step;
+    const final = this.step >= steps;
+    if (!due || !(final || this.step % this.opts.checkpointEvery === 0)) {
+      this.sendStep();
+      return;
+    }
+    const generation = this.generation;
+    const written = await this.bank.head(this.job.jobId).catch(() => undefined);
+    if (this.generation !== generation || this.phase.kind !== 'forming') return;
+    const phase: Extract<Phase, { kind: 'checkpointing' }> = {
+      kind: 'checkpointing',
+      step: this.step,
+      final,
+      sentAt: this.now(),
+      after: final ? 'next-stage' : 'continue',
+    };
+    this.phase = phase;
+    if (
+      written &&
+      written.id !== this.bankHead &&
+      written.parent === this.head &&
+      written.step === this.step &&
+      Number(written.extra?.stage ?? -1) === this.stage
+    ) {
+      await this.onCheckpointDone(written.id, phase);
+      return;
+    }
+    this.sendCheckpoint(this.step, final);
   }
 
   private sendStep(): void {
@@ -784,7 +872,7 @@ export class Coordinator {
     if (this.stage >= this.job.stages.length) {
       this.phase = { kind: 'done' };
       this.opts.log(`job '${this.job.jobId}' complete; bank head ${this.head?.slice(0, 12)}`);
-      this.publish({ type: 'stop', incarnation: this.incarnation, reason: 'job complete' });
+      this.publish({ type: 'stop', incarnation: this.incarnation, reason: JOB_COMPLETE });
       this.finished(true);
       return;
     }
@@ -818,13 +906,17 @@ export class Coordinator {
     };
   }
 
-  async stop(reason = 'coordinator stopping'): Promise<void> {
+  /**
+   * Stops this incarnation. `tellWorkers: false` leaves the workers running: they keep their state and re-join
+   * the next incarnation (a coordinator replaced by its supervisor), instead of being stopped with the job.
+   */
+  async stop(reason = 'coordinator stopping', opts: { tellWorkers?: boolean } = {}): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const s of this.subs) s.unsubscribe();
     this.subs = [];
     if (this.phase.kind !== 'done') {
-      this.publish({ type: 'stop', incarnation: this.incarnation, reason });
+      if (opts.tellWorkers ?? true) this.publish({ type: 'stop', incarnation: this.incarnation, reason });
       this.phase = { kind: 'done' };
       this.finished(false);
     }

@@ -41,7 +41,7 @@ export {
   type FileLockOptions,
   withFileLock,
 } from './file-lock.js';
-export { formatMetrics } from './format-metrics.js';
+export { formatMetrics, formatMetricValue } from './format-metrics.js';
 export { JetStreamStore, type JetStreamStoreOptions } from './jetstream-store.js';
 export {
   canonicalJson,

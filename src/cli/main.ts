@@ -27,7 +27,11 @@ export function commandHelp(cmd: CliCommand): string {
   const parts = [`Usage: ${PROGRAM} ${cmd.path.join(' ')} ${cmd.usage}`.trimEnd(), '', cmd.summary];
   if (cmd.description) parts.push('', cmd.description.trim());
   if (cmd.positionals)
-    parts.push('', 'Arguments:', `  ${cmd.positionals.name.padEnd(18)}${cmd.positionals.description}`);
+    parts.push(
+      '',
+      'Arguments:',
+      `  ${cmd.positionals.name.padEnd(Math.max(18, cmd.positionals.name.length + 2))}${cmd.positionals.description}`,
+    );
   parts.push('', 'Options:', formatOptions(cmd));
   if (cmd.examples?.length) parts.push('', 'Examples:', ...cmd.examples.map((e) => `  ${e}`));
   return `${parts.join('\n')}\n`;

@@ -1,7 +1,8 @@
 import { demoJob } from '../config/demo-job.js';
-import { type JobConfig, readJobConfig } from '../config/job-config.js';
+import { checkStepsOverride, type JobConfig, readJobConfig } from '../config/job-config.js';
 import { RUNTIME_ENV } from '../config/runtime-env.js';
 import { NATS_ENV, type NatsAuth, natsAuthFromEnv } from '../control/nats-connect.js';
+import { checkJobTasks } from '../train/task-source.js';
 import { type CliContext, type CliOption, optInt, optString, UsageError } from './command.js';
 
 /** Options shared by `coordinator`, `worker` and `up`. */
@@ -46,6 +47,7 @@ export const COMMON_OPTIONS: CliOption[] = [
 export function readJob(ctx: CliContext): JobConfig {
   const file = optString(ctx, 'config') ?? process.env[RUNTIME_ENV.config];
   const steps = optInt(ctx, 'steps');
+  if (steps !== undefined) checkStepsOverride(steps);
   const jobId = optString(ctx, 'job-id');
   if (jobId !== undefined && !/^[A-Za-z0-9_-]{1,128}$/.test(jobId)) {
     throw new UsageError(
@@ -55,6 +57,7 @@ export function readJob(ctx: CliContext): JobConfig {
   let job = file ? readJobConfig(file) : demoJob(steps !== undefined ? { steps } : {});
   if (steps !== undefined && file)
     job = { ...job, stages: job.stages.map((s) => ({ ...s, train: { ...s.train, steps } })) };
+  if (file) checkJobTasks(job, file);
   return jobId ? { ...job, jobId } : job;
 }
 

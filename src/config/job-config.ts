@@ -91,20 +91,120 @@ export const DEFAULT_TRAIN: TrainSettings = Object.freeze({
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function num(
-  o: Obj,
-  key: string,
-  field: string,
-  src: string,
-  fallback: number,
-  min: number,
-  integer = false,
-): number {
+/**
+ * The range of a numeric field and why it is bounded there. Every number of a job config has one, checked when
+ * the config is read, before anything is allocated: a batch of 1e9 examples or 1e300 steps is refused with the
+ * reason instead of growing memory until the process dies.
+ */
+export interface NumericRange {
+  min: number;
+  max: number;
+  integer?: boolean;
+  /** Why the field is bounded (shown in the error). */
+  why: string;
+}
+
+/** 2^32 - 1: seeds feed 32-bit generators (src/data/rng.ts). */
+const MAX_SEED = 0xffff_ffff;
+const MAX_STEPS = 10_000_000;
+
+/** The ranges of the job config's numeric fields (docs/configuration.md lists them). */
+export const JOB_RANGES = {
+  steps: {
+    min: 1,
+    max: MAX_STEPS,
+    integer: true,
+    why: 'optimizer steps of a stage; a longer run is several stages or a resume with a larger --steps',
+  },
+  batchSize: {
+    min: 1,
+    max: 65_536,
+    integer: true,
+    why: 'examples in one global batch, which the coordinator plans and shards in memory at every step',
+  },
+  microBatchSize: {
+    min: 1,
+    max: 4096,
+    integer: true,
+    why: 'examples in one forward/backward pass, whose activations a worker holds at once',
+  },
+  seed: { min: 0, max: MAX_SEED, integer: true, why: 'seeds are 32-bit' },
+  lr: {
+    min: 0,
+    max: 10,
+    why: 'a learning rate; AdamW moves each parameter by about lr per step, so beyond 10 training diverges at once (prompt tuning uses 0.3)',
+  },
+  weightDecay: {
+    min: 0,
+    max: 1,
+    why: 'decoupled weight decay shrinks parameters by lr x weightDecay per step; above 1 it erases them',
+  },
+  warmupSteps: { min: 0, max: MAX_STEPS, integer: true, why: 'steps of linear warm-up, fewer than steps' },
+  clipNorm: {
+    min: 0,
+    max: 1e6,
+    why: 'the global gradient norm is clipped to it; 0 turns clipping off, and a larger bound never clips either',
+  },
+  evalEvery: { min: 0, max: MAX_STEPS, integer: true, why: 'steps between evaluations (0: only at the end)' },
+  evalExamples: {
+    min: 0,
+    max: 1_000_000,
+    integer: true,
+    why: 'validation examples scored per task at each evaluation',
+  },
+  evalBatchSize: {
+    min: 1,
+    max: 4096,
+    integer: true,
+    why: 'examples in one evaluation pass, held in memory at once',
+  },
+  mixingCap: {
+    min: 1,
+    max: 2 ** 31,
+    integer: true,
+    why: "the size cap of a task's mixing rate, in examples",
+  },
+  mixingTemperature: {
+    min: 1e-6,
+    max: 1000,
+    why: 'mixing rates are raised to 1/temperature; at 1000 they are uniform already',
+  },
+  maxSourceLength: {
+    min: 2,
+    max: 8192,
+    integer: true,
+    why: 'input tokens; attention memory grows with its square',
+  },
+  maxTargetLength: {
+    min: 1,
+    max: 4096,
+    integer: true,
+    why: 'target tokens, also the most a generated answer may have',
+  },
+} as const satisfies Record<string, NumericRange>;
+
+/** A --steps override is held to the same range as the config's `steps`. */
+export function checkStepsOverride(steps: number): number {
+  return checkRange(steps, JOB_RANGES.steps, '--steps', 'command line');
+}
+
+function num(o: Obj, key: string, field: string, src: string, fallback: number, range: NumericRange): number {
   const v = key in o ? o[key] : fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
+  return checkRange(v, range, field, src);
+}
+
+function checkRange(v: unknown, range: NumericRange, field: string, src: string): number {
+  const { min, max, integer } = range;
+  if (
+    typeof v !== 'number' ||
+    !Number.isFinite(v) ||
+    v < min ||
+    v > max ||
+    (integer && !Number.isInteger(v))
+  ) {
     throw new JobConfigError(
       field,
-      `expected ${integer ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(v)}`,
+      `expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max} (${range.why}), got ${JSON.stringify(v)}`,
       src,
     );
   }
@@ -168,12 +268,12 @@ function parseTrain(raw: unknown, base: TrainSettings, field: string, src: strin
   );
   let lr = base.lr;
   if ('lr' in raw) {
-    if (typeof raw.lr === 'number') lr = { prompt: raw.lr };
+    if (typeof raw.lr === 'number') lr = { prompt: checkRange(raw.lr, JOB_RANGES.lr, `${field}.lr`, src) };
     else if (isObj(raw.lr)) {
       checkKeys(raw.lr, ['prompt', 'attention', 'bank', 'memory'], `${field}.lr`, src);
       lr = { ...base.lr };
       for (const k of ['prompt', 'attention', 'bank', 'memory'] as const) {
-        if (k in raw.lr) lr[k] = num(raw.lr, k, `${field}.lr.${k}`, src, 0, 0);
+        if (k in raw.lr) lr[k] = num(raw.lr, k, `${field}.lr.${k}`, src, 0, JOB_RANGES.lr);
       }
     } else
       throw new JobConfigError(`${field}.lr`, 'expected a number or {prompt, attention, bank, memory}', src);
@@ -184,33 +284,81 @@ function parseTrain(raw: unknown, base: TrainSettings, field: string, src: strin
     checkKeys(raw.mixing, ['cap', 'temperature'], `${field}.mixing`, src);
     mixing = {
       ...(raw.mixing.cap !== undefined && raw.mixing.cap !== null
-        ? { cap: num(raw.mixing, 'cap', `${field}.mixing.cap`, src, 0, 1, true) }
+        ? { cap: num(raw.mixing, 'cap', `${field}.mixing.cap`, src, 0, JOB_RANGES.mixingCap) }
         : {}),
       ...(raw.mixing.temperature !== undefined
-        ? { temperature: num(raw.mixing, 'temperature', `${field}.mixing.temperature`, src, 1, 1e-6) }
+        ? {
+            temperature: num(
+              raw.mixing,
+              'temperature',
+              `${field}.mixing.temperature`,
+              src,
+              1,
+              JOB_RANGES.mixingTemperature,
+            ),
+          }
         : {}),
     };
   }
   let dropout = base.dropout;
   if ('dropout' in raw && raw.dropout !== null) {
-    dropout = num(raw, 'dropout', `${field}.dropout`, src, 0, 0);
+    dropout = num(raw, 'dropout', `${field}.dropout`, src, 0, {
+      min: 0,
+      max: 1,
+      why: "a dropout rate, or null for the checkpoint's",
+    });
     if (dropout >= 1) {
       throw new JobConfigError(`${field}.dropout`, `expected a rate below 1 (or null), got ${dropout}`, src);
     }
   } else if ('dropout' in raw) dropout = null;
   const t: TrainSettings = {
-    steps: num(raw, 'steps', `${field}.steps`, src, base.steps, 1, true),
-    batchSize: num(raw, 'batchSize', `${field}.batchSize`, src, base.batchSize, 1, true),
-    microBatchSize: num(raw, 'microBatchSize', `${field}.microBatchSize`, src, base.microBatchSize, 1, true),
-    seed: num(raw, 'seed', `${field}.seed`, src, base.seed, 0, true),
+    steps: num(raw, 'steps', `${field}.steps`, src, base.steps, JOB_RANGES.steps),
+    batchSize: num(raw, 'batchSize', `${field}.batchSize`, src, base.batchSize, JOB_RANGES.batchSize),
+    microBatchSize: num(
+      raw,
+      'microBatchSize',
+      `${field}.microBatchSize`,
+      src,
+      base.microBatchSize,
+      JOB_RANGES.microBatchSize,
+    ),
+    seed: num(raw, 'seed', `${field}.seed`, src, base.seed, JOB_RANGES.seed),
     dropout,
     lr,
-    weightDecay: num(raw, 'weightDecay', `${field}.weightDecay`, src, base.weightDecay, 0),
-    warmupSteps: num(raw, 'warmupSteps', `${field}.warmupSteps`, src, base.warmupSteps, 0, true),
-    clipNorm: num(raw, 'clipNorm', `${field}.clipNorm`, src, base.clipNorm, 0),
-    evalEvery: num(raw, 'evalEvery', `${field}.evalEvery`, src, base.evalEvery, 0, true),
-    evalExamples: num(raw, 'evalExamples', `${field}.evalExamples`, src, base.evalExamples, 0, true),
-    evalBatchSize: num(raw, 'evalBatchSize', `${field}.evalBatchSize`, src, base.evalBatchSize, 1, true),
+    weightDecay: num(
+      raw,
+      'weightDecay',
+      `${field}.weightDecay`,
+      src,
+      base.weightDecay,
+      JOB_RANGES.weightDecay,
+    ),
+    warmupSteps: num(
+      raw,
+      'warmupSteps',
+      `${field}.warmupSteps`,
+      src,
+      base.warmupSteps,
+      JOB_RANGES.warmupSteps,
+    ),
+    clipNorm: num(raw, 'clipNorm', `${field}.clipNorm`, src, base.clipNorm, JOB_RANGES.clipNorm),
+    evalEvery: num(raw, 'evalEvery', `${field}.evalEvery`, src, base.evalEvery, JOB_RANGES.evalEvery),
+    evalExamples: num(
+      raw,
+      'evalExamples',
+      `${field}.evalExamples`,
+      src,
+      base.evalExamples,
+      JOB_RANGES.evalExamples,
+    ),
+    evalBatchSize: num(
+      raw,
+      'evalBatchSize',
+      `${field}.evalBatchSize`,
+      src,
+      base.evalBatchSize,
+      JOB_RANGES.evalBatchSize,
+    ),
     evalMode: oneOf(raw, 'evalMode', `${field}.evalMode`, src, base.evalMode, EVAL_MODES),
     mixing,
   };
@@ -295,7 +443,9 @@ export function parseJobConfig(raw: unknown, opts: { source?: string; baseDir?: 
       );
     data = {
       suite: 'demo',
-      ...(raw.data.seed !== undefined ? { seed: num(raw.data, 'seed', 'data.seed', src, 0, 0, true) } : {}),
+      ...(raw.data.seed !== undefined
+        ? { seed: num(raw.data, 'seed', 'data.seed', src, 0, JOB_RANGES.seed) }
+        : {}),
     };
   } else if (typeof raw.data.root === 'string') {
     checkKeys(raw.data, ['root', 'onMalformed'], 'data', src);
@@ -379,8 +529,15 @@ export function parseJobConfig(raw: unknown, opts: { source?: string; baseDir?: 
     jobId: typeof raw.jobId === 'string' ? raw.jobId : 'job',
     backbone,
     data,
-    maxSourceLength: num(raw, 'maxSourceLength', 'maxSourceLength', src, 256, 2, true),
-    maxTargetLength: num(raw, 'maxTargetLength', 'maxTargetLength', src, DEFAULT_MAX_TARGET_LENGTH, 1, true),
+    maxSourceLength: num(raw, 'maxSourceLength', 'maxSourceLength', src, 256, JOB_RANGES.maxSourceLength),
+    maxTargetLength: num(
+      raw,
+      'maxTargetLength',
+      'maxTargetLength',
+      src,
+      DEFAULT_MAX_TARGET_LENGTH,
+      JOB_RANGES.maxTargetLength,
+    ),
     stages,
   };
 }

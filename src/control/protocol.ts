@@ -159,8 +159,12 @@ export interface CheckpointMsg {
 export interface StopMsg {
   type: 'stop';
   incarnation: string;
+  /** JOB_COMPLETE when the job completed; any other reason means it was stopped unfinished. */
   reason: string;
 }
+
+/** StopMsg.reason of a completed job: the only stop after which a worker exits 0. */
+export const JOB_COMPLETE = 'job complete';
 
 /** Published by a coordinator when it starts (and while it waits for workers): workers of another incarnation re-join. */
 export interface HelloMsg {

@@ -40,6 +40,23 @@ export class MissingDataFileError extends Error {
   }
 }
 
+/** A task's training file is too small for the rows its split rule holds out for validation. */
+export class HoldoutTooLargeError extends Error {
+  override name = 'HoldoutTooLargeError';
+  constructor(
+    readonly task: string,
+    readonly file: string,
+    readonly rows: number,
+    readonly holdout: number,
+  ) {
+    super(
+      `task '${task}': ${file} has ${rows} training row(s), but the task's split holds out ${holdout} of them for ` +
+        `validation (ATTEMPT's split of a large task; the official dev file becomes the test split): holdout of ` +
+        `${holdout} needs more than ${rows} training rows. Use the full training file.`,
+    );
+  }
+}
+
 /** A task name that is not registered. Lists the registered names. */
 export class UnknownTaskError extends Error {
   override name = 'UnknownTaskError';

@@ -7,6 +7,7 @@ export * from './demo/index.js';
 export {
   CursorMismatchError,
   DataFormatError,
+  HoldoutTooLargeError,
   MissingDataFileError,
   RecordShapeError,
   UnknownTaskError,

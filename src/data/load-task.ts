@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DataFormatError, MissingDataFileError, RecordShapeError } from './errors.js';
+import { DataFormatError, HoldoutTooLargeError, MissingDataFileError, RecordShapeError } from './errors.js';
 import { iterateJsonl, readJsonDocument } from './readers/jsonl.js';
 import {
   handleMalformed,
@@ -212,6 +212,8 @@ export function loadTask(task: string, dir: string, options: LoadTaskOptions = {
       report,
     };
   }
+  if (rule.kind === 'holdout-train' && train.rows.length <= rule.holdout)
+    throw new HoldoutTooLargeError(spec.name, train.file, train.rows.length, rule.holdout);
   const trainGroups = groups(train.rows);
   const validationGroups = groups(validation.rows);
   const idx = splitIndices(

@@ -1,5 +1,11 @@
 import { MethodConfigError } from './method.js';
 
+/**
+ * The largest size a method config may give (see ConfigReader.int): 65,536 rows of a T5-large prompt are 256 MB,
+ * far beyond what any method uses (prompts of 100 tokens, TPT's bank of 600).
+ */
+export const MAX_METHOD_SIZE = 65_536;
+
 /** Small typed readers for method configs: each error names the method and the field. */
 export class ConfigReader {
   private readonly seen = new Set<string>();
@@ -8,13 +14,17 @@ export class ConfigReader {
     private readonly raw: Readonly<Record<string, unknown>>,
   ) {}
 
-  int(field: string, fallback: number, min = 0): number {
+  /**
+   * A method's integers are sizes (prompt tokens, slots, dimensions, bank rows, top-k): each becomes tensor rows
+   * that every worker holds, so all are bounded by MAX_METHOD_SIZE unless a field says otherwise.
+   */
+  int(field: string, fallback: number, min = 0, max = MAX_METHOD_SIZE): number {
     const v = this.take(field, fallback);
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
       throw new MethodConfigError(
         this.method,
         field,
-        `expected an integer >= ${min}, got ${JSON.stringify(v)}`,
+        `expected an integer from ${min} to ${max} (a size that becomes tensor rows every worker holds), got ${JSON.stringify(v)}`,
       );
     }
     return v;

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { JobConfig, StageConfig } from '../config/job-config.js';
-import { generateDemoSuite } from '../data/demo/index.js';
+import { type JobConfig, JobConfigError, type StageConfig } from '../config/job-config.js';
+import { DEMO_TASKS, generateDemoSuite } from '../data/demo/index.js';
 import { loadTask } from '../data/load-task.js';
 import { getTask } from '../data/tasks/registry.js';
 import type { TrainTask } from './trainer.js';
@@ -30,6 +30,38 @@ export function taskDir(root: string, task: string): string {
   if (!hit)
     throw new Error(`no folder for task '${task}' under ${root}; looked for ${candidates.join(', ')}`);
   return hit;
+}
+
+/**
+ * Checks at start-up, before any data or weights are loaded, that every task of every stage (trained or evaluated)
+ * can be found: a task of the demo suite, or a known task with a folder under the data root. Every problem is
+ * reported at once, naming its stage, so a missing folder for the last stage stops the job now rather than when
+ * that stage starts. (The files inside a folder are read, and checked, when the stage loads them.)
+ */
+export function checkJobTasks(job: Pick<JobConfig, 'data' | 'stages'>, source = 'job config'): void {
+  const problems: string[] = [];
+  let field = '';
+  for (const [i, stage] of job.stages.entries()) {
+    for (const name of new Set([...stage.tasks, ...stage.eval.tasks])) {
+      let problem: string | undefined;
+      if ('suite' in job.data) {
+        if (!DEMO_TASKS.some((t) => t.name === name))
+          problem = `the demo suite has no task '${name}' (it has ${DEMO_TASKS.map((t) => t.name).join(', ')})`;
+      } else {
+        try {
+          getTask(name);
+          taskDir(job.data.root, name);
+        } catch (e) {
+          problem = (e as Error).message;
+        }
+      }
+      if (problem) {
+        field ||= `stages[${i}].tasks`;
+        problems.push(`stage '${stage.name}': ${problem}`);
+      }
+    }
+  }
+  if (problems.length > 0) throw new JobConfigError(field, problems.join('; '), source);
 }
 
 /** Loads the named tasks for a job: generated (demo suite) or read from files (GLUE/SuperGLUE/SQuAD). */

@@ -41,7 +41,7 @@ describe('promptmesh bank CLI', () => {
       step: 10,
       method: 'prompt-tuning',
       tensors: { 'prompt.a': tensor([4, 8], 1), 'prompt.b': tensor([4, 8], 2) },
-      metrics: { loss: 2 },
+      metrics: { loss: 2, accuracy: 200 / 3 },
     });
     v2 = await bank.commit({
       job: 'demo',
@@ -49,7 +49,7 @@ describe('promptmesh bank CLI', () => {
       step: 20,
       method: 'prompt-tuning',
       tensors: { 'prompt.a': tensor([4, 8], 3), 'prompt.b': tensor([4, 8], 2) },
-      metrics: { loss: 1 },
+      metrics: { loss: 1, accuracy: 500 / 7 },
     });
   });
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -99,6 +99,11 @@ describe('promptmesh bank CLI', () => {
     const text = await cli('bank', 'diff', '--bank', root, v1.id, v2.id);
     assert.match(text.stdout, /~ prompt\.a L2 /);
     assert.match(text.stdout, /loss: 2 -> 1 \(-1\.000\)/);
+    // Scores are rounded as `bank ls` rounds them (one formatter).
+    assert.match(text.stdout, /accuracy: 66\.67 -> 71\.43 \(\+4\.762\)/);
+    assert.match((await cli('bank', 'ls', '--bank', root)).stdout, /accuracy=66\.67/);
+    const help = await cli('bank', 'diff', '--help');
+    assert.match(help.stdout, /VERSION_A VERSION_B\s{2,}the two versions to compare/);
     assert.equal((await cli('bank', 'tag', '--bank', root, v1.id, 'first')).code, 0);
     const moved = await cli('bank', 'tag', '--bank', root, v2.id, 'first');
     assert.equal(moved.code, 1);

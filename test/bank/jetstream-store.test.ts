@@ -178,6 +178,24 @@ describe('JetStreamStore on a real nats-server', { skip }, () => {
       (JSON.parse(r.stdout) as { id: string; step: number }[]).map((x) => [x.id, x.step]),
       [[v.id, 42]],
     );
+    // The coordinator's and worker's spelling: --bank-nats, with the server from $NATS_URL.
+    const env = { ...process.env, NATS_URL: server.url, PROMPTMESH_BANK: '/nonexistent' };
+    const r2 = spawnSync(
+      process.execPath,
+      [mainJs, 'bank', 'ls', '--bank-nats', '--bucket-prefix', 'big', '--job', 'clijob', '--json'],
+      { encoding: 'utf8', env },
+    );
+    assert.equal(r2.status, 0, r2.stderr);
+    assert.deepEqual(
+      (JSON.parse(r2.stdout) as { id: string }[]).map((x) => x.id),
+      [v.id],
+    );
+    const none = spawnSync(process.execPath, [mainJs, 'bank', 'ls', '--bank-nats'], {
+      encoding: 'utf8',
+      env: { ...process.env, NATS_URL: '' },
+    });
+    assert.equal(none.status, 2);
+    assert.match(none.stderr, /--bank-nats needs a NATS server: --nats URL or \$NATS_URL/);
   });
 
   test('announceVersion publishes the version on promptmesh.<job>.bank.version', async () => {

@@ -6,6 +6,7 @@ import {
   DataFormatError,
   DEFAULT_FORMAT_OPTIONS,
   getTask,
+  HoldoutTooLargeError,
   loadTask,
   MissingDataFileError,
   newReadReport,
@@ -61,7 +62,18 @@ describe('GLUE TSV readers (original layouts)', () => {
     assert.equal(rows.rows.length, 1);
     assert.equal(rows.rows[0]?.ref, `${path.join(dir, 'train.tsv')}:2`);
     // SST-2 is a large task: its 1,000-row hold-out cannot come out of a 1-row file.
-    assert.throws(() => loadTask('SST-2', dir), /holdout of 1000 needs more than 1 training rows/);
+    assert.throws(
+      () => loadTask('SST-2', dir),
+      (e: unknown) => {
+        assert.ok(e instanceof HoldoutTooLargeError);
+        assert.match(
+          e.message,
+          /^task 'sst2': .*SST-2[/\\]train\.tsv has 1 training row\(s\), but the task's split holds out 1000/,
+        );
+        assert.match(e.message, /holdout of 1000 needs more than 1 training rows/);
+        return true;
+      },
+    );
   });
 
   it("MRPC: BOM, CRLF, 'Quality #1 ID #2 ID #1 String #2 String' header, unbalanced quotes", () => {

@@ -301,8 +301,9 @@ describe('runtime: bad input', { skip: natsSkipReason() }, () => {
       assert.match(out, /stopping the job: worker w0 hit an error that retrying cannot fix/);
       assert.equal([...out.matchAll(/generation \d+ \(/g)].length, 1, out);
       assert.doesNotMatch(out, /giving up after/);
-      // The worker got the stop and exits normally; nothing was committed.
-      assert.equal(await expectExit(w, 20_000), 0, w.output());
+      // The worker got the stop and exits 1 (a job stopped unfinished; 0 is only for a completed job); nothing was
+      // committed.
+      assert.equal(await expectExit(w, 20_000), 1, w.output());
       assert.deepEqual(
         (await bank.list({ job: 'bad' })).map((v) => v.id),
         before.map((v) => v.id),

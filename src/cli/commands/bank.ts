@@ -9,6 +9,7 @@ import {
   configHash,
   type ExpectShapes,
   formatMetrics,
+  formatMetricValue,
   isPeftFolder,
   type Manifest,
   openBankStore,
@@ -44,6 +45,12 @@ export const STORE_OPTIONS: CliOption[] = [
     description: 'use the JetStream bank on this NATS server instead',
   },
   {
+    name: 'bank-nats',
+    type: 'boolean',
+    description:
+      'the JetStream bank, as coordinator and worker name it: on --nats URL or $NATS_URL (env PROMPTMESH_BANK_NATS=1)',
+  },
+  {
     name: 'bucket-prefix',
     type: 'string',
     value: 'P',
@@ -71,7 +78,7 @@ const SHAPE_OPTIONS: CliOption[] = [
 
 export const STORE_HELP = `
 The bank is a directory (--bank DIR, or $PROMPTMESH_BANK) or a NATS JetStream server (--nats URL, buckets
-<prefix>_bank and <prefix>_blobs). A VERSION is a full id, a unique id prefix (4+ hex digits), a tag, or
+<prefix>_bank and <prefix>_blobs; --bank-nats with $NATS_URL also works, as for the coordinator and workers). A VERSION is a full id, a unique id prefix (4+ hex digits), a tag, or
 JOB@head.`;
 
 /** `create`: only commands that commit (import, compose) may create a missing directory bank. */
@@ -80,10 +87,15 @@ export async function withBank<T>(
   fn: (bank: PromptBank) => Promise<T>,
   create = false,
 ): Promise<T> {
-  const dir = optString(ctx, 'bank') ?? process.env.PROMPTMESH_BANK;
-  const natsUrl = optString(ctx, 'nats');
+  const bankNats = optBool(ctx, 'bank-nats') || process.env.PROMPTMESH_BANK_NATS === '1';
+  const dir = optString(ctx, 'bank') ?? (bankNats ? undefined : process.env.PROMPTMESH_BANK);
+  // --nats URL names the JetStream bank; --bank-nats (the coordinator's and worker's flag) says to use it, with
+  // --nats or $NATS_URL for the server.
+  const natsUrl = optString(ctx, 'nats') ?? (bankNats ? process.env.NATS_URL : undefined);
+  if (bankNats && !natsUrl) throw new UsageError('--bank-nats needs a NATS server: --nats URL or $NATS_URL');
   if (!dir && !natsUrl) throw new UsageError('give the bank: --bank DIR (or $PROMPTMESH_BANK) or --nats URL');
-  if (optString(ctx, 'bank') && natsUrl) throw new UsageError('give either --bank or --nats, not both');
+  if (optString(ctx, 'bank') && natsUrl)
+    throw new UsageError('give either --bank DIR or the JetStream bank (--nats URL / --bank-nats), not both');
   const opened = await openBankStore(
     natsUrl
       ? { natsUrl, bucketPrefix: optString(ctx, 'bucket-prefix') ?? 'promptmesh' }
@@ -214,7 +226,8 @@ function renderDiff(d: VersionDiff): string {
     lines.push('metrics:');
     for (const m of d.metrics) {
       const delta = m.delta === null ? '' : ` (${m.delta >= 0 ? '+' : ''}${m.delta.toPrecision(4)})`;
-      lines.push(`  ${m.name}: ${m.a ?? '-'} -> ${m.b ?? '-'}${delta}`);
+      const show = (v: number | null | undefined) => (typeof v === 'number' ? formatMetricValue(v) : '-');
+      lines.push(`  ${m.name}: ${show(m.a)} -> ${show(m.b)}${delta}`);
     }
   }
   return lines.join('\n');

@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 import type { NatsConnection } from 'nats';
 import { Coordinator } from '../../../coordinator/coordinator.js';
 import { openRuntimeBank } from '../../../workers/runtime-bank.js';
@@ -32,10 +33,14 @@ export const command: CliCommand = {
 The coordinator admits workers that present the job id and join token, forms generations (ranks and ring
 order), plans each step's global batch and shards it across the workers by tokens, commits steps whose replicas
 agree, and has rank 0 write a bank version every --checkpoint-every steps and at the end of each stage. It holds
-no training state: restarted, it resumes from the bank head. --from VERSION resumes from any earlier version
-instead (any number of workers; a larger --steps continues a finished stage). Before admitting workers it checks the
-digests of the version it resumes from: a corrupt one is not retried, it exits 1 at once naming the version, the
-tensor and both digests. It exits 0 when the job completes (or was already complete).`,
+no training state: restarted, it resumes from the bank head, or from the later step its re-joined workers still
+hold in memory (all at one checksum), so a lost coordinator costs at most the step in flight. --from VERSION
+resumes from any earlier version instead (any number of workers; a larger --steps continues a finished stage).
+Before admitting workers it checks the digests of the version it resumes from: a corrupt one is not retried, it
+exits 1 at once naming the version, the tensor and both digests. It exits 0 when the job completes (or was already
+complete), 1 when it stopped the job as failed. SIGINT (Ctrl-C) stops the job and its workers (exit 130); SIGTERM
+(an eviction, a supervisor replacing it) exits 143 and leaves the workers running: they keep their state and
+re-join the next coordinator.`,
   examples: [
     'promptmesh coordinator --nats nats://127.0.0.1:4222 --bank ./bank --token s3cret --min-workers 2',
     'NATS_URL=nats://nats:4222 PROMPTMESH_BANK=/data/bank PROMPTMESH_JOIN_TOKEN=s3cret promptmesh coordinator --config job.json',
@@ -67,6 +72,14 @@ tensor and both digests. It exits 0 when the job completes (or was already compl
       value: 'VERSION',
       description:
         "resume from this bank version (id, prefix, tag or JOB@head) instead of the job's head; the next version moves the head",
+    },
+    {
+      name: 'join-grace',
+      type: 'string',
+      value: 'SECONDS',
+      description:
+        'once --min-workers joined, wait up to SECONDS for --max-workers before the first generation (0 = start at once)',
+      default: '0',
     },
     {
       name: 'heartbeat-timeout-ms',
@@ -143,6 +156,7 @@ tensor and both digests. It exits 0 when the job completes (or was already compl
         checkpointEvery: optInt(ctx, 'checkpoint-every', 20)!,
         resendMs: 3000,
         formTimeoutMs: 60_000,
+        joinGraceMs: nonNegativeSeconds(ctx, 'join-grace') * 1000,
         maxFailures: 10,
         ...(optString(ctx, 'from') ? { from: optString(ctx, 'from')! } : {}),
         progress,
@@ -152,7 +166,14 @@ tensor and both digests. It exits 0 when the job completes (or was already compl
     );
     coordRef = coord;
     telemetry.attach(() => coord.status);
-    const onSignal = () => void coord.stop('coordinator interrupted');
+    // SIGINT (Ctrl-C) stops the job: the workers are told to stop. SIGTERM is how an orchestrator replaces a
+    // process (an eviction, a drain, `up` restarting it): the workers keep their state and re-join the next
+    // coordinator, and the exit code (143) says it was stopped, not that the job failed.
+    let signal: NodeJS.Signals | undefined;
+    const onSignal = (s: NodeJS.Signals) => {
+      signal ??= s;
+      void coord.stop(`coordinator interrupted by ${s}`, { tellWorkers: s === 'SIGINT' });
+    };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
@@ -168,9 +189,18 @@ tensor and both digests. It exits 0 when the job completes (or was already compl
     await coord.stop();
     await nc.drain().catch(() => {});
     await metrics?.close();
-    return ok ? 0 : 1;
+    if (ok) return 0;
+    return signal ? 128 + (os.constants.signals[signal] ?? 15) : 1;
   },
 };
+
+function nonNegativeSeconds(ctx: CliContext, name: string): number {
+  const v = optString(ctx, name) ?? '0';
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0)
+    throw new UsageError(`--${name} expects a number of seconds >= 0, got '${v}'`);
+  return n;
+}
 
 function positiveSeconds(ctx: CliContext, name: string, fallback: number): number {
   const v = optString(ctx, name);

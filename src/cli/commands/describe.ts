@@ -49,7 +49,8 @@ export const command: CliCommand = {
   description: `
 Counts come from each method's own description of its tensors, so they are exactly what training creates.
 "Per task" follows the papers: a task's own tensors plus an equal share of the shared ones (ATTEMPT-m).
-With --config, every stage of the job is described, using the backbone's config.json for the dimensions.
+With --config, every stage of the job is described, using the backbone's config.json for the dimensions
+(--checkpoint DIR reads another folder's, e.g. a local copy of the backbone a pod's config names).
 With --method, the dimensions come from flags; --checkpoint DIR (or --backbone-params N) adds the share of
 the backbone. Defaults are the methods' own, as in a job config: the ATTEMPT LayerNorm counts as trainable
 (the paper's 232K); --frozen-layernorm gives the released code's count, which never trains it.`,
@@ -58,6 +59,7 @@ the backbone. Defaults are the methods' own, as in a job config: the ATTEMPT Lay
     'promptmesh describe --method attempt --d-model 768 --frozen-layernorm',
     'promptmesh describe --method tpt --d-model 768 --tune-bank',
     'promptmesh describe --config job.json',
+    'promptmesh describe --config k8s/job.json --checkpoint ./t5-base   # a pod config, a local backbone',
   ],
   options: [
     { name: 'config', type: 'string', value: 'FILE', description: 'job config to describe (all stages)' },
@@ -99,7 +101,8 @@ the backbone. Defaults are the methods' own, as in a job config: the ATTEMPT Lay
       name: 'checkpoint',
       type: 'string',
       value: 'DIR',
-      description: 'read dimensions from this config.json',
+      description:
+        "read dimensions from this folder's config.json (with --config: instead of the job's backbone)",
     },
     { name: 'backbone-params', type: 'string', value: 'N', description: 'backbone size, for the percentage' },
     { name: 'json', type: 'boolean', description: 'print JSON' },
@@ -110,7 +113,16 @@ the backbone. Defaults are the methods' own, as in a job config: the ATTEMPT Lay
     const configFile = optString(ctx, 'config');
     if (configFile) {
       const job = readJobConfig(configFile);
-      const backbone = readT5Config(job.backbone.checkpoint);
+      // A pod's config names a path inside the pod (/models/t5-base): --checkpoint points at a local copy.
+      const dir = optString(ctx, 'checkpoint') ?? job.backbone.checkpoint;
+      let backbone: ReturnType<typeof readT5Config>;
+      try {
+        backbone = readT5Config(dir);
+      } catch (e) {
+        throw new UsageError(
+          `${(e as Error).message}${optString(ctx, 'checkpoint') ? '' : ` (the backbone of ${configFile}; pass --checkpoint DIR to read the dimensions from another folder)`}`,
+        );
+      }
       const total = backboneParameterCount(backbone);
       for (const stage of job.stages) {
         const { name, ...options } = stage.method;

@@ -16,7 +16,7 @@ full float32 precision. Compare them with another implementation, e.g. in Python
         decoder_input_ids=torch.tensor([[0,5]]))
   out.encoder_last_hidden_state, out.logits`,
   examples: [
-    'promptmesh model run --checkpoint ./t5-small --input-ids 13,7,1 --decoder-input-ids 0,5 --json',
+    'promptmesh model run --checkpoint assets/demo-backbone --input-ids 13,7,1 --decoder-input-ids 0,5 --json',
     'promptmesh model run --checkpoint ./tiny-t5 --input-ids 5,6,1 --backend cpu',
   ],
   options: [

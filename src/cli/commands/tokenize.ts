@@ -14,9 +14,9 @@ SentencePiece's spm_encode gives, and the ones transformers' T5 tokenizer gives 
 With --json each TEXT gives one line {"ids":[...],"pieces":[...]}: the ids and the vocabulary piece of each
 id ('▁' marks a preceding space). DIR may also name a tokenizer.json or spiece.model file directly.`,
   examples: [
-    'promptmesh tokenize --tokenizer ./t5-small "Hello world"',
-    'promptmesh tokenize --tokenizer ./t5-small --json "The <extra_id_0> walks in <extra_id_1> park"',
-    'promptmesh tokenize --tokenizer ./t5-small/spiece.model --no-eos "premise: A man sleeps." "hypothesis: He rests."',
+    'promptmesh tokenize --tokenizer assets/demo-backbone "Hello world"',
+    'promptmesh tokenize --tokenizer assets/demo-backbone --json "The <extra_id_0> walks in <extra_id_1> park"',
+    'promptmesh tokenize --tokenizer assets/demo-backbone/spiece.model --no-eos "premise: A man sleeps." "hypothesis: He rests."',
   ],
   options: [
     {

@@ -1,8 +1,9 @@
 import { selectBackend } from '../../backend/index.js';
 import { demoJob } from '../../config/demo-job.js';
-import { type JobConfig, readJobConfig } from '../../config/job-config.js';
+import { checkStepsOverride, type JobConfig, readJobConfig } from '../../config/job-config.js';
 import { formatDuration, TerminalProgress } from '../../train/progress.js';
 import { runJob } from '../../train/run-job.js';
+import { checkJobTasks } from '../../train/task-source.js';
 import { formatEvalScores } from '../../train/trainer.js';
 import { type CliCommand, optBool, optInt, optString } from '../command.js';
 
@@ -36,12 +37,15 @@ For several workers, use 'promptmesh up' (one machine) or 'promptmesh coordinato
     { name: 'json', type: 'boolean', description: 'print the stage results as JSON on stdout' },
   ],
   async run(ctx) {
-    await selectBackend({ requested: optString(ctx, 'backend'), log: (l) => ctx.stderr.write(`${l}\n`) });
+    // The config (ranges, task folders) is checked before the backend loads or anything is allocated.
     const file = optString(ctx, 'config');
     const steps = optInt(ctx, 'steps');
+    if (steps !== undefined) checkStepsOverride(steps);
     let job: JobConfig = file ? readJobConfig(file) : demoJob(steps !== undefined ? { steps } : {});
+    if (file) checkJobTasks(job, file);
     if (steps !== undefined && file)
       job = { ...job, stages: job.stages.map((s) => ({ ...s, train: { ...s.train, steps } })) };
+    await selectBackend({ requested: optString(ctx, 'backend'), log: (l) => ctx.stderr.write(`${l}\n`) });
     const progress = new TerminalProgress(ctx.stderr as NodeJS.WriteStream);
     const out = optString(ctx, 'out');
     const results = await runJob(job, { progress, ...(out ? { out } : {}) });

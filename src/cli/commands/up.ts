@@ -1,11 +1,18 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NATS_ENV } from '../../control/nats-connect.js';
 import { type NatsServerHandle, startNatsServer } from '../../control/nats-server.js';
-import { type CliCommand, optBool, optInt, optString, UsageError } from '../command.js';
+import { type CliCommand, type CliContext, optBool, optString, UsageError } from '../command.js';
+import {
+  DEFAULT_RESTART_POLICY,
+  describeExit,
+  type RestartPolicy,
+  type SupervisedProcess,
+  Supervisor,
+} from '../supervisor.js';
 import { localWorkerEnv } from '../worker-env.js';
 import { localWorkerNodeFlags } from '../worker-node-flags.js';
 
@@ -65,13 +72,24 @@ const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'main
 
 export const command: CliCommand = {
   path: ['up'],
-  summary: 'Run a whole job on this machine: nats-server, the coordinator and N workers, with live progress',
-  usage: '[--workers N] [--config JOB.json] [--steps S] [--bank DIR] [--backend NAME]',
+  summary:
+    'Run a whole job on this machine: nats-server, the coordinator and N workers, supervised, with live progress',
+  usage:
+    '[--workers N|MIN:MAX] [--config JOB.json] [--steps S] [--bank DIR] [--backend NAME] [--max-restarts R]',
   description: `
 Starts a nats-server (from PATH, JetStream on, a free loopback port, its own temp store) unless NATS_URL is set,
 then the coordinator and N worker processes, all bound to 127.0.0.1. Shows the coordinator's live progress and
-stops everything on Ctrl-C or when the job ends (exit 0 when it completes). Without --config it trains the
-built-in demo job (ATTEMPT on the demo suite with the shipped tiny backbone). The bank folder keeps every
+stops everything on Ctrl-C or when the job ends (exit 0 when it completes, 1 when it failed).
+
+It supervises them as torchrun's elastic agent does: a process that dies (a signal, a crash, the OOM killer) is
+started again after a backoff (1 s, doubling up to 30 s; a worker waits at least the 4 s heartbeat timeout), at most
+--max-restarts times (a process that then ran 10 minutes gets its budget back). Meanwhile the job goes on: a dead
+worker's peers roll back the step in flight and continue without it (--workers N lets the job go on with 1 to N
+workers; MIN:MAX or --min-workers requires MIN), and the restarted worker joins at the next bank version; a
+restarted coordinator continues from the step the workers hold in memory; a restarted nats-server comes back on the
+same port and everyone reconnects. A failure costs at most the step in flight and no bank version.
+
+Without --config it trains the built-in demo job (ATTEMPT on the demo suite with the shipped tiny backbone). The bank folder keeps every
 version: run 'promptmesh bank ls --bank DIR' afterwards, or run 'up' again to resume from the bank head
 (--from VERSION: from any earlier version, with any --workers). When the workers and the coordinator outnumber
 the CPUs, workers run with node --single-threaded-gc, so V8's collector threads do not slow training.
@@ -81,11 +99,37 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
   examples: [
     'promptmesh up --workers 2',
     'promptmesh up --workers 3 --config job.json --bank ./runs/bank',
+    'promptmesh up --workers 2:4 --max-restarts 10',
     'NATS_URL=nats://127.0.0.1:4222 promptmesh up --workers 2 --steps 100',
     'promptmesh up --workers 2 --steps 10 --backend wasm',
   ],
   options: [
-    { name: 'workers', type: 'string', value: 'N', description: 'worker processes', default: '2' },
+    {
+      name: 'workers',
+      type: 'string',
+      value: 'N|MIN:MAX',
+      description: 'worker processes to start (MAX); the job goes on while MIN of them are alive (MIN: 1)',
+      default: '2',
+    },
+    {
+      name: 'min-workers',
+      type: 'string',
+      value: 'N',
+      description: 'the job waits while fewer than N workers are alive (same as --workers N:MAX)',
+    },
+    {
+      name: 'max-restarts',
+      type: 'string',
+      value: 'R',
+      description: `restarts allowed per process before up gives up on it (default ${DEFAULT_RESTART_POLICY.maxRestarts})`,
+    },
+    {
+      name: 'join-grace',
+      type: 'string',
+      value: 'SECONDS',
+      description:
+        'once MIN workers joined, wait up to SECONDS for all of them before the first step (default 20)',
+    },
     { name: 'config', type: 'string', value: 'FILE', description: 'job config (default: the demo job)' },
     { name: 'steps', type: 'string', value: 'S', description: "override every stage's step count" },
     {
@@ -141,17 +185,67 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
     },
   ],
   async run(ctx) {
-    const n = optInt(ctx, 'workers', 2)!;
-    if (n < 1) throw new UsageError('--workers must be at least 1');
+    const { min, max } = readWorkers(ctx);
+    const policy: RestartPolicy = {
+      ...DEFAULT_RESTART_POLICY,
+      maxRestarts: readCount(ctx, 'max-restarts', DEFAULT_RESTART_POLICY.maxRestarts),
+    };
+    const joinGrace = optString(ctx, 'join-grace') ?? String(DEFAULT_JOIN_GRACE_S);
     const bank = path.resolve(optString(ctx, 'bank') ?? 'promptmesh-bank');
     const token = randomBytes(16).toString('hex');
+    const say = (l: string) => ctx.stderr.write(`[up] ${l}\n`);
+    const workers: SupervisedProcess[] = [];
+
+    // The job ends with the coordinator's exit 0 (complete), a signal, or a failure supervision cannot repair.
+    let finish: (code: number) => void = () => {};
+    const outcome = new Promise<number>((resolve) => {
+      finish = resolve;
+    });
+    const supervisor = new Supervisor(policy, {
+      log: say,
+      onEnd(p, state, e) {
+        if (p.name === 'coordinator') {
+          if (state === 'done') return finish(0);
+          say(
+            `the coordinator ${describeExit(e)}${state === 'given-up' ? ' once too often' : ''}: stopping the job`,
+          );
+          return finish(e.code !== null && e.code !== 0 ? e.code : 1);
+        }
+        if (p.name === NATS_NAME) {
+          say(`nats-server ${describeExit(e)} once too often: stopping the job`);
+          return finish(1);
+        }
+        const left = workers.filter((w) => w.live).length;
+        if (state !== 'done' && left < min) {
+          say(
+            `${p.name} ${describeExit(e)} (${state}); ${left} worker(s) left, fewer than the ${min} the job needs: stopping the job`,
+          );
+          finish(1);
+        }
+      },
+    });
+
     let nats: NatsServerHandle | undefined;
     let url = process.env[NATS_ENV.url];
-    const say = (l: string) => ctx.stderr.write(`[up] ${l}\n`);
     if (!url) {
-      nats = await startNatsServer();
-      url = nats.url;
-      say(`nats-server with JetStream on ${url} (store ${nats.storeDir})`);
+      // Started here the first time, so that a missing nats-server is reported at once; restarted on the same
+      // port with the same store, so every client reconnects.
+      const server = await startNatsServer();
+      nats = server;
+      url = server.url;
+      let first = true;
+      await supervisor.add({
+        name: NATS_NAME,
+        async start() {
+          if (!first) await server.restart();
+          first = false;
+          say(
+            `nats-server (pid ${server.process.pid}) with JetStream on ${server.url} (store ${server.storeDir})`,
+          );
+          return server.process;
+        },
+        classify: () => 'restart',
+      });
     } else {
       say(`using NATS at ${url}`);
     }
@@ -162,20 +256,26 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
     }
     const env = {
       ...process.env,
-      PROMPTMESH_PROGRESS: (ctx.stderr as NodeJS.WriteStream).isTTY ? 'tty' : 'lines',
+      // Live progress lines (every committed step, redrawn in place) on a terminal, a line every 2 s otherwise.
+      PROMPTMESH_PROGRESS:
+        process.env.PROMPTMESH_PROGRESS || ((ctx.stderr as NodeJS.WriteStream).isTTY ? 'tty' : 'lines'),
     };
     const metricsHost = optString(ctx, 'metrics-host') ?? '127.0.0.1';
-    const metricsPorts = await pickMetricsPorts(optString(ctx, 'metrics-port'), metricsHost, n + 1);
+    const metricsPorts = await pickMetricsPorts(optString(ctx, 'metrics-port'), metricsHost, max + 1);
     const metricsArgs = (i: number) =>
       metricsPorts
         ? ['--metrics-host', metricsHost, '--metrics-port', String(metricsPorts[i])]
         : ['--metrics-port', 'off'];
-    const children: ChildProcess[] = [];
-    const workerNode = localWorkerNodeFlags(n);
+    const workerNode = localWorkerNodeFlags(max);
     say(workerNode.reason);
-    const workerEnv = localWorkerEnv(n, { allowTf32: optBool(ctx, 'allow-tf32') });
+    const workerEnv = localWorkerEnv(max, { allowTf32: optBool(ctx, 'allow-tf32') });
     say(workerEnv.reason);
-    const launch = (args: string[], nodeFlags: string[] = [], extraEnv: Record<string, string> = {}) => {
+    const launch = (
+      name: string,
+      args: string[],
+      nodeFlags: string[] = [],
+      extraEnv: Record<string, string> = {},
+    ) => {
       const child = spawn(process.execPath, [...nodeFlags, MAIN, ...args], {
         stdio: ['ignore', 'inherit', 'pipe'],
         env: { ...env, ...extraEnv },
@@ -184,37 +284,72 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
         const text = dropTensorFlowBanner(d.toString('utf8'));
         if (text) ctx.stderr.write(text);
       });
-      children.push(child);
+      // A spawn error (ENOMEM, EAGAIN) surfaces as an exit with no code, which the supervisor restarts.
+      child.once('error', (e) => say(`${name}: ${e.message}`));
+      say(`started ${name} (pid ${child.pid})`);
       return child;
     };
-    const coordinator = launch([
-      'coordinator',
-      ...common,
-      '--min-workers',
-      String(n),
-      '--max-workers',
-      String(n),
-      '--checkpoint-every',
-      optString(ctx, 'checkpoint-every') ?? '20',
-      ...(optString(ctx, 'from') ? ['--from', optString(ctx, 'from')!] : []),
-      ...metricsArgs(0),
-    ]);
-    for (let i = 0; i < n; i++) {
-      const backend = optString(ctx, 'backend');
-      launch(
-        [
-          'worker',
+
+    // --from names where the job resumes only until this run writes its first version; a coordinator restarted
+    // after that resumes from the bank head like any other.
+    const from = optString(ctx, 'from');
+    let wroteVersion = false;
+    await supervisor.add({
+      name: 'coordinator',
+      start() {
+        const child = launch('coordinator', [
+          'coordinator',
           ...common,
-          '--worker-id',
-          `worker-${i}`,
-          // Loopback whatever PROMPTMESH_LISTEN says: every worker of `up` needs its own free port.
-          '--listen',
-          '127.0.0.1:0',
-          ...(backend ? ['--backend', backend] : []),
-          ...metricsArgs(i + 1),
-        ],
-        workerNode.flags,
-        workerEnv.env(i),
+          '--min-workers',
+          String(min),
+          '--max-workers',
+          String(max),
+          '--join-grace',
+          joinGrace,
+          '--heartbeat-timeout-ms',
+          String(HEARTBEAT_TIMEOUT_MS),
+          '--checkpoint-every',
+          optString(ctx, 'checkpoint-every') ?? '20',
+          ...(from && !wroteVersion ? ['--from', from] : []),
+          ...metricsArgs(0),
+        ]);
+        child.stderr!.on('data', (d: Buffer) => {
+          if (/bank version [0-9a-f]+ committed at stage/.test(d.toString('utf8'))) wroteVersion = true;
+        });
+        return child;
+      },
+      // 0: the job is complete; 1: the coordinator failed the job itself; 2: bad usage. Anything else (a signal,
+      // an abort, the OOM killer) is a crash: a new incarnation resumes the job.
+      classify: (e) => (e.code === 0 ? 'done' : e.code === 1 || e.code === 2 ? 'fatal' : 'restart'),
+    });
+    const backend = optString(ctx, 'backend');
+    for (let i = 0; i < max; i++) {
+      const name = `worker-${i}`;
+      workers.push(
+        await supervisor.add({
+          name,
+          start: () =>
+            launch(
+              name,
+              [
+                'worker',
+                ...common,
+                '--worker-id',
+                name,
+                // Loopback whatever PROMPTMESH_LISTEN says: every worker of `up` needs its own free port.
+                '--listen',
+                '127.0.0.1:0',
+                ...(backend ? ['--backend', backend] : []),
+                ...metricsArgs(i + 1),
+              ],
+              workerNode.flags,
+              workerEnv.env(i),
+            ),
+          // 0: the job completed; 2 bad usage and 3 refused will not change with a restart.
+          classify: (e) => (e.code === 0 ? 'done' : e.code === 2 || e.code === 3 ? 'fatal' : 'restart'),
+          // Its old self must be declared dead before it joins again under the same id.
+          minDelayMs: HEARTBEAT_TIMEOUT_MS + 1000,
+        }),
       );
     }
     if (metricsPorts) {
@@ -224,42 +359,60 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
       );
       say(`metrics: ${urls.join(', ')}`);
     }
-    say(`coordinator and ${n} workers started; bank ${bank}; Ctrl-C stops everything`);
+    say(
+      `coordinator and ${max} workers started (the job goes on with ${min === max ? 'all' : `at least ${min}`} of them; a process that dies is restarted, at most ${policy.maxRestarts} times); bank ${bank}; Ctrl-C stops everything`,
+    );
     let interrupted = false;
-    const onSignal = () => {
+    const onSignal = (signal: NodeJS.Signals) => {
       interrupted = true;
       say('stopping...');
-      for (const c of children) c.kill('SIGTERM');
+      finish(signal === 'SIGINT' ? 130 : 143);
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
-    const code: number = await new Promise((resolve) => coordinator.once('exit', (c) => resolve(c ?? 1)));
-    // Workers get 'stop' from the coordinator; give them a moment, then make sure.
-    await Promise.all(
-      children
-        .filter((c) => c !== coordinator)
-        .map(
-          (c) =>
-            new Promise<void>((resolve) => {
-              if (c.exitCode !== null || c.signalCode !== null) return resolve();
-              const t = setTimeout(() => c.kill('SIGKILL'), 5000);
-              c.once('exit', () => {
-                clearTimeout(t);
-                resolve();
-              });
-              if (code !== 0) c.kill('SIGTERM');
-            }),
-        ),
-    );
+    const code = await outcome;
+    supervisor.stopRestarts();
+    const isWorker = (p: SupervisedProcess) => workers.includes(p);
+    // A completed job: the workers got 'stop' from the coordinator; give them a moment to exit on their own.
+    if (code === 0) await supervisor.settle(5000, isWorker);
+    await supervisor.stop({ which: (p) => p.name !== NATS_NAME, signal: 'SIGTERM', graceMs: 5000 });
     await nats?.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    if (interrupted) return 130;
+    if (interrupted) return code;
     say(
-      code === 0
-        ? `job complete; versions: promptmesh bank ls --bank ${bank}`
-        : `coordinator exited with ${code}`,
+      code === 0 ? `job complete; versions: promptmesh bank ls --bank ${bank}` : `job failed (exit ${code})`,
     );
     return code;
   },
 };
+
+const NATS_NAME = 'nats-server';
+/** The coordinator's --heartbeat-timeout-ms under `up`; a restarted worker waits it out (see minDelayMs). */
+const HEARTBEAT_TIMEOUT_MS = 4000;
+const DEFAULT_JOIN_GRACE_S = 20;
+
+/** --workers N (at least 1 of N) or MIN:MAX, and --min-workers. */
+export function readWorkers(ctx: CliContext): { min: number; max: number } {
+  const spec = optString(ctx, 'workers') ?? '2';
+  const m = /^(?:(\d+):)?(\d+)$/.exec(spec.trim());
+  if (!m) throw new UsageError(`--workers expects N or MIN:MAX (e.g. 3 or 2:3), got '${spec}'`);
+  const max = Number(m[2]);
+  const minFlag = optString(ctx, 'min-workers');
+  if (m[1] !== undefined && minFlag !== undefined)
+    throw new UsageError('give the minimum once: --workers MIN:MAX or --min-workers N');
+  const min =
+    m[1] !== undefined ? Number(m[1]) : minFlag !== undefined ? readCount(ctx, 'min-workers', 1) : 1;
+  if (!(max >= 1 && min >= 1 && min <= max))
+    throw new UsageError(`need 1 <= minimum workers <= workers, got ${min}:${max}`);
+  return { min, max };
+}
+
+function readCount(ctx: CliContext, name: string, fallback: number): number {
+  const v = optString(ctx, name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < 0)
+    throw new UsageError(`--${name} expects a whole number >= 0, got '${v}'`);
+  return n;
+}

@@ -7,7 +7,7 @@ import { Worker } from '../../../workers/worker.js';
 import { selectBackend } from '../../backend/index.js';
 import { RUNTIME_ENV } from '../../config/runtime-env.js';
 import { connectNats } from '../../control/nats-connect.js';
-import { subjects } from '../../control/protocol.js';
+import { JOB_COMPLETE, subjects } from '../../control/protocol.js';
 import { loadT5Model } from '../../model/load-t5.js';
 import { loadTokenizer } from '../../model/tokenizer/index.js';
 import {
@@ -34,8 +34,9 @@ and --tls-ca.
 A worker may start before its coordinator: it keeps asking to join, and says so after 10 s and then every 30 s
 (naming the job id and NATS subject). A coordinator exits when its job completes, so a worker started after that
 waits for a new coordinator of the same job id; --join-timeout SECONDS makes it give up instead.
-Exit codes: 0 stopped by the coordinator (job complete) or a signal, 3 refused by the coordinator (the reason is
-printed), 4 no coordinator admitted it within --join-timeout.`,
+Exit codes: 0 the job completed (the coordinator said so), 1 the coordinator stopped the job unfinished, 3 refused
+by the coordinator (the reason is printed), 4 no coordinator admitted it within --join-timeout, 130/143 stopped by
+SIGINT/SIGTERM while the job runs (so Kubernetes or 'promptmesh up' replaces it).`,
   examples: [
     'promptmesh worker --nats nats://127.0.0.1:4222 --bank ./bank --token s3cret',
     'promptmesh worker --listen 0.0.0.0:7070 --advertise 10.0.3.7:7070 --worker-id worker-0 --backend node-gpu',
@@ -160,7 +161,11 @@ printed), 4 no coordinator admitted it within --join-timeout.`,
       telemetry,
     );
     workerRef = worker;
-    const onSignal = () => void worker.stop('interrupted');
+    let signal: NodeJS.Signals | undefined;
+    const onSignal = (s: NodeJS.Signals) => {
+      signal ??= s;
+      void worker.stop(`interrupted by ${s}`);
+    };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     await worker.start();
@@ -169,10 +174,27 @@ printed), 4 no coordinator admitted it within --join-timeout.`,
     await nc.drain().catch(() => {});
     await metrics?.close();
     model.dispose();
-    if (worker.error instanceof JoinTimeoutError) return 4;
-    return reason.startsWith('refused') ? 3 : 0;
+    return workerExitCode(reason, { ...(signal ? { signal } : {}), error: worker.error });
   },
 };
+
+/**
+ * The worker's exit code, for whatever restarts it (`promptmesh up`, a Kubernetes Job or JobSet): 0 only when the
+ * coordinator stopped it because the job completed, so nothing restarts a worker that has finished and every
+ * other end is a failure to retry; 3 refused (the reason is printed; retrying will not help); 4 join timeout;
+ * 128 + the signal's number when a signal stopped it first (143 = SIGTERM: an evicted pod is replaced); 1 when
+ * the coordinator stopped the job unfinished.
+ */
+export function workerExitCode(
+  reason: string,
+  how: { signal?: NodeJS.Signals; error?: Error | undefined } = {},
+): number {
+  if (reason === JOB_COMPLETE) return 0;
+  if (how.error instanceof JoinTimeoutError) return 4;
+  if (reason.startsWith('refused')) return 3;
+  if (how.signal) return 128 + (os.constants.signals[how.signal] ?? 15);
+  return 1;
+}
 
 /** --join-timeout (or its environment variable) in milliseconds; 0 = wait forever. */
 function readJoinTimeoutMs(ctx: CliContext): number {
