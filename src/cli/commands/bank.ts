@@ -201,7 +201,7 @@ function renderManifest(m: Manifest): string {
   if (attachments.length > 0) lines.push('attachments:');
   for (const [name, a] of attachments) {
     lines.push(
-      `  ${name.padEnd(32)} ${a.mediaType}`.padEnd(52) + `  ${fmtBytes(a.bytes).padStart(10)}  ${a.digest}`,
+      `${`  ${name.padEnd(32)} ${a.mediaType}`.padEnd(52)}  ${fmtBytes(a.bytes).padStart(10)}  ${a.digest}`,
     );
   }
   if (m.extra) lines.push(`extra     ${JSON.stringify(m.extra)}`);
