@@ -22,13 +22,7 @@ export {
   seriesNames,
   WORKER_PHASES,
 } from './metric-definitions.js';
-export {
-  DEFAULT_CLUSTER_METRICS_PORT,
-  METRICS_ENV,
-  METRICS_OPTIONS,
-  type MetricsListen,
-  readMetricsListen,
-} from './metrics-options.js';
+export { DEFAULT_CLUSTER_METRICS_PORT, METRICS_ENV } from './metrics-options.js';
 export {
   type MetricsServer,
   MetricsServerError,

@@ -1,6 +1,6 @@
-import type { PromptMethod } from '../src/methods/index.js';
-import type { AdamWParamState } from '../src/train/adamw.js';
-import type { PromptOptimizer } from '../src/train/prompt-optimizer.js';
+import type { PromptMethod } from '../methods/index.js';
+import type { AdamWParamState } from '../train/adamw.js';
+import type { PromptOptimizer } from '../train/prompt-optimizer.js';
 
 export type TensorMap = Map<string, { shape: number[]; data: Float32Array }>;
 

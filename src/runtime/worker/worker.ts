@@ -6,8 +6,8 @@ import {
   createCollective,
   GrpcTransport,
   type TlsFiles,
-} from '../src/collective/index.js';
-import type { JobConfig, StageConfig } from '../src/config/job-config.js';
+} from '../../collective/index.js';
+import type { JobConfig, StageConfig } from '../../config/job-config.js';
 import {
   type CheckpointMsg,
   type Control,
@@ -22,17 +22,17 @@ import {
   type Report,
   type StepMsg,
   subjects,
-} from '../src/control/protocol.js';
-import type { PromptMethod } from '../src/methods/index.js';
-import type { T5Model } from '../src/model/t5/index.js';
-import type { Tokenizer } from '../src/model/tokenizer/index.js';
-import { ExampleEncoder } from '../src/train/batching.js';
-import { silentProgress } from '../src/train/progress.js';
-import { parameterChecksum } from '../src/train/prompt-optimizer.js';
-import { createStageMethod, trainerOptions } from '../src/train/run-job.js';
-import { loadStageTasks } from '../src/train/task-source.js';
-import { type EvalReport, Trainer } from '../src/train/trainer.js';
-import { CorruptVersionError, loadForRestore } from './corrupt-version.js';
+} from '../../control/protocol.js';
+import type { PromptMethod } from '../../methods/index.js';
+import type { T5Model } from '../../model/t5/index.js';
+import type { Tokenizer } from '../../model/tokenizer/index.js';
+import { ExampleEncoder } from '../../train/batching.js';
+import { silentProgress } from '../../train/progress.js';
+import { parameterChecksum } from '../../train/prompt-optimizer.js';
+import { createStageMethod, trainerOptions } from '../../train/run-job.js';
+import { loadStageTasks } from '../../train/task-source.js';
+import { type EvalReport, Trainer } from '../../train/trainer.js';
+import { CorruptVersionError, loadForRestore } from '../corrupt-version.js';
 import { hangIfAsked } from './failpoints.js';
 import { type HeartbeatSender, timerHeartbeat } from './heartbeat.js';
 import {
@@ -43,14 +43,14 @@ import {
   type JoinWait,
   stillWaitingMessage,
 } from './join-wait.js';
-import type { RuntimeBank } from './runtime-bank.js';
+import type { RuntimeBank } from '../runtime-bank.js';
 import {
   type ReplicaState,
   snapshot,
   stateFromTensors,
   stateTensors,
   type TensorMap,
-} from './worker-state.js';
+} from '../replica-state.js';
 
 export interface WorkerOptions {
   workerId: string;

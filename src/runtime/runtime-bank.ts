@@ -1,6 +1,6 @@
 import type { NatsConnection } from 'nats';
-import { announceVersion, DirectoryStore, JetStreamStore, PromptBank } from '../src/bank/index.js';
-import type { TensorMap } from './worker-state.js';
+import { announceVersion, DirectoryStore, JetStreamStore, PromptBank } from '../bank/index.js';
+import type { TensorMap } from './replica-state.js';
 
 /** What the runtime needs from the prompt bank. */
 export interface RuntimeBank {

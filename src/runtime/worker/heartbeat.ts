@@ -1,7 +1,7 @@
 import { Worker as Thread } from 'node:worker_threads';
 import type { NatsConnection } from 'nats';
-import type { NatsAuth } from '../src/control/nats-connect.js';
-import { encodeMessage, type Heartbeat } from '../src/control/protocol.js';
+import type { NatsAuth } from '../../control/nats-connect.js';
+import { encodeMessage, type Heartbeat } from '../../control/protocol.js';
 
 /** What a worker tells its heartbeat about itself. */
 export interface HeartbeatState {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Msg, NatsConnection, Subscription } from 'nats';
-import { formatMetrics } from '../src/bank/index.js';
-import type { JobConfig } from '../src/config/job-config.js';
+import { formatMetrics } from '../../bank/index.js';
+import type { JobConfig } from '../../config/job-config.js';
 import {
   type Control,
   decodeMessage,
@@ -20,18 +20,18 @@ import {
   type Report,
   type RestorePoint,
   subjects,
-} from '../src/control/protocol.js';
-import { MixtureSampler } from '../src/data/mixture-sampler.js';
-import { shardByTokens } from '../src/data/shard-by-tokens.js';
-import { methodFactory, touchedParamNames } from '../src/methods/index.js';
-import type { Tokenizer } from '../src/model/tokenizer/index.js';
-import type { MEMBERSHIP_REASONS } from '../src/telemetry/metric-definitions.js';
-import { ExampleEncoder } from '../src/train/batching.js';
-import { formatDuration, type ProgressSink } from '../src/train/progress.js';
-import { loadTrainTasks } from '../src/train/task-source.js';
-import type { TrainTask } from '../src/train/trainer.js';
-import { CorruptVersionError, loadForRestore } from '../workers/corrupt-version.js';
-import type { RuntimeBank, RuntimeManifest } from '../workers/runtime-bank.js';
+} from '../../control/protocol.js';
+import { MixtureSampler } from '../../data/mixture-sampler.js';
+import { shardByTokens } from '../../data/shard-by-tokens.js';
+import { methodFactory, touchedParamNames } from '../../methods/index.js';
+import type { Tokenizer } from '../../model/tokenizer/index.js';
+import type { MEMBERSHIP_REASONS } from '../../telemetry/metric-definitions.js';
+import { ExampleEncoder } from '../../train/batching.js';
+import { formatDuration, type ProgressSink } from '../../train/progress.js';
+import { loadTrainTasks } from '../../train/task-source.js';
+import type { TrainTask } from '../../train/trainer.js';
+import { CorruptVersionError, loadForRestore } from '../corrupt-version.js';
+import type { RuntimeBank, RuntimeManifest } from '../runtime-bank.js';
 
 export interface CoordinatorOptions {
   token: string;

@@ -1,7 +1,7 @@
 /** The heartbeat thread (see threadHeartbeat): publishes the latest state it was told, every `everyMs`. */
 import { parentPort, workerData } from 'node:worker_threads';
-import { connectNats, type NatsAuth } from '../src/control/nats-connect.js';
-import { encodeMessage } from '../src/control/protocol.js';
+import { connectNats, type NatsAuth } from '../../control/nats-connect.js';
+import { encodeMessage } from '../../control/protocol.js';
 import type { HeartbeatState } from './heartbeat.js';
 
 const { auth, subject, workerId, everyMs } = workerData as {
