@@ -16,7 +16,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type CommittedStep, Coordinator } from '../src/runtime/coordinator/coordinator.js';
 import { selectBackend } from '../src/backend/index.js';
 import { localWorkerNodeFlags } from '../src/cli/worker-node-flags.js';
 import { demoJob } from '../src/config/demo-job.js';
@@ -25,12 +24,13 @@ import { connectNats } from '../src/control/nats-connect.js';
 import { startNatsServer } from '../src/control/nats-server.js';
 import { loadT5Model } from '../src/model/load-t5.js';
 import { loadTokenizer } from '../src/model/tokenizer/index.js';
+import { type CommittedStep, Coordinator } from '../src/runtime/coordinator/coordinator.js';
+import { openRuntimeBank } from '../src/runtime/runtime-bank.js';
 import { ExampleEncoder } from '../src/train/batching.js';
 import { silentProgress } from '../src/train/progress.js';
 import { createStageMethod, trainerOptions } from '../src/train/run-job.js';
 import { loadTrainTasks } from '../src/train/task-source.js';
 import { Trainer } from '../src/train/trainer.js';
-import { openRuntimeBank } from '../src/runtime/runtime-bank.js';
 
 const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 

@@ -10,7 +10,7 @@
  * incarnation or an older generation is ignored (fenced), so a stale member can never act on the job.
  */
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** Largest control message accepted; plans of huge batches stay far below it. */
 export const MAX_CONTROL_BYTES = 512 * 1024;
 
@@ -136,9 +136,14 @@ export interface StepMsg {
   generation: number;
   stage: number;
   step: number;
-  /** workerId -> its shard of the global batch. */
-  shards: Record<string, PlannedExample[]>;
-  /** Parameters this step updates (those the global batch touches), in fused-buffer order. */
+  /**
+   * The global batch cut into units (fixed micro-batches, in batch order; train/step-plan.ts): what is added
+   * along the unit tree, so their composition is part of the plan, not of a worker's shard.
+   */
+  units: PlannedExample[][];
+  /** The rank (in this generation) that computes each unit: the shards, token-balanced at unit granularity. */
+  owners: number[];
+  /** Parameters this step updates (those the global batch touches), in the method's parameter order. */
   touched: string[];
 }
 
@@ -292,7 +297,7 @@ export const REQUIRED_FIELDS: Record<string, readonly string[]> = {
   'checkpoint-done': ['incarnation', 'generation', 'workerId', 'stage', 'step', 'version'],
   error: ['incarnation', 'generation', 'workerId', 'error'],
   generation: ['incarnation', 'generation', 'stage', 'members', 'step', 'restore'],
-  step: ['incarnation', 'generation', 'stage', 'step', 'shards', 'touched'],
+  step: ['incarnation', 'generation', 'stage', 'step', 'units', 'owners', 'touched'],
   checkpoint: ['incarnation', 'generation', 'stage', 'step', 'workerId', 'parent', 'final'],
   stop: ['incarnation', 'reason'],
   hello: ['incarnation'],

@@ -1,6 +1,6 @@
 import { CorruptBlobError } from '../bank/index.js';
-import type { RuntimeBank } from './runtime-bank.js';
 import type { TensorMap } from './replica-state.js';
+import type { RuntimeBank } from './runtime-bank.js';
 
 /**
  * A bank version the job has to restore (the version it resumes from, or a stage's inputs) whose blob fails its

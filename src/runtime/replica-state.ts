@@ -1,18 +1,112 @@
 import type { PromptMethod } from '../methods/index.js';
 import type { AdamWParamState } from '../train/adamw.js';
-import type { PromptOptimizer } from '../train/prompt-optimizer.js';
+import { type PromptOptimizer, parameterChecksum } from '../train/prompt-optimizer.js';
 
 export type TensorMap = Map<string, { shape: number[]; data: Float32Array }>;
 
-/** A replica's training state after `step` committed updates: what a bank version stores and recovery restores. */
-export interface ReplicaState {
+/** A replica's training state after `step` updates: what a bank version stores and recovery restores. */
+export interface ReplicaSnapshot {
   step: number;
   params: Map<string, Float32Array>;
   adam: Map<string, AdamWParamState>;
 }
 
-export function snapshot(opt: PromptOptimizer): ReplicaState {
+function snapshot(opt: PromptOptimizer): ReplicaSnapshot {
   return { step: opt.step, params: opt.parameters(), adam: opt.adamState() };
+}
+
+/** Where a generation's state came from (ReplicaState.sync). */
+export type SyncSource = 'live' | 'committed' | 'bank' | 'fresh';
+
+/**
+ * A replica's state as one object, as Horovod's elastic `State`: the live optimizer (parameters, moments, step)
+ * and the last committed snapshot. `commit()` when the coordinator may rely on the current step (before a step
+ * starts: it plans step s only after committing s-1); `restore()` to roll back an update applied for a step that
+ * was never committed; `sync()` when a generation starts.
+ */
+export class ReplicaState {
+  private committed: ReplicaSnapshot;
+  /** The state before any update (the method as created): what a fresh start restores. */
+  private readonly initial: ReplicaSnapshot;
+
+  constructor(
+    private readonly method: PromptMethod,
+    readonly optimizer: PromptOptimizer,
+  ) {
+    this.committed = snapshot(optimizer);
+    this.initial = this.committed;
+  }
+
+  /** Updates applied to the live state. */
+  get step(): number {
+    return this.optimizer.step;
+  }
+
+  commit(): void {
+    this.committed = snapshot(this.optimizer);
+  }
+
+  restore(): void {
+    this.optimizer.restore(this.committed);
+  }
+
+  /** The state after `step` updates, when this replica holds it (live or committed). */
+  at(step: number): ReplicaSnapshot | undefined {
+    if (this.optimizer.step === step) return snapshot(this.optimizer);
+    return this.committed.step === step ? this.committed : undefined;
+  }
+
+  /** Steps and parameter checksums of the states held (JoinRequest.holds): the live one, then the committed one. */
+  held(): { step: number; checksum: string }[] {
+    const states = [{ step: this.optimizer.step, checksum: this.optimizer.checksum() }];
+    if (this.committed.step !== this.optimizer.step)
+      states.push({
+        step: this.committed.step,
+        checksum: parameterChecksum(this.method, this.committed.params),
+      });
+    return states;
+  }
+
+  /**
+   * Brings the replica to the state after `step` updates for a new generation (the recovery protocol's step 4,
+   * worker side), and commits it:
+   * 1. When memory is `trusted` (the coordinator says so: a survivor, or a re-joined worker whose checksum it
+   *    checked): the live state when it is at `step` (and `liveTrusted`), else the committed snapshot when it is at
+   *    `step` and the live one at most one update further (the update of the step in flight is rolled back).
+   * 2. Else the bank version, when the generation names one (`fromBank`).
+   * 3. Else the state before any update (the method as created).
+   * Then the state must be at `step`: anything else is an error naming both steps.
+   */
+  async sync(
+    step: number,
+    opts: {
+      trusted: boolean;
+      liveTrusted: boolean;
+      fromBank?: () => Promise<ReplicaSnapshot>;
+      what: string;
+    },
+  ): Promise<SyncSource> {
+    let source: SyncSource;
+    if (opts.trusted && opts.liveTrusted && this.optimizer.step === step) {
+      source = 'live';
+    } else if (opts.trusted && this.committed.step === step && this.optimizer.step >= step - 1) {
+      this.restore();
+      source = 'committed';
+    } else if (opts.fromBank) {
+      this.optimizer.restore(await opts.fromBank());
+      source = 'bank';
+    } else {
+      this.optimizer.restore(this.initial);
+      source = 'fresh';
+    }
+    if (this.optimizer.step !== step) {
+      throw new Error(
+        `${opts.what} starts at step ${step} but the restored state is at step ${this.optimizer.step}`,
+      );
+    }
+    this.commit();
+    return source;
+  }
 }
 
 const M = 'optim.m/';
@@ -21,7 +115,7 @@ const V = 'optim.v/';
 /** Flattens a replica state (plus the method's frozen tensors) into named tensors for a bank version. */
 export function stateTensors(
   method: PromptMethod,
-  state: ReplicaState,
+  state: ReplicaSnapshot,
 ): { tensors: TensorMap; adamSteps: Record<string, number> } {
   const tensors: TensorMap = new Map();
   const adamSteps: Record<string, number> = {};
@@ -47,7 +141,7 @@ export function stateFromTensors(
   step: number,
   adamSteps: Record<string, number>,
   source: string,
-): ReplicaState {
+): ReplicaSnapshot {
   const params = new Map<string, Float32Array>();
   const adam = new Map<string, AdamWParamState>();
   for (const p of method.params) {

@@ -101,3 +101,54 @@ export function addGradientSums(a: GradientSums, b: GradientSums): GradientSums 
   }
   return a;
 }
+
+/**
+ * The sums of one unit over exactly `names` (the plan's touched parameters, in order): zeros for a parameter the
+ * unit does not touch, and every -0 made +0 (x + 0), so that adding a zero from elsewhere (an absent tensor, an
+ * all-reduce slot another rank leaves empty) never changes a bit. The loss sum is a float32 value already.
+ */
+export function denseSums(
+  s: GradientSums,
+  names: readonly string[],
+  size: (name: string) => number,
+): GradientSums {
+  const grads = new Map<string, Float32Array>();
+  for (const name of names) {
+    const g = s.grads.get(name);
+    const out = new Float32Array(size(name));
+    if (g) {
+      if (g.length !== out.length)
+        throw new RangeError(`gradient of '${name}' has ${g.length} elements, expected ${out.length}`);
+      for (let i = 0; i < g.length; i++) out[i] = g[i]! + 0;
+    }
+    grads.set(name, out);
+  }
+  return { grads, nllSum: Math.fround(s.nllSum), tokens: s.tokens, perTask: s.perTask };
+}
+
+/**
+ * a + b as a new GradientSums, element by element in float32 (the loss sum too; token counts are exact
+ * integers): one node of the unit tree (unit-tree.ts). Both must hold the same parameters (denseSums).
+ */
+export function sumOf(a: GradientSums, b: GradientSums): GradientSums {
+  const grads = new Map<string, Float32Array>();
+  for (const [name, x] of a.grads) {
+    const y = b.grads.get(name);
+    if (!y || y.length !== x.length) throw new RangeError(`sumOf: '${name}' differs between the operands`);
+    const out = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) out[i] = x[i]! + y[i]!;
+    grads.set(name, out);
+  }
+  if (b.grads.size !== a.grads.size) throw new RangeError('sumOf: the operands hold different parameters');
+  const perTask = new Map<string, TaskLoss>();
+  for (const src of [a.perTask, b.perTask]) {
+    for (const [t, l] of src) {
+      const e = perTask.get(t) ?? { nllSum: 0, tokens: 0, examples: 0 };
+      e.nllSum += l.nllSum;
+      e.tokens += l.tokens;
+      e.examples += l.examples;
+      perTask.set(t, e);
+    }
+  }
+  return { grads, nllSum: Math.fround(a.nllSum + b.nllSum), tokens: a.tokens + b.tokens, perTask };
+}

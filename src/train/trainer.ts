@@ -1,13 +1,23 @@
 import type { ScoringSpec } from '../data/metrics/index.js';
-import { MixtureSampler, type SampledExample } from '../data/mixture-sampler.js';
+import { MixtureSampler } from '../data/mixture-sampler.js';
 import type { PromptMethod } from '../methods/index.js';
 import type { T5Model } from '../model/t5/index.js';
 import { disposeBatch, type EncodedExample, type ExampleEncoder, makeBatch } from './batching.js';
 import { dropoutPlan } from './dropout-plan.js';
 import { type EvalOptions, evaluateTask } from './evaluate.js';
-import { addGradientSums, type GradientSums, gradientSums } from './gradients.js';
+import {
+  addGradientSums,
+  denseSums,
+  type GradientSums,
+  gradientSums,
+  sumOf,
+  type TaskLoss,
+} from './gradients.js';
 import { formatDuration, type ProgressSink, silentProgress } from './progress.js';
 import { type OptimizerConfig, PromptOptimizer } from './prompt-optimizer.js';
+import { type GradientReducer, identityReducer, type SubtreeSums } from './reducer.js';
+import { cutUnits, type StepPlan, type UnitExample } from './step-plan.js';
+import { ownedSubtrees, treeSum } from './unit-tree.js';
 
 /** A task as the trainer sees it: text examples plus how to score them. */
 export interface TrainTask {
@@ -52,6 +62,8 @@ export interface StepReport {
   tokens: number;
   examples: number;
   perTaskLoss: Record<string, number>;
+  /** Loss sum, tokens and examples per task of the units this rank computed. */
+  perTask: Record<string, TaskLoss>;
   gradNorm: number;
   /** Learning rate per parameter group this update used. */
   lr: Record<string, number>;
@@ -131,8 +143,8 @@ export class Trainer {
     this.optimizer = new PromptOptimizer(method, { ...options.optimizer, totalSteps: options.steps });
   }
 
-  /** Tokenized examples of global batch `step`. */
-  encodeBatch(examples: readonly SampledExample[]): EncodedExample[] {
+  /** Tokenized examples (of a global batch, or a unit of one). */
+  encodeBatch(examples: readonly UnitExample[]): EncodedExample[] {
     return examples.map((s) => {
       const ex = this.byName.get(s.task)!.train[s.index]!;
       return this.encoder.encode(`${s.task}/train/${s.index}`, s.task, ex.source, ex.target);
@@ -158,26 +170,144 @@ export class Trainer {
     return acc;
   }
 
-  /** One update on global batch `step`. */
-  trainStep(step: number): StepReport {
-    const t0 = performance.now();
-    const examples = this.encodeBatch(this.sampler.globalBatch(step));
-    const sums = this.gradientSums(examples, step);
-    const tokens = Math.max(1, sums.tokens);
-    for (const g of sums.grads.values()) for (let i = 0; i < g.length; i++) g[i] = g[i]! / tokens;
-    const { gradNorm, lr } = this.optimizer.apply(sums.grads);
-    const perTaskLoss: Record<string, number> = {};
-    for (const [t, l] of sums.perTask) perTaskLoss[t] = l.nllSum / Math.max(1, l.tokens);
+  /**
+   * The single-process plan of global batch `step`: every unit on rank 0. A coordinator plans the same units and
+   * touched parameters and spreads the units over its members (runtime/coordinator/step-planner.ts).
+   */
+  plan(step: number): StepPlan {
+    const units = cutUnits(
+      this.sampler.globalBatch(step).map((b) => ({ task: b.task, index: b.index })),
+      this.options.microBatchSize,
+    );
     return {
       step,
-      loss: sums.nllSum / tokens,
-      tokens: sums.tokens,
-      examples: examples.length,
+      units,
+      owners: units.map(() => 0),
+      touched: this.touched(units.flat().map((e) => e.task)),
+    };
+  }
+
+  /** The method's parameters a batch with these tasks touches, in the method's parameter order. */
+  touched(tasks: readonly string[]): string[] {
+    const touched = new Set(this.method.touchedParams([...new Set(tasks)]));
+    return this.method.params.filter((p) => touched.has(p.name)).map((p) => p.name);
+  }
+
+  /** One forward/backward: the sums of one unit of `plan`, dense over the plan's touched parameters. */
+  unitSums(plan: StepPlan, unit: number): GradientSums {
+    const examples = this.encodeBatch(plan.units[unit]!);
+    const batch = makeBatch(examples, this.encoder.tokenizer.padId);
+    try {
+      const sums = gradientSums(
+        this.model,
+        this.method,
+        batch,
+        dropoutPlan(this.dropout, this.options.seed, plan.step, examples),
+      );
+      return denseSums(sums, plan.touched, (name) => this.sizeOf(name));
+    } finally {
+      disposeBatch(batch);
+    }
+  }
+
+  /** Element count of a parameter. */
+  sizeOf(name: string): number {
+    const p = this.method.params.find((x) => x.name === name);
+    if (!p)
+      throw new Error(
+        `the plan names parameter '${name}', which this ${this.method.name} method does not have`,
+      );
+    return p.variable.size;
+  }
+
+  /** The sums of every maximal subtree of `plan`'s unit tree that `rank` owns (unit-tree.ts). */
+  ownedSums(plan: StepPlan, rank: number): SubtreeSums[] {
+    return ownedSubtrees(plan.owners)
+      .filter((t) => t.owner === rank)
+      .map((t) => ({
+        lo: t.lo,
+        hi: t.hi,
+        sums: treeSum(t.lo, t.hi, (u) => this.unitSums(plan, u), sumOf),
+      }));
+  }
+
+  /**
+   * One update (the step protocol's compute half, identical at every world size; runtime/worker/worker.ts runs
+   * it for a coordinator's plan):
+   * 1. Forward/backward of the units this rank owns, added along the unit tree into its subtrees' sums.
+   * 2. The reducer turns them into the whole batch's sums (identity in a single process, the collective in a job).
+   * 3. Divide by the global token count and apply clip + AdamW: identical sums give identical replicas.
+   * The report's tokens, examples and per-task losses are this rank's; `loss` is the global batch's.
+   */
+  async step(
+    plan: StepPlan,
+    reducer: GradientReducer,
+    rank = 0,
+    onPhase: (phase: 'forward-backward' | 'reduce' | 'update') => void = () => {},
+  ): Promise<StepReport & { timings: { forwardBackward: number; reduce: number; optimizer: number } }> {
+    const t0 = performance.now();
+    onPhase('forward-backward');
+    const owned = this.ownedSums(plan, rank);
+    const t1 = performance.now();
+    onPhase('reduce');
+    const total = await reducer.reduce(owned, plan);
+    const t2 = performance.now();
+    onPhase('update');
+    const report = this.applySums(plan, total, owned);
+    const t3 = performance.now();
+    return {
+      ...report,
+      ms: t3 - t0,
+      timings: { forwardBackward: t1 - t0, reduce: t2 - t1, optimizer: t3 - t2 },
+    };
+  }
+
+  /** Step 3 of `step`: the update from the whole batch's sums. */
+  private applySums(plan: StepPlan, total: GradientSums, owned: readonly SubtreeSums[]): StepReport {
+    const tokens = Math.max(1, total.tokens);
+    const grads = new Map<string, Float32Array>();
+    for (const name of plan.touched) {
+      const g = total.grads.get(name)!.slice();
+      for (let i = 0; i < g.length; i++) g[i] = g[i]! / tokens;
+      grads.set(name, g);
+    }
+    const { gradNorm, lr } = this.optimizer.apply(grads);
+    const perTaskLoss: Record<string, number> = {};
+    const perTask = new Map<string, TaskLoss>();
+    let localTokens = 0;
+    let examples = 0;
+    for (const o of owned) {
+      localTokens += o.sums.tokens;
+      for (const [t, l] of o.sums.perTask) {
+        const e = perTask.get(t) ?? { nllSum: 0, tokens: 0, examples: 0 };
+        e.nllSum += l.nllSum;
+        e.tokens += l.tokens;
+        e.examples += l.examples;
+        examples += l.examples;
+        perTask.set(t, e);
+      }
+    }
+    for (const [t, l] of perTask) perTaskLoss[t] = l.nllSum / Math.max(1, l.tokens);
+    return {
+      step: plan.step,
+      loss: total.nllSum / tokens,
+      tokens: localTokens,
+      examples,
       perTaskLoss,
+      perTask: Object.fromEntries(perTask),
       gradNorm,
       lr: lr as Record<string, number>,
-      ms: performance.now() - t0,
+      ms: 0,
     };
+  }
+
+  /** One update on global batch `step` in this process (the identity reducer: `step` without awaiting). */
+  trainStep(step: number): StepReport {
+    const t0 = performance.now();
+    const plan = this.plan(step);
+    const owned = this.ownedSums(plan, 0);
+    const report = this.applySums(plan, identityReducer.reduce(owned, plan), owned);
+    return { ...report, ms: performance.now() - t0 };
   }
 
   evaluate(step: number, split: 'validation' = 'validation'): EvalReport {

@@ -1,18 +1,14 @@
 import * as os from 'node:os';
 import type { NatsConnection } from 'nats';
-import { Coordinator } from '../../runtime/coordinator/coordinator.js';
-import { openRuntimeBank } from '../../runtime/runtime-bank.js';
 import { RUNTIME_ENV } from '../../config/runtime-env.js';
 import { connectNats } from '../../control/nats-connect.js';
 import { loadTokenizer } from '../../model/tokenizer/index.js';
-import {
-  CoordinatorTelemetry,
-  createProcessRegistry,
-  startMetricsServer,
-} from '../../telemetry/index.js';
+import { Coordinator } from '../../runtime/coordinator/coordinator.js';
+import { openRuntimeBank } from '../../runtime/runtime-bank.js';
+import { CoordinatorTelemetry, createProcessRegistry, startMetricsServer } from '../../telemetry/index.js';
 import { TerminalProgress } from '../../train/progress.js';
-import { METRICS_OPTIONS, readMetricsListen } from '../metrics-options.js';
 import { type CliCommand, type CliContext, optInt, optString, UsageError } from '../command.js';
+import { METRICS_OPTIONS, readMetricsListen } from '../metrics-options.js';
 import { COMMON_OPTIONS, readBank, readJob, readNats, readToken } from '../runtime-options.js';
 
 /** An integer from the environment (undefined when unset); a non-integer is a usage error naming the variable. */

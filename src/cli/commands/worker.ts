@@ -1,22 +1,18 @@
 import * as os from 'node:os';
 import type { NatsConnection } from 'nats';
-import { threadHeartbeat } from '../../runtime/worker/heartbeat.js';
-import { JoinTimeoutError } from '../../runtime/worker/join-wait.js';
-import { openRuntimeBank } from '../../runtime/runtime-bank.js';
-import { Worker } from '../../runtime/worker/worker.js';
 import { selectBackend } from '../../backend/index.js';
 import { RUNTIME_ENV } from '../../config/runtime-env.js';
 import { connectNats } from '../../control/nats-connect.js';
 import { JOB_COMPLETE, subjects } from '../../control/protocol.js';
 import { loadT5Model } from '../../model/load-t5.js';
 import { loadTokenizer } from '../../model/tokenizer/index.js';
-import {
-  createProcessRegistry,
-  startMetricsServer,
-  WorkerTelemetry,
-} from '../../telemetry/index.js';
-import { METRICS_OPTIONS, readMetricsListen } from '../metrics-options.js';
+import { openRuntimeBank } from '../../runtime/runtime-bank.js';
+import { threadHeartbeat } from '../../runtime/worker/heartbeat.js';
+import { JoinTimeoutError } from '../../runtime/worker/join-wait.js';
+import { Worker } from '../../runtime/worker/worker.js';
+import { createProcessRegistry, startMetricsServer, WorkerTelemetry } from '../../telemetry/index.js';
 import { type CliCommand, type CliContext, optString, UsageError } from '../command.js';
+import { METRICS_OPTIONS, readMetricsListen } from '../metrics-options.js';
 import { COMMON_OPTIONS, readBank, readJob, readNats, readToken } from '../runtime-options.js';
 
 export const command: CliCommand = {

@@ -14,7 +14,6 @@ import {
   type JoinRequest,
   type Leave,
   type Member,
-  type PlannedExample,
   PROTOCOL_VERSION,
   REQUIRED_FIELDS,
   type Report,
@@ -22,8 +21,6 @@ import {
   subjects,
 } from '../../control/protocol.js';
 import { MixtureSampler } from '../../data/mixture-sampler.js';
-import { shardByTokens } from '../../data/shard-by-tokens.js';
-import { methodFactory, touchedParamNames } from '../../methods/index.js';
 import type { Tokenizer } from '../../model/tokenizer/index.js';
 import type { MEMBERSHIP_REASONS } from '../../telemetry/metric-definitions.js';
 import { ExampleEncoder } from '../../train/batching.js';
@@ -32,6 +29,7 @@ import { loadTrainTasks } from '../../train/task-source.js';
 import type { TrainTask } from '../../train/trainer.js';
 import { CorruptVersionError, loadForRestore } from '../corrupt-version.js';
 import type { RuntimeBank, RuntimeManifest } from '../runtime-bank.js';
+import { planStep } from './step-planner.js';
 
 export interface CoordinatorOptions {
   token: string;
@@ -646,42 +644,28 @@ export class Coordinator {
     });
   }
 
-  /**
-   * Planning step s (step protocol, coordinator side):
-   * 1. Draw global batch s from the mixture: a pure function of (seed, s), so a retried step sees the same batch.
-   * 2. Shard it across the members balancing source tokens (longest first), in rank order.
-   * 3. Name the parameters the batch touches (the fused buffer's layout), so no negotiation is needed.
-   * 4. Publish; workers compute, all-reduce among themselves, apply, and report (see Worker.onStep).
-   */
+  /** The plan of step s for the current members (step-planner.ts has the protocol's steps). */
   private stepMessage(step: number): Control {
     const stage = this.job.stages[this.stage]!;
-    const batch = this.sampler!.globalBatch(step);
-    const lengths = batch.map((b) => {
-      const ex = this.tasks[b.taskIndex]!.train[b.index]!;
-      return this.encoder.encode(`${b.task}/train/${b.index}`, b.task, ex.source, ex.target).source.length;
-    });
-    const shards = shardByTokens(batch, lengths, this.members.length);
-    const plan: Record<string, PlannedExample[]> = {};
-    this.members.forEach((m, i) => {
-      plan[m.workerId] = (shards[i] ?? []).map((b) => [b.task, b.index]);
-    });
+    const plan = planStep(
+      stage,
+      this.sampler!.globalBatch(step),
+      (b) => {
+        const ex = this.tasks[b.taskIndex]!.train[b.index]!;
+        return this.encoder.encode(`${b.task}/train/${b.index}`, b.task, ex.source, ex.target).source.length;
+      },
+      this.members.length,
+    );
     return {
       type: 'step',
       incarnation: this.incarnation,
       generation: this.generation,
       stage: this.stage,
       step,
-      shards: plan,
-      touched: this.touchedParams(stage, [...new Set(batch.map((b) => b.task))]),
+      units: plan.units,
+      owners: plan.owners,
+      touched: plan.touched,
     };
-  }
-
-  private touchedParams(stage: JobConfig['stages'][number], present: string[]): string[] {
-    const { name, ...options } = stage.method;
-    const f = methodFactory(name);
-    const specs = f.describe(f.parseConfig(options), { dModel: 0, vocabSize: 0, tasks: stage.tasks });
-    // The methods' own rule, applied to describe() (which gives the stable order).
-    return touchedParamNames(specs, present);
   }
 
   /**

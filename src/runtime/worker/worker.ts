@@ -28,11 +28,14 @@ import type { T5Model } from '../../model/t5/index.js';
 import type { Tokenizer } from '../../model/tokenizer/index.js';
 import { ExampleEncoder } from '../../train/batching.js';
 import { silentProgress } from '../../train/progress.js';
-import { parameterChecksum } from '../../train/prompt-optimizer.js';
 import { createStageMethod, trainerOptions } from '../../train/run-job.js';
+import type { StepPlan } from '../../train/step-plan.js';
 import { loadStageTasks } from '../../train/task-source.js';
 import { type EvalReport, Trainer } from '../../train/trainer.js';
+import { CollectiveReducer } from '../collective-reducer.js';
 import { CorruptVersionError, loadForRestore } from '../corrupt-version.js';
+import { ReplicaState, stateFromTensors, stateTensors, type TensorMap } from '../replica-state.js';
+import type { RuntimeBank } from '../runtime-bank.js';
 import { hangIfAsked } from './failpoints.js';
 import { type HeartbeatSender, timerHeartbeat } from './heartbeat.js';
 import {
@@ -43,14 +46,6 @@ import {
   type JoinWait,
   stillWaitingMessage,
 } from './join-wait.js';
-import type { RuntimeBank } from '../runtime-bank.js';
-import {
-  type ReplicaState,
-  snapshot,
-  stateFromTensors,
-  stateTensors,
-  type TensorMap,
-} from '../replica-state.js';
 
 export interface WorkerOptions {
   workerId: string;
@@ -81,6 +76,8 @@ interface StageRuntime {
   stage: StageConfig;
   method: PromptMethod;
   trainer: Trainer;
+  /** The live state and the last committed snapshot (the start of the step in flight). */
+  replica: ReplicaState;
   inputsVersion: string | undefined;
 }
 
@@ -99,8 +96,7 @@ export class Worker {
   private listener: GrpcTransport | undefined;
   private port: number;
   private stageRt: StageRuntime | undefined;
-  /** State after the last step the coordinator committed (the start of the step in flight). */
-  private committed: ReplicaState | undefined;
+  private reducer: CollectiveReducer | undefined;
   private lastResult: StepDone | undefined;
   private queue: Promise<void> = Promise.resolve();
   private subs: Subscription[] = [];
@@ -251,14 +247,7 @@ export class Worker {
   private held(): { holds?: HeldState } {
     const rt = this.stageRt;
     if (!rt) return {};
-    const opt = rt.trainer.optimizer;
-    const states = [{ step: opt.step, checksum: opt.checksum() }];
-    if (this.committed && this.committed.step !== opt.step)
-      states.push({
-        step: this.committed.step,
-        checksum: parameterChecksum(rt.method, this.committed.params),
-      });
-    return { holds: { stage: rt.index, inputs: rt.inputsVersion ?? null, states } };
+    return { holds: { stage: rt.index, inputs: rt.inputsVersion ?? null, states: rt.replica.held() } };
   }
 
   /** The main thread reached a new phase: tell the heartbeat (the coordinator drops a member that makes none). */
@@ -391,33 +380,29 @@ export class Worker {
     this.rank = me.rank;
     await this.ensureStage(g.stage, g.inputs);
     const rt = this.stageRt!;
-    const opt = rt.trainer.optimizer;
     // Own memory only where the coordinator trusts it (`memory`: survivors, and re-joined workers whose held
     // checksum is the committed one); a coordinator without the field trusts any snapshot at the step.
-    const trusted = g.memory === undefined || g.memory.includes(this.opts.workerId);
-    if (trusted && opt.step === g.step && g.memory !== undefined) {
-      // The update of step g.step - 1 is applied and committed: the live state is the generation's start.
-    } else if (trusted && this.committed && this.committed.step === g.step && opt.step >= g.step - 1) {
-      opt.restore(this.committed);
-    } else if (g.restore.kind === 'bank') {
-      const m = await this.bank.manifest(g.restore.version);
-      const tensors = await loadForRestore(
-        this.bank,
-        this.job.jobId,
-        g.restore.version,
-        `the version generation ${g.generation} restores`,
-      );
-      const adamSteps = (m.extra?.adamSteps as Record<string, number> | undefined) ?? {};
-      opt.restore(stateFromTensors(rt.method, tensors, m.step, adamSteps, `bank version ${m.id}`));
-    } else if (opt.step !== 0) {
-      await this.resetStage();
-    }
-    if (this.stageRt!.trainer.optimizer.step !== g.step) {
-      throw new Error(
-        `generation ${g.generation} starts at step ${g.step} but the restored state is at step ${this.stageRt!.trainer.optimizer.step}`,
-      );
-    }
-    this.committed = snapshot(this.stageRt!.trainer.optimizer);
+    const restore = g.restore;
+    await rt.replica.sync(g.step, {
+      trusted: g.memory === undefined || g.memory.includes(this.opts.workerId),
+      liveTrusted: g.memory !== undefined,
+      ...(restore.kind === 'bank'
+        ? {
+            fromBank: async () => {
+              const m = await this.bank.manifest(restore.version);
+              const tensors = await loadForRestore(
+                this.bank,
+                this.job.jobId,
+                restore.version,
+                `the version generation ${g.generation} restores`,
+              );
+              const adamSteps = (m.extra?.adamSteps as Record<string, number> | undefined) ?? {};
+              return stateFromTensors(rt.method, tensors, m.step, adamSteps, `bank version ${m.id}`);
+            },
+          }
+        : {}),
+      what: `generation ${g.generation}`,
+    });
     this.lastResult = undefined;
     const peers = [...g.members]
       .sort((a, b) => a.rank - b.rank)
@@ -435,6 +420,7 @@ export class Worker {
       timeoutMs: this.opts.collectiveTimeoutMs,
       ...(this.opts.tls ? { tls: this.opts.tls } : {}),
     });
+    this.reducer = new CollectiveReducer(this.collective, (name) => rt.trainer.sizeOf(name));
     this.opts.log(
       `generation ${g.generation}: rank ${me.rank} of ${g.members.length}, stage ${g.stage}, step ${g.step}`,
     );
@@ -453,7 +439,6 @@ export class Worker {
     if (this.stageRt && this.stageRt.index === index && this.stageRt.inputsVersion === inputsVersion) return;
     this.stageRt?.method.dispose();
     this.stageRt = undefined;
-    this.committed = undefined;
     const stage = this.job.stages[index];
     if (!stage)
       throw new Error(`stage ${index} does not exist in this job (it has ${this.job.stages.length})`);
@@ -466,82 +451,40 @@ export class Worker {
       ...trainerOptions(stage, silentProgress, this.job.maxTargetLength),
       evalTasks,
     });
-    this.stageRt = { index, stage, method, trainer, inputsVersion };
-  }
-
-  private async resetStage(): Promise<void> {
-    const rt = this.stageRt!;
-    this.stageRt = undefined;
-    rt.method.dispose();
-    await this.ensureStage(rt.index, rt.inputsVersion);
+    const replica = new ReplicaState(method, trainer.optimizer);
+    this.stageRt = { index, stage, method, trainer, replica, inputsVersion };
   }
 
   /**
    * One step (worker side of the step protocol):
    * 1. A repeated step message (the coordinator resends until every report arrived) re-sends the stored result.
-   * 2. Snapshot the committed state (the coordinator only plans step s after committing s-1).
-   * 3. Gradient sums of the summed token loss over this worker's shard (zeros for an empty shard).
-   * 4. Fuse the touched parameters' sums in plan order, plus the loss sum and token count, and all-reduce (sum).
-   * 5. Divide by the global token count and apply clip + AdamW: identical inputs give identical replicas.
-   * 6. Report loss, counts, timings and the parameter checksum.
+   * 2. Commit the replica state (the coordinator only plans step s after committing s-1).
+   * 3. The trainer's step on the plan with the collective reducer (Trainer.step: forward/backward of this rank's
+   *    units, the exact tree reduction, the update): identical bits on every replica and at every world size.
+   * 4. Report loss, counts, timings and the parameter checksum.
    */
   private async onStep(s: StepMsg): Promise<void> {
     const rt = this.stageRt;
-    if (!rt || !this.collective || s.stage !== rt.index) return;
-    const opt = rt.trainer.optimizer;
+    if (!rt || !this.collective || !this.reducer || s.stage !== rt.index) return;
     if (this.lastResult && this.lastResult.step === s.step && this.lastResult.generation === s.generation) {
       this.report(this.lastResult);
       return;
     }
-    if (s.step !== opt.step) {
-      this.opts.log(`ignored step ${s.step}: this replica is at step ${opt.step}`);
+    if (s.step !== rt.replica.step) {
+      this.opts.log(`ignored step ${s.step}: this replica is at step ${rt.replica.step}`);
       return;
     }
-    this.committed = snapshot(opt);
-    this.milestone(`step ${s.step}: forward/backward`);
+    rt.replica.commit();
     hangIfAsked(s.step, this.opts.log);
-    const t0 = performance.now();
-    const planned = s.shards[this.opts.workerId] ?? [];
-    const examples = rt.trainer.encodeBatch(
-      planned.map(([task, index]) => ({ task, index, taskIndex: 0, epoch: 0 })),
+    const plan: StepPlan = {
+      step: s.step,
+      units: s.units.map((u) => u.map(([task, index]) => ({ task, index }))),
+      owners: s.owners,
+      touched: s.touched,
+    };
+    const r = await rt.trainer.step(plan, this.reducer, this.rank, (phase) =>
+      this.milestone(`step ${s.step}: ${phase}`),
     );
-    const t1 = performance.now();
-    const sums =
-      examples.length > 0
-        ? rt.trainer.gradientSums(examples, s.step)
-        : { grads: new Map<string, Float32Array>(), nllSum: 0, tokens: 0, perTask: new Map() };
-    const t2 = performance.now();
-    this.milestone(`step ${s.step}: all-reduce`);
-    const sizes = s.touched.map((name) => {
-      const p = rt.method.params.find((x) => x.name === name);
-      if (!p)
-        throw new Error(`step ${s.step} names parameter '${name}', which stage ${rt.index} does not have`);
-      return p.variable.size;
-    });
-    const total = sizes.reduce((a, b) => a + b, 0);
-    const fused = new Float32Array(total + 2);
-    let off = 0;
-    s.touched.forEach((name, i) => {
-      const g = sums.grads.get(name);
-      if (g) fused.set(g, off);
-      off += sizes[i]!;
-    });
-    fused[total] = sums.nllSum;
-    fused[total + 1] = sums.tokens;
-    const reduced = await this.collective.allReduce(fused, { step: s.step, op: 'sum' });
-    const t3 = performance.now();
-    this.milestone(`step ${s.step}: update`);
-    const tokens = Math.max(1, reduced[total + 1]!);
-    const grads = new Map<string, Float32Array>();
-    off = 0;
-    s.touched.forEach((name, i) => {
-      const g = reduced.slice(off, off + sizes[i]!);
-      for (let j = 0; j < g.length; j++) g[j] = g[j]! / tokens;
-      grads.set(name, g);
-      off += sizes[i]!;
-    });
-    opt.apply(grads);
-    const t4 = performance.now();
     const result: StepDone = {
       type: 'step-done',
       incarnation: this.incarnation!,
@@ -549,13 +492,18 @@ export class Worker {
       workerId: this.opts.workerId,
       stage: rt.index,
       step: s.step,
-      loss: reduced[total]! / tokens,
-      tokens: sums.tokens,
-      examples: examples.length,
-      perTask: Object.fromEntries(sums.perTask),
-      checksum: opt.checksum(),
-      timings: { data: t1 - t0, forwardBackward: t2 - t1, allReduce: t3 - t2, optimizer: t4 - t3 },
-      allReduceBytes: fused.byteLength,
+      loss: r.loss,
+      tokens: r.tokens,
+      examples: r.examples,
+      perTask: r.perTask,
+      checksum: rt.trainer.optimizer.checksum(),
+      timings: {
+        data: 0,
+        forwardBackward: r.timings.forwardBackward,
+        allReduce: r.timings.reduce,
+        optimizer: r.timings.optimizer,
+      },
+      allReduceBytes: this.reducer.lastBytes,
     };
     this.lastResult = result;
     this.milestone(`step ${s.step}: done`);
@@ -567,9 +515,7 @@ export class Worker {
   private async onCheckpoint(c: CheckpointMsg): Promise<void> {
     const rt = this.stageRt;
     if (!rt) return;
-    const opt = rt.trainer.optimizer;
-    const state =
-      opt.step === c.step ? snapshot(opt) : this.committed?.step === c.step ? this.committed : undefined;
+    const state = rt.replica.at(c.step);
     if (!state) {
       this.report({
         type: 'error',
@@ -577,7 +523,7 @@ export class Worker {
         generation: this.generation,
         workerId: this.opts.workerId,
         step: c.step,
-        error: `cannot checkpoint step ${c.step}: this replica is at step ${opt.step}`,
+        error: `cannot checkpoint step ${c.step}: this replica is at step ${rt.replica.step}`,
       });
       return;
     }
