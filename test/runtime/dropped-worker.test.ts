@@ -22,8 +22,6 @@ import {
 } from '../helpers/runtime-fixture.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
-/** See equivalence.test.ts for why. */
-const TOLERANCE = 1e-4;
 const JOB = 'dropped';
 
 describe('runtime: dropped while alive, hung while beating', { skip: natsSkipReason() }, () => {
@@ -83,7 +81,7 @@ describe('runtime: dropped while alive, hung while beating', { skip: natsSkipRea
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.equal(await expectExit(w1, 20_000), 0, w1.output());
-    await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], reference, TOLERANCE, 'SIGSTOP', t);
+    await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], reference, 'SIGSTOP', t);
   });
 
   test('nats-server down longer than the heartbeat timeout: every worker is dropped, re-joins, and the job completes', async (t) => {
@@ -107,7 +105,7 @@ describe('runtime: dropped while alive, hung while beating', { skip: natsSkipRea
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.equal(await expectExit(w1, 20_000), 0, w1.output());
-    await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], reference, TOLERANCE, 'nats outage', t);
+    await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], reference, 'nats outage', t);
   });
 
   test('a worker whose main thread is stuck (heartbeats still arrive) is declared hung and the job goes on', async (t) => {
@@ -133,6 +131,6 @@ describe('runtime: dropped while alive, hung while beating', { skip: natsSkipRea
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     w1.kill('SIGKILL');
-    await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], reference, TOLERANCE, 'hung worker', t);
+    await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], reference, 'hung worker', t);
   });
 });

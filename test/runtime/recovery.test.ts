@@ -21,9 +21,6 @@ import {
 } from '../helpers/runtime-fixture.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
-/** See equivalence.test.ts for why. */
-const TOLERANCE = 1e-4;
-
 describe('runtime recovery', { skip: natsSkipReason() }, () => {
   let fx: RuntimeFixture | undefined;
   let nats: NatsServerHandle;
@@ -92,7 +89,7 @@ describe('runtime recovery', { skip: natsSkipReason() }, () => {
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.equal(await expectExit(w1b, 20_000), 0, w1b.output());
-    await assertMatchesReference(openBank(a.bankDir), 'recov', [30, 12], reference, TOLERANCE, 'kill -9', t);
+    await assertMatchesReference(openBank(a.bankDir), 'recov', [30, 12], reference, 'kill -9', t);
   });
 
   test('restart the coordinator: the new incarnation resumes from the bank head and the workers re-join it', async (t) => {
@@ -115,15 +112,7 @@ describe('runtime recovery', { skip: natsSkipReason() }, () => {
     assert.equal(await expectExit(second), 0, second.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.equal(await expectExit(w1, 20_000), 0, w1.output());
-    await assertMatchesReference(
-      openBank(a.bankDir),
-      'recov',
-      [30, 12],
-      reference,
-      TOLERANCE,
-      'coordinator restart',
-      t,
-    );
+    await assertMatchesReference(openBank(a.bankDir), 'recov', [30, 12], reference, 'coordinator restart', t);
   });
 
   test('restart nats-server mid-job: everyone reconnects and the job completes', async (t) => {
@@ -138,14 +127,6 @@ describe('runtime recovery', { skip: natsSkipReason() }, () => {
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.equal(await expectExit(w1, 20_000), 0, w1.output());
-    await assertMatchesReference(
-      openBank(a.bankDir),
-      'recov',
-      [30, 12],
-      reference,
-      TOLERANCE,
-      'nats restart',
-      t,
-    );
+    await assertMatchesReference(openBank(a.bankDir), 'recov', [30, 12], reference, 'nats restart', t);
   });
 });

@@ -11,18 +11,15 @@ import {
   bankParams,
   type CliProcess,
   expectExit,
+  firstDifference,
   killAll,
   makeRuntimeFixture,
-  paramsDiff,
   type RuntimeFixture,
   referenceRun,
   startCoordinator,
   startWorker,
 } from '../helpers/runtime-fixture.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
-
-/** See equivalence.test.ts for why. */
-const TOLERANCE = 1e-4;
 
 describe('runtime: resume from any bank version', { skip: natsSkipReason() }, () => {
   let fx: RuntimeFixture | undefined;
@@ -60,9 +57,9 @@ describe('runtime: resume from any bank version', { skip: natsSkipReason() }, ()
 
   async function assertStage(ref: string, stage: 0 | 1, label: string, t: { diagnostic(m: string): void }) {
     const want = reference[stage]!;
-    const d = paramsDiff(want, await bankParams(fx!.bank(), ref, want.keys()));
-    t.diagnostic(`${label}: worst relative difference ${d.worst.toExponential(2)} (${d.name})`);
-    assert.ok(d.worst <= TOLERANCE, `${label}: '${d.name}' differs by ${d.worst} > ${TOLERANCE}`);
+    const diff = firstDifference(want, await bankParams(fx!.bank(), ref, want.keys()));
+    t.diagnostic(`${label}: ${diff ?? 'byte-identical to the single process'}`);
+    assert.equal(diff, undefined, `${label}: ${diff}`);
   }
 
   test('a job run with 2 workers, then run again: already complete, nothing changes', async (t) => {

@@ -21,8 +21,6 @@ import {
 } from '../helpers/runtime-fixture.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
-/** See equivalence.test.ts for why. */
-const TOLERANCE = 1e-4;
 const JOB = 'upsup';
 const STEPS: [number, number] = [30, 12];
 const EVERY = 5;
@@ -109,7 +107,7 @@ describe('up: kill -9 any of its processes and the job still completes', { skip:
         assert.ok(have.has(`${stage}:${s}`), `no version at ${stage}:${s}`);
       assert.ok(have.has(`${stage}:${steps}`), `no final version of stage ${stage}`);
     }
-    await assertMatchesReference(openBank(bankDir), JOB, STEPS, reference, TOLERANCE, label, t);
+    await assertMatchesReference(openBank(bankDir), JOB, STEPS, reference, label, t);
     return { after: out, committedBeforeKill };
   }
 

@@ -7,14 +7,11 @@ import {
   decodeMessage,
   encodeMessage,
   type Heartbeat,
-  type HeldState,
-  isHeldState,
   JOB_COMPLETE,
   type JoinReply,
   type JoinRequest,
   type Leave,
   type Member,
-  PROTOCOL_VERSION,
   REQUIRED_FIELDS,
   type Report,
   type RestorePoint,
@@ -24,12 +21,16 @@ import { MixtureSampler } from '../../data/mixture-sampler.js';
 import type { Tokenizer } from '../../model/tokenizer/index.js';
 import type { MEMBERSHIP_REASONS } from '../../telemetry/metric-definitions.js';
 import { ExampleEncoder } from '../../train/batching.js';
-import { formatDuration, type ProgressSink } from '../../train/progress.js';
+import type { ProgressSink } from '../../train/progress.js';
 import { loadTrainTasks } from '../../train/task-source.js';
 import type { TrainTask } from '../../train/trainer.js';
 import { CorruptVersionError, loadForRestore } from '../corrupt-version.js';
 import type { RuntimeBank, RuntimeManifest } from '../runtime-bank.js';
+import { Membership, type WorkerInfo } from './membership.js';
+import { type CommittedStep, checkpointDue, mergeStepReports, stepProgressLine } from './step-commit.js';
 import { planStep } from './step-planner.js';
+
+export type { CommittedStep } from './step-commit.js';
 
 export interface CoordinatorOptions {
   token: string;
@@ -70,40 +71,6 @@ export interface CoordinatorOptions {
 
 type StepDone = Extract<Report, { type: 'step-done' }>;
 
-interface WorkerInfo {
-  workerId: string;
-  address: string;
-  lastSeen: number;
-  joinedAt: number;
-  /** The main thread's progress counter and phase from its last heartbeat, and when the counter last moved. */
-  progress?: number;
-  phase?: string;
-  progressAt: number;
-  /** What a re-joining worker still holds in memory (JoinRequest.holds). */
-  holds?: HeldState;
-}
-
-export interface CommittedStep {
-  stage: number;
-  step: number;
-  loss: number;
-  perTask: Record<string, number>;
-  /** Examples and target tokens of each task in the global batch (throughput per task). */
-  tasks: Record<string, { examples: number; tokens: number }>;
-  examples: number;
-  tokens: number;
-  generation: number;
-  worldSize: number;
-  ms: number;
-  timings: {
-    data: number;
-    forwardBackward: number;
-    allReduce: number;
-    optimizer: number;
-    coordination: number;
-  };
-}
-
 export interface CoordinatorEvents {
   onStep?(s: CommittedStep): void;
   onGeneration?(g: { generation: number; members: Member[]; reason: string }): void;
@@ -128,8 +95,7 @@ type Phase =
 export class Coordinator {
   readonly incarnation = randomUUID();
   private readonly subj: ReturnType<typeof subjects>;
-  private readonly workers = new Map<string, WorkerInfo>();
-  private members: Member[] = [];
+  private readonly membership: Membership;
   private generation = 0;
   private stage = 0;
   /** Number of committed steps of the current stage (= the next step to run). */
@@ -156,9 +122,6 @@ export class Coordinator {
   private lastCommitAt = 0;
   /** Parameter checksum of the committed state at `step`, when known (from the step results that committed it). */
   private stepChecksum: string | undefined;
-  /** When each dropped-but-beating worker was last told to re-join (rate limit). */
-  private readonly rejoinToldAt = new Map<string, number>();
-  private readonly rejoinLoggedAt = new Map<string, number>();
   /** When minWorkers were first known (the start of the join grace), undefined before. */
   private quorumAt: number | undefined;
 
@@ -172,6 +135,18 @@ export class Coordinator {
   ) {
     this.subj = subjects(job.jobId);
     this.now = opts.now ?? Date.now;
+    this.membership = new Membership({
+      jobId: job.jobId,
+      token: opts.token,
+      incarnation: this.incarnation,
+      maxWorkers: opts.maxWorkers,
+      heartbeatMs: opts.heartbeatMs,
+      heartbeatTimeoutMs: opts.heartbeatTimeoutMs,
+      progressTimeoutMs: opts.progressTimeoutMs ?? 600_000,
+      now: this.now,
+      log: opts.log,
+      onMembership: (r) => events.onMembership?.(r),
+    });
     this.encoder = new ExampleEncoder(tokenizer, {
       maxSourceLength: job.maxSourceLength,
       maxTargetLength: job.maxTargetLength,
@@ -300,7 +275,7 @@ export class Coordinator {
     let reply: JoinReply;
     try {
       const req = decodeMessage<JoinRequest>(m.data, ['join'], REQUIRED_FIELDS);
-      reply = this.admit(req);
+      reply = this.membership.admit(req);
     } catch (e) {
       reply = { type: 'refused', reason: `malformed join request: ${(e as Error).message}` };
     }
@@ -311,123 +286,44 @@ export class Coordinator {
     m.respond(encodeMessage(reply));
   }
 
-  private admit(req: JoinRequest): JoinReply {
-    if (req.jobId !== this.job.jobId) {
-      return {
-        type: 'refused',
-        reason: `wrong job '${req.jobId}': this coordinator runs '${this.job.jobId}'`,
-      };
-    }
-    if (req.token !== this.opts.token) return { type: 'refused', reason: 'invalid join token' };
-    if (req.protocol !== PROTOCOL_VERSION) {
-      return {
-        type: 'refused',
-        reason: `protocol ${req.protocol} is not supported (coordinator speaks ${PROTOCOL_VERSION}); upgrade the worker`,
-      };
-    }
-    if (
-      typeof req.workerId !== 'string' ||
-      !req.workerId ||
-      typeof req.address !== 'string' ||
-      !/^.+:\d+$/.test(req.address)
-    ) {
-      return { type: 'refused', reason: 'workerId and address host:port are required' };
-    }
-    const existing = this.workers.get(req.workerId);
-    const now = this.now();
-    if (
-      existing &&
-      existing.address !== req.address &&
-      now - existing.lastSeen < this.opts.heartbeatTimeoutMs
-    ) {
-      return {
-        type: 'refused',
-        reason: `worker id '${req.workerId}' is already a live member at ${existing.address}`,
-      };
-    }
-    if (!existing && this.workers.size >= this.opts.maxWorkers) {
-      return { type: 'refused', reason: `the job is full (${this.opts.maxWorkers} workers)` };
-    }
-    this.workers.set(req.workerId, {
-      workerId: req.workerId,
-      address: req.address,
-      lastSeen: now,
-      joinedAt: existing?.joinedAt ?? now,
-      progressAt: now,
-      ...(isHeldState(req.holds) ? { holds: req.holds } : {}),
-    });
-    this.rejoinToldAt.delete(req.workerId);
-    this.rejoinLoggedAt.delete(req.workerId);
-    this.opts.log(`worker ${req.workerId} joined from ${req.address} (${this.workers.size} known)`);
-    this.events.onMembership?.('joined');
-    return {
-      type: 'accepted',
-      incarnation: this.incarnation,
-      workerId: req.workerId,
-      heartbeatMs: this.opts.heartbeatMs,
-    };
-  }
-
+  /**
+   * A heartbeat of this incarnation. From a worker that is not known (dropped while alive: it missed heartbeats
+   * during a pause or a NATS outage, or made no progress): tell it so, rate-limited, so that it joins again and
+   * becomes a member of the next generation.
+   */
   private onHeartbeat(h: Heartbeat): void {
     if (h.incarnation !== this.incarnation) return;
-    const now = this.now();
-    const w = this.workers.get(h.workerId);
-    if (!w) {
-      this.tellRejoin(h.workerId, now);
-      return;
-    }
-    w.lastSeen = now;
-    if (typeof h.progress === 'number' && h.progress !== w.progress) {
-      w.progress = h.progress;
-      w.progressAt = now;
-    }
-    if (typeof h.phase === 'string') w.phase = h.phase.slice(0, 64);
-  }
-
-  /**
-   * A worker of this incarnation beats but is not known: it was dropped (missed heartbeats during a pause or a
-   * NATS outage, or made no progress) while alive. Tell it so, at most once a second per worker id, so that it
-   * joins again and becomes a member of the next generation.
-   */
-  private tellRejoin(workerId: string, now: number): void {
-    if (typeof workerId !== 'string' || !workerId || this.phase.kind === 'done') return;
-    const last = this.rejoinToldAt.get(workerId);
-    if (last !== undefined && now - last < 1000) return;
-    if (this.rejoinToldAt.size >= 1024) this.rejoinToldAt.clear();
-    this.rejoinToldAt.set(workerId, now);
-    // One line per worker every 30 s: a worker whose main thread is stuck beats on without ever re-joining.
-    const logged = this.rejoinLoggedAt.get(workerId);
-    if (logged === undefined || now - logged >= 30_000) {
-      if (this.rejoinLoggedAt.size >= 1024) this.rejoinLoggedAt.clear();
-      this.rejoinLoggedAt.set(workerId, now);
-      this.opts.log(`worker ${workerId} is beating but no longer a member: told to re-join`);
-      this.events.onMembership?.('rejoin');
-    }
+    if (this.membership.heartbeat(h) || this.phase.kind === 'done') return;
+    if (!this.membership.shouldTellRejoin(h.workerId)) return;
     this.publish({
       type: 'rejoin',
       incarnation: this.incarnation,
-      workerId,
+      workerId: h.workerId,
       reason: 'dropped from the job after missing heartbeats or making no progress',
     });
   }
 
   private onLeave(l: Leave): void {
-    if (l.incarnation !== this.incarnation || !this.workers.has(l.workerId)) return;
-    this.workers.delete(l.workerId);
-    this.opts.log(`worker ${l.workerId} left (${l.reason})`);
-    this.events.onMembership?.('left');
-    if (this.isMember(l.workerId)) this.reform(`worker ${l.workerId} left`);
+    if (l.incarnation !== this.incarnation) return;
+    if (this.membership.leave(l.workerId, l.reason)) this.reform(`worker ${l.workerId} left`);
   }
 
   private isMember(id: string): boolean {
-    return this.members.some((m) => m.workerId === id);
+    return this.membership.isMember(id);
+  }
+
+  private get members(): Member[] {
+    return this.membership.members;
+  }
+
+  private set members(m: Member[]) {
+    this.membership.members = m;
   }
 
   private onReport(r: Report): void {
     if (r.incarnation !== this.incarnation || r.generation !== this.generation || !this.isMember(r.workerId))
       return;
-    const w = this.workers.get(r.workerId);
-    if (w) w.lastSeen = this.now();
+    this.membership.seen(r.workerId);
     const p = this.phase;
     switch (r.type) {
       case 'ready':
@@ -480,23 +376,13 @@ export class Coordinator {
    */
   private tick(): void {
     const now = this.now();
-    const progressTimeout = this.opts.progressTimeoutMs ?? 600_000;
-    for (const w of [...this.workers.values()]) {
-      if (now - w.lastSeen > this.opts.heartbeatTimeoutMs) {
-        this.opts.log(`worker ${w.workerId} missed heartbeats for ${now - w.lastSeen} ms: declared dead`);
-        this.events.onMembership?.('timeout');
-        this.drop(w.workerId, `worker ${w.workerId} timed out`);
-      } else if (this.waitsOn(w.workerId) && now - w.progressAt > progressTimeout) {
-        this.opts.log(
-          `worker ${w.workerId} made no progress for ${now - w.progressAt} ms (stuck in ${w.phase ?? 'an unknown phase'}), though its heartbeats arrive: declared hung`,
-        );
-        this.events.onMembership?.('hung');
-        this.drop(w.workerId, `worker ${w.workerId} hung`);
-      }
+    for (const { workerId, reason } of this.membership.expired((id) => this.waitsOn(id))) {
+      if (this.membership.drop(workerId)) this.reform(reason);
     }
     const p = this.phase;
     if (p.kind === 'waiting') {
-      if (this.workers.size >= this.opts.minWorkers && this.graceOver(now)) void this.formGeneration('start');
+      if (this.membership.size >= this.opts.minWorkers && this.graceOver(now))
+        void this.formGeneration('start');
       else if (now % 2000 < 100) this.publish({ type: 'hello', incarnation: this.incarnation });
     } else if (p.kind === 'forming' && now - p.since > this.opts.formTimeoutMs) {
       this.reform('generation did not become ready in time');
@@ -516,7 +402,7 @@ export class Coordinator {
    * later generations form at once (the job is running, and newcomers join at the next bank version).
    */
   private graceOver(now: number): boolean {
-    if (this.generation > 0 || this.workers.size >= this.opts.maxWorkers) return true;
+    if (this.generation > 0 || this.membership.size >= this.opts.maxWorkers) return true;
     this.quorumAt ??= now;
     return now - this.quorumAt >= (this.opts.joinGraceMs ?? 0);
   }
@@ -551,17 +437,6 @@ export class Coordinator {
     this.stepChecksum = [...byStep.get(step)!][0]!;
   }
 
-  /**
-   * Forgets a worker (dead or hung) and re-forms if it was a member. It leaves the member list at once, so that
-   * if it comes back it is a newcomer (its state may be stale), unless its held checksum proves otherwise.
-   */
-  private drop(workerId: string, reason: string): void {
-    this.workers.delete(workerId);
-    if (!this.isMember(workerId)) return;
-    this.members = this.members.filter((m) => m.workerId !== workerId);
-    this.reform(reason);
-  }
-
   /** Whether the current phase waits on this worker's main thread (a member not yet ready, reported or saved). */
   private waitsOn(workerId: string): boolean {
     const p = this.phase;
@@ -587,8 +462,9 @@ export class Coordinator {
   private reform(reason: string): void {
     if (this.phase.kind === 'done') return;
     this.phase = { kind: 'waiting' };
-    if (this.workers.size >= this.opts.minWorkers) void this.formGeneration(reason);
-    else this.opts.log(`${reason}; waiting for ${this.opts.minWorkers - this.workers.size} more worker(s)`);
+    if (this.membership.size >= this.opts.minWorkers) void this.formGeneration(reason);
+    else
+      this.opts.log(`${reason}; waiting for ${this.opts.minWorkers - this.membership.size} more worker(s)`);
   }
 
   /**
@@ -602,9 +478,7 @@ export class Coordinator {
    */
   private async formGeneration(reason: string): Promise<void> {
     this.generation += 1;
-    const live = [...this.workers.values()]
-      .sort((a, b) => a.joinedAt - b.joinedAt)
-      .slice(0, this.opts.maxWorkers);
+    const live = this.membership.live();
     this.adoptHeldState(live);
     const holds = (w: WorkerInfo) => this.isMember(w.workerId) || this.holdsCommitted(w);
     const newcomers = live.filter((w) => !holds(w));
@@ -724,11 +598,17 @@ export class Coordinator {
    * 3. Every checkpointEvery steps, rank 0 writes a bank version; the stage's last step is always versioned.
    */
   private commitStep(p: Extract<Phase, { kind: 'stepping' }>): void {
-    const results = [...p.results.values()];
-    const sums = new Set(results.map((r) => r.checksum));
-    if (sums.size !== 1) {
+    const now = this.now();
+    const committed = mergeStepReports([...p.results.values()], {
+      stage: this.stage,
+      step: p.step,
+      generation: this.generation,
+      worldSize: this.members.length,
+      ms: now - p.startedAt,
+    });
+    if ('diverged' in committed) {
       this.opts.log(
-        `replicas diverged at step ${p.step} (checksums ${[...sums].join(', ')}); restoring from the bank`,
+        `replicas diverged at step ${p.step} (checksums ${committed.diverged.join(', ')}); restoring from the bank`,
       );
       this.step = Math.max(0, this.headStep);
       this.stepChecksum = undefined;
@@ -736,66 +616,17 @@ export class Coordinator {
       this.reform('replica divergence');
       return;
     }
-    const now = this.now();
-    const tokens = results.reduce((a, r) => a + r.tokens, 0);
-    const perTask: Record<string, { nll: number; tokens: number; examples: number }> = {};
-    for (const r of results) {
-      for (const [t, l] of Object.entries(r.perTask)) {
-        const e = perTask[t] ?? { nll: 0, tokens: 0, examples: 0 };
-        perTask[t] = e;
-        e.nll += l.nllSum;
-        e.tokens += l.tokens;
-        e.examples += l.examples;
-      }
-    }
-    const max = (k: keyof StepDone['timings']) => Math.max(...results.map((r) => r.timings[k]));
-    const examples = results.reduce((a, r) => a + r.examples, 0);
-    const ms = now - p.startedAt;
-    const compute = max('data') + max('forwardBackward') + max('allReduce') + max('optimizer');
-    const committed: CommittedStep = {
-      stage: this.stage,
-      step: p.step,
-      loss: results[0]!.loss,
-      perTask: Object.fromEntries(
-        Object.entries(perTask).map(([t, e]) => [t, e.nll / Math.max(1, e.tokens)]),
-      ),
-      tasks: Object.fromEntries(
-        Object.entries(perTask).map(([t, e]) => [t, { examples: e.examples, tokens: e.tokens }]),
-      ),
-      examples,
-      tokens,
-      generation: this.generation,
-      worldSize: this.members.length,
-      ms,
-      timings: {
-        data: max('data'),
-        forwardBackward: max('forwardBackward'),
-        allReduce: max('allReduce'),
-        optimizer: max('optimizer'),
-        coordination: Math.max(0, ms - compute),
-      },
-    };
     this.step = p.step + 1;
-    this.stepChecksum = results[0]!.checksum;
+    this.stepChecksum = p.results.values().next().value!.checksum;
     this.failures = 0;
-    this.examplesDone += examples;
+    this.examplesDone += committed.examples;
     this.lastCommitAt = now;
     this.events.onStep?.(committed);
     const stage = this.job.stages[this.stage]!;
-    const elapsed = (now - this.stageStarted) / 1000;
-    const rate = this.examplesDone / Math.max(1e-9, elapsed);
-    const eta = ((stage.train.steps - this.step) * stage.train.batchSize) / Math.max(1e-9, rate);
-    this.opts.progress.update(
-      `[${stage.name}] step ${this.step}/${stage.train.steps} loss ${committed.loss.toFixed(4)} | ${Object.entries(
-        committed.perTask,
-      )
-        .map(([t, l]) => `${t} ${l.toFixed(3)}`)
-        .join(
-          ' ',
-        )} | ${rate.toFixed(1)} ex/s | ${this.members.length} workers, gen ${this.generation} | ETA ${formatDuration(eta)}`,
-    );
+    const rate = this.examplesDone / Math.max(1e-9, (now - this.stageStarted) / 1000);
+    this.opts.progress.update(stepProgressLine(committed, { name: stage.name, ...stage.train }, rate));
     const last = this.step >= stage.train.steps;
-    if (last || this.step % this.opts.checkpointEvery === 0) {
+    if (checkpointDue(this.step, stage.train.steps, this.opts.checkpointEvery)) {
       this.phase = {
         kind: 'checkpointing',
         step: this.step,
@@ -845,7 +676,7 @@ export class Coordinator {
     );
     this.events.onVersion?.({ id: manifest.id, stage: this.stage, step: p.step, final: p.final });
     if (p.after === 'next-stage') this.finishStage();
-    else if (this.members.length < Math.min(this.workers.size, this.opts.maxWorkers))
+    else if (this.members.length < Math.min(this.membership.size, this.opts.maxWorkers))
       this.reform('workers waiting to join');
     else this.sendStep();
   }
@@ -883,7 +714,7 @@ export class Coordinator {
       stage: this.stage,
       step: this.step,
       members: this.members.length,
-      workers: this.workers.size,
+      workers: this.membership.size,
       head: this.head,
       phase: this.phase.kind,
       lastCommitAt: this.lastCommitAt,
