@@ -1,5 +1,5 @@
 import type { Collective } from '../collective/index.js';
-import { planLayout, unfuse } from '../collective/index.js';
+import { fuse, planLayout, unfuse } from '../collective/index.js';
 import type { GradientSums } from '../train/gradients.js';
 import { type GradientReducer, rootSums, type SubtreeSums } from '../train/reducer.js';
 import type { StepPlan } from '../train/step-plan.js';
@@ -38,9 +38,7 @@ export class CollectiveReducer implements GradientReducer {
       if (!sums)
         throw new Error(`step ${plan.step}: rank ${rank} has no sums for its units [${slot.lo}, ${slot.hi})`);
       const base = k * width;
-      layout.names.forEach((name, i) => {
-        buffer.set(sums.grads.get(name)!, base + layout.offsets[i]!);
-      });
+      buffer.set(fuse(sums.grads, plan.touched).buffer, base);
       buffer[base + layout.totalElements] = sums.nllSum;
       buffer[base + layout.totalElements + 1] = sums.tokens;
     });
