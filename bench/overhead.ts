@@ -28,6 +28,7 @@ import { type CommittedStep, Coordinator } from '../src/runtime/coordinator/coor
 import { openRuntimeBank } from '../src/runtime/runtime-bank.js';
 import { ExampleEncoder } from '../src/train/batching.js';
 import { silentProgress } from '../src/train/progress.js';
+import { identityReducer } from '../src/train/reducer.js';
 import { createStageMethod, trainerOptions } from '../src/train/run-job.js';
 import { loadTrainTasks } from '../src/train/task-source.js';
 import { Trainer } from '../src/train/trainer.js';
@@ -99,34 +100,28 @@ async function singleProcess(job: JobConfig, warmup: number): Promise<Row> {
   const rows: CommittedStep[] = [];
   try {
     for (let s = 0; s < stage.train.steps; s++) {
-      const t0 = performance.now();
-      const examples = trainer.encodeBatch(trainer.sampler.globalBatch(s));
-      const t1 = performance.now();
-      const sums = trainer.gradientSums(examples, s);
-      const t2 = performance.now();
-      const tokens = Math.max(1, sums.tokens);
-      for (const g of sums.grads.values()) for (let i = 0; i < g.length; i++) g[i] = g[i]! / tokens;
-      trainer.optimizer.apply(sums.grads);
-      const t3 = performance.now();
+      // The step `train` runs: the same units, tree and update as the workers, with the identity reducer.
+      const r = await trainer.step(trainer.plan(s), identityReducer);
       if (s < warmup) continue;
       rows.push({
         stage: 0,
         step: s,
-        loss: sums.nllSum / tokens,
+        loss: r.loss,
         perTask: {},
-        examples: examples.length,
-        tokens: sums.tokens,
+        tasks: {},
+        examples: r.examples,
+        tokens: r.tokens,
         generation: 0,
         worldSize: 1,
-        ms: t3 - t0,
+        ms: r.ms,
         timings: {
-          data: t1 - t0,
-          forwardBackward: t2 - t1,
-          allReduce: 0,
-          optimizer: t3 - t2,
+          data: 0,
+          forwardBackward: r.timings.forwardBackward,
+          allReduce: r.timings.reduce,
+          optimizer: r.timings.optimizer,
           coordination: 0,
         },
-      } as CommittedStep);
+      });
     }
   } finally {
     method.dispose();
