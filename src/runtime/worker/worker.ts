@@ -83,6 +83,13 @@ interface StageRuntime {
 
 type StepDone = Extract<Report, { type: 'step-done' }>;
 
+/** How the heartbeat names the phases of Trainer.step (the coordinator logs them for a hung worker). */
+const PHASE_NAMES = {
+  'forward-backward': 'forward/backward',
+  reduce: 'all-reduce',
+  update: 'update',
+} as const;
+
 /**
  * A worker: joins the job over NATS, then for each generation forms the collective with its peers and, for each
  * step the coordinator plans, computes gradient sums on its shard, all-reduces them, applies the identical update
@@ -475,16 +482,16 @@ export class Worker {
       return;
     }
     rt.replica.commit();
-    hangIfAsked(s.step, this.opts.log);
     const plan: StepPlan = {
       step: s.step,
       units: s.units.map((u) => u.map(([task, index]) => ({ task, index }))),
       owners: s.owners,
       touched: s.touched,
     };
-    const r = await rt.trainer.step(plan, this.reducer, this.rank, (phase) =>
-      this.milestone(`step ${s.step}: ${phase}`),
-    );
+    const r = await rt.trainer.step(plan, this.reducer, this.rank, (phase) => {
+      this.milestone(`step ${s.step}: ${PHASE_NAMES[phase]}`);
+      if (phase === 'forward-backward') hangIfAsked(s.step, this.opts.log);
+    });
     const result: StepDone = {
       type: 'step-done',
       incarnation: this.incarnation!,
