@@ -27,6 +27,7 @@ import type { TrainTask } from '../../train/trainer.js';
 import { CorruptVersionError, loadForRestore } from '../corrupt-version.js';
 import type { RuntimeBank, RuntimeManifest } from '../runtime-bank.js';
 import { Membership, type WorkerInfo } from './membership.js';
+import { resumePoint } from './resume-point.js';
 import { type CommittedStep, checkpointDue, mergeStepReports, stepProgressLine } from './step-commit.js';
 import { planStep } from './step-planner.js';
 
@@ -157,9 +158,8 @@ export class Coordinator {
   }
 
   /**
-   * Resumes from the bank head (or the version named by `from`) when there is one, subscribes, and announces
-   * itself. A version ends its stage when it is the stage's final one and the stage has no more steps configured
-   * (a larger --steps continues a finished stage from its last version).
+   * Resumes from the bank head (or the version named by `from`) when there is one (resume-point.ts), subscribes,
+   * and announces itself.
    */
   async start(): Promise<void> {
     const bankHead = await this.bank.head(this.job.jobId);
@@ -170,22 +170,12 @@ export class Coordinator {
         `--from ${this.opts.from}: version ${head.id.slice(0, 12)} belongs to job '${head.job}', not '${this.job.jobId}'; pass --job-id ${head.job} (or the config of that job)`,
       );
     }
-    if (head) {
-      const extra = head.extra ?? {};
-      const stage = Number(extra.stage ?? 0);
-      this.head = head.id;
-      this.headStep = head.step;
-      const stageSteps = this.job.stages[stage]?.train.steps ?? 0;
-      if (extra.final === true && head.step >= stageSteps) {
-        this.stage = stage + 1;
-        this.step = 0;
-        this.stageInputs = head.id;
-      } else {
-        this.stage = stage;
-        this.step = head.step;
-        this.stageInputs = (extra.inputs as string | null | undefined) ?? undefined;
-      }
-    }
+    const at = resumePoint(this.job, head);
+    this.stage = at.stage;
+    this.step = at.step;
+    this.head = at.head;
+    this.headStep = at.headStep;
+    this.stageInputs = at.stageInputs;
     if (this.stage >= this.job.stages.length) {
       this.opts.log(
         `job '${this.job.jobId}' already completed (bank head ${head?.id.slice(0, 12)}); nothing to do. Start a new job with --job-id ID, or list its versions with 'promptmesh bank ls'`,
