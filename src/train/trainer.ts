@@ -107,10 +107,11 @@ export interface TrainResult {
 }
 
 /**
- * The single-process trainer: step s trains on the mixture's global batch s (the same batch a coordinator would
- * shard across workers), gradients of the summed token loss are accumulated over micro-batches, divided by the
- * global token count (the mean token loss of the whole batch, as a single big batch would give), clipped, and
- * applied with AdamW. It never looks at the method's name: everything method-specific is behind PromptMethod.
+ * The trainer: step s trains on the mixture's global batch s, cut into fixed units (step-plan.ts); gradients of the
+ * summed token loss of each unit are added along the unit tree (unit-tree.ts), divided by the global token count
+ * (the mean token loss of the whole batch, as a single big batch would give), clipped, and applied with AdamW. The
+ * same `step` runs in one process (identity reducer) and in every worker of a job (the collective's reducer), so
+ * both give the same bits. It never looks at the method's name: everything method-specific is behind PromptMethod.
  */
 export class Trainer {
   readonly sampler: MixtureSampler;
@@ -152,8 +153,9 @@ export class Trainer {
   }
 
   /**
-   * Gradient sums over a list of examples of global batch `step`, in micro-batches. The step keys the dropout
-   * masks (with the seed and each example's identity), never the micro-batch or the position in the list.
+   * Gradient sums over any list of examples of global batch `step`, in micro-batches added in order (not the
+   * step's unit tree: for tests and measurements of the gradient itself). The step keys the dropout masks (with the
+   * seed and each example's identity), never the micro-batch or the position in the list.
    */
   gradientSums(examples: readonly EncodedExample[], step: number): GradientSums {
     const acc: GradientSums = { grads: new Map(), nllSum: 0, tokens: 0, perTask: new Map() };
