@@ -366,8 +366,9 @@ export class Worker {
    * 1. Close the previous collective; keep listening on the same port.
    * 2. If not a member, idle until the next generation.
    * 3. Make sure the stage's method exists (creating it with the stage inputs from the bank).
-   * 4. Restore the state the generation starts from: our own committed snapshot when it is at that step
-   *    (survivors roll back an update applied for the step in flight), else the named bank version, else fresh.
+   * 4. Restore the state the generation starts from (ReplicaState.sync): our own committed snapshot when it is at
+   *    that step (survivors roll back an update applied for the step in flight), else the named bank version, else
+   *    the state before any update.
    * 5. Form the collective with the members in rank order and report ready.
    */
   private async onGeneration(g: GenerationMsg): Promise<void> {
@@ -597,6 +598,7 @@ export class Worker {
   private async closeCollective(): Promise<void> {
     const c = this.collective;
     this.collective = undefined;
+    this.reducer = undefined;
     if (c) await c.close().catch(() => {});
     if (!this.listener && !this.stopping)
       await this.listen().catch((e: unknown) => this.opts.log(`cannot listen: ${(e as Error).message}`));
