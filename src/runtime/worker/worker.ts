@@ -111,7 +111,8 @@ export class Worker {
   readonly done: Promise<string>;
   private readonly encoder: ExampleEncoder;
   private readonly subj: ReturnType<typeof subjects>;
-  private joining = false;
+  /** The join in progress, if any (join()). */
+  private joining: Promise<void> | undefined;
   private readonly heartbeat: HeartbeatSender;
   private stopping = false;
   private failure: Error | undefined;
@@ -177,11 +178,17 @@ export class Worker {
 
   /**
    * Joins (or re-joins after a coordinator restart): retries until accepted, reminding the operator at a bounded
-   * rate while nobody answers; stops on a refusal, or when joinTimeoutMs passes (see join-wait.ts).
+   * rate while nobody answers; stops on a refusal, or when joinTimeoutMs passes (see join-wait.ts). One at a time:
+   * a call while joining returns the join in progress.
    */
-  private async join(): Promise<void> {
-    if (this.joining) return;
-    this.joining = true;
+  private join(): Promise<void> {
+    this.joining ??= this.joinOnce().finally(() => {
+      this.joining = undefined;
+    });
+    return this.joining;
+  }
+
+  private async joinOnce(): Promise<void> {
     const req: JoinRequest = {
       type: 'join',
       workerId: this.opts.workerId,
@@ -201,52 +208,48 @@ export class Worker {
       `joining job '${this.job.jobId}' on ${this.subj.join} (NATS ${this.nc.getServer()}; collective at ` +
         `${req.address})${timeoutMs > 0 ? `; giving up after ${timeoutMs / 1000} s (--join-timeout)` : ''}`,
     );
-    try {
-      while (!this.stopping) {
-        const waited = Date.now() - started;
-        const left = timeoutMs > 0 ? timeoutMs - waited : Number.POSITIVE_INFINITY;
-        try {
-          const res = await this.nc.request(this.subj.join, encodeMessage(req), {
-            timeout: Math.max(100, Math.min(2000, left)),
-          });
-          const reply = JSON.parse(new TextDecoder().decode(res.data)) as JoinReply;
-          if (reply.type === 'refused') {
-            this.opts.log(`join refused: ${reply.reason}`);
-            await this.stop(`refused: ${reply.reason}`);
-            return;
-          }
-          this.incarnation = reply.incarnation;
-          this.beat();
-          this.opts.log(`joined job '${this.job.jobId}' (coordinator ${reply.incarnation})`);
-          return;
-        } catch (err) {
-          last = describeJoinFailure(err);
-        }
-        if (this.stopping) return;
-        const wait: JoinWait = {
-          job: this.job.jobId,
-          subject: this.subj.join,
-          server: this.nc.getServer(),
-          waitedMs: Date.now() - started,
-          last,
-          timeoutMs,
-        };
-        if (timeoutMs > 0 && wait.waitedMs >= timeoutMs) {
-          const e = new JoinTimeoutError(wait);
-          this.opts.log(e.message);
-          this.failure = e;
-          await this.stop(`join timeout after ${Math.round(wait.waitedMs / 1000)} s`);
+    while (!this.stopping) {
+      const waited = Date.now() - started;
+      const left = timeoutMs > 0 ? timeoutMs - waited : Number.POSITIVE_INFINITY;
+      try {
+        const res = await this.nc.request(this.subj.join, encodeMessage(req), {
+          timeout: Math.max(100, Math.min(2000, left)),
+        });
+        const reply = JSON.parse(new TextDecoder().decode(res.data)) as JoinReply;
+        if (reply.type === 'refused') {
+          this.opts.log(`join refused: ${reply.reason}`);
+          await this.stop(`refused: ${reply.reason}`);
           return;
         }
-        if (wait.waitedMs >= nextNotice) {
-          this.opts.log(stillWaitingMessage(wait));
-          while (nextNotice <= wait.waitedMs) nextNotice += JOIN_NOTICE_EVERY_MS;
-        }
-        const pause = Math.min(500, timeoutMs > 0 ? timeoutMs - wait.waitedMs : 500);
-        await new Promise((r) => setTimeout(r, pause));
+        this.incarnation = reply.incarnation;
+        this.beat();
+        this.opts.log(`joined job '${this.job.jobId}' (coordinator ${reply.incarnation})`);
+        return;
+      } catch (err) {
+        last = describeJoinFailure(err);
       }
-    } finally {
-      this.joining = false;
+      if (this.stopping) return;
+      const wait: JoinWait = {
+        job: this.job.jobId,
+        subject: this.subj.join,
+        server: this.nc.getServer(),
+        waitedMs: Date.now() - started,
+        last,
+        timeoutMs,
+      };
+      if (timeoutMs > 0 && wait.waitedMs >= timeoutMs) {
+        const e = new JoinTimeoutError(wait);
+        this.opts.log(e.message);
+        this.failure = e;
+        await this.stop(`join timeout after ${Math.round(wait.waitedMs / 1000)} s`);
+        return;
+      }
+      if (wait.waitedMs >= nextNotice) {
+        this.opts.log(stillWaitingMessage(wait));
+        while (nextNotice <= wait.waitedMs) nextNotice += JOIN_NOTICE_EVERY_MS;
+      }
+      const pause = Math.min(500, timeoutMs > 0 ? timeoutMs - wait.waitedMs : 500);
+      await new Promise((r) => setTimeout(r, pause));
     }
   }
 
@@ -321,6 +324,10 @@ export class Worker {
   }
 
   private async onControl(ctl: Control): Promise<void> {
+    // The coordinator admits and then publishes the first generation at once: on a busy machine both arrive in one
+    // read, and this handler can run before join() has taken in the incarnation from the reply (the reply's promise
+    // resolves a few microtasks later). Dropping the generation as foreign would stall it until formTimeoutMs.
+    if (this.joining && ctl.type !== 'hello') await this.joining;
     if (ctl.type === 'hello') {
       if (ctl.incarnation !== this.incarnation) {
         // A new coordinator incarnation (it restarted): drop everything and join it.
