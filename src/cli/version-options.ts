@@ -2,10 +2,11 @@
  * Options and set-up shared by the commands that run a bank version (`eval`, `predict`, `serve`): the bank, the
  * job config the version was trained with, the backend, and the backbone + version loaded from them.
  */
+import * as fs from 'node:fs';
 import { selectBackend } from '../backend/index.js';
 import { openBankStore, PromptBank } from '../bank/index.js';
 import { demoJob } from '../config/demo-job.js';
-import { type JobConfig, readJobConfig } from '../config/job-config.js';
+import { JOB_ATTACHMENT, type JobConfig, parseJobConfig, readJobConfig } from '../config/job-config.js';
 import { loadT5Model } from '../model/load-t5.js';
 import type { T5Model } from '../model/t5/index.js';
 import { loadTokenizer, type Tokenizer } from '../model/tokenizer/index.js';
@@ -31,7 +32,8 @@ export const VERSION_OPTIONS: CliOption[] = [
     name: 'config',
     type: 'string',
     value: 'FILE',
-    description: 'the job config the version was trained with (default: the demo job)',
+    description:
+      "the job config the version was trained with (default: the version's job.json, else the demo job)",
   },
   {
     name: 'stage',
@@ -51,12 +53,31 @@ export const VERSION_OPTIONS: CliOption[] = [
 export const VERSION_HELP = `
 VERSION is a bank version: a full id, a unique id prefix (4+ hex digits), a tag (each stage's final version is
 tagged JOB.STAGE), or JOB@head. A version records its method config only by hash, so the job config it was
-trained with (--config; the demo job by default) says which method, tasks and backbone to rebuild it with; a
-version made with another method config is refused.`;
+trained with says which method, tasks and backbone to rebuild it with: --config JOB.json, else the job the version
+recorded (its job.json attachment, on versions trained by up/coordinator), else the demo job. A version made with
+another method config is refused.`;
 
-export function readVersionJob(ctx: CliContext): { job: JobConfig; source: string } {
+/**
+ * The job a version is run with: --config when given; else the resolved job the version records (its `job.json`
+ * attachment, written by the runtime since run history existed); else the demo job.
+ */
+export async function readVersionJob(
+  ctx: CliContext,
+  bank: PromptBank,
+  ref: string,
+): Promise<{ job: JobConfig; source: string }> {
   const file = optString(ctx, 'config');
-  return file ? { job: readJobConfig(file), source: file } : { job: demoJob(), source: 'the demo job' };
+  if (file) return { job: readJobConfig(file), source: file };
+  const bytes = await bank.attachment(ref, JOB_ATTACHMENT);
+  if (!bytes) return { job: demoJob(), source: 'the demo job' };
+  const source = `the job recorded with version ${ref} (${JOB_ATTACHMENT})`;
+  const job = parseJobConfig(JSON.parse(new TextDecoder().decode(bytes)), { source });
+  if (!fs.existsSync(job.backbone.checkpoint)) {
+    throw new UsageError(
+      `${source} names the backbone ${job.backbone.checkpoint}, which is not on this machine: pass the job config with the backbone's path here (--config JOB.json)`,
+    );
+  }
+  return { job, source };
 }
 
 export function readMode(ctx: CliContext): EvalMode | undefined {

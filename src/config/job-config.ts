@@ -557,3 +557,11 @@ export function readJobConfig(file: string): JobConfig {
   }
   return parseJobConfig(raw, { source: file, baseDir: path.dirname(path.resolve(file)) });
 }
+
+/** The bank attachment that records the resolved job a version was trained by (paths absolute, defaults filled). */
+export const JOB_ATTACHMENT = 'job.json';
+
+/** The resolved job as JSON; `parseJobConfig` reads it back to the same config. */
+export function encodeJobConfig(job: JobConfig): Uint8Array {
+  return new TextEncoder().encode(`${JSON.stringify(job, null, 2)}\n`);
+}

@@ -10,6 +10,8 @@
  * incarnation or an older generation is ignored (fenced), so a stale member can never act on the job.
  */
 
+import type { HistoryRecord } from '../train/history.js';
+
 export const PROTOCOL_VERSION = 2;
 /** Largest control message accepted; plans of huge batches stay far below it. */
 export const MAX_CONTROL_BYTES = 512 * 1024;
@@ -159,6 +161,11 @@ export interface CheckpointMsg {
   /** The job's current bank head when it is not `parent` (resuming from an older version); the commit's CAS. */
   expectHead?: string | null;
   final: boolean;
+  /**
+   * The run history since the parent version (train/history.ts step records of this stage), for the version's
+   * `history.jsonl` attachment. Absent from coordinators that keep none.
+   */
+  history?: HistoryRecord[];
 }
 
 export interface StopMsg {
@@ -213,6 +220,9 @@ export type Report =
       checksum: string;
       timings: Timings;
       allReduceBytes: number;
+      /** Global gradient norm before clipping and the learning rate per parameter group (the run history). */
+      gradNorm?: number;
+      lr?: Record<string, number>;
     }
   | {
       type: 'checkpoint-done';

@@ -16,6 +16,8 @@ export interface RuntimeBank {
     metrics: Record<string, number>;
     tags?: string[];
     extra?: Record<string, unknown>;
+    /** Files kept with the version: the run history and the resolved job (bank attachments). */
+    attachments?: Record<string, { data: Uint8Array; mediaType: string }>;
   }): Promise<{ id: string }>;
   load(id: string): Promise<TensorMap>;
   manifest(id: string): Promise<RuntimeManifest>;

@@ -84,6 +84,12 @@ describe('eval and predict on versions a training run wrote', { skip: natsSkipRe
       assert.deepEqual(rep.versionMetrics, rep.recorded, tag);
       for (const n of Object.values(rep.evaluated)) assert.equal(n, 8);
     }
+    // Without --config: the job the version recorded (job.json) gives the same report.
+    const withConfig = await cli('eval', 'ev.s2', ...common(), '--json');
+    const recorded = await cli('eval', 'ev.s2', '--bank', fx.bankDir, '--backend', testBackend(), '--json');
+    assert.equal(recorded.code, 0, recorded.stderr);
+    assert.deepEqual(JSON.parse(recorded.stdout).evaluated, JSON.parse(withConfig.stdout).evaluated);
+    assert.deepEqual(JSON.parse(recorded.stdout).recorded, JSON.parse(withConfig.stdout).recorded);
     // The text form names the version, stage and every task.
     const text = await cli('eval', 'ev.s2', ...common());
     assert.equal(text.code, 0, text.stderr);

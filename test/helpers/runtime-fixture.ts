@@ -3,6 +3,7 @@
  * small two-stage job file, a bank folder, and helpers that spawn the real CLI (`coordinator`, `worker`, `up`) as
  * child processes and wait for lines in their logs. Everything lives under one temp folder, removed by cleanup().
  */
+
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -10,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DirectoryStore, PromptBank } from '../../src/bank/index.js';
+import { readBankHistory } from '../../src/cli/commands/history.js';
 import { type JobConfig, readJobConfig } from '../../src/config/job-config.js';
 import { makeTinyT5, writeT5Checkpoint } from '../../src/model/checkpoint/index.js';
 import { loadT5Model } from '../../src/model/load-t5.js';
@@ -436,5 +438,21 @@ export async function assertMatchesReference(
       `${label}, stage ${i + 1}: ${diff ?? `${ref.size} tensors byte-identical to the single process`}`,
     );
     assert.equal(diff, undefined, `${label}: stage ${i + 1}: ${diff}`);
+  }
+  // The run history: a redone step is recorded once (its first try is dropped), steps only increase, and each
+  // stage's history reaches its last step. A restarted coordinator loses the records of steps it did not see
+  // committed into a version, so gaps are reported, not failed.
+  const { records } = await readBankHistory(bank, job);
+  for (const [i, stage] of ['s1', 's2'].entries()) {
+    const done = records.filter((r) => r.kind === 'step' && r.stage === stage).map((r) => r.step);
+    assert.ok(done.length > 0, `${label}: no history for stage ${stage}`);
+    for (let k = 1; k < done.length; k++) {
+      assert.ok(
+        done[k]! > done[k - 1]!,
+        `${label}: stage ${stage} history steps ${done.join(',')} repeat or go back`,
+      );
+    }
+    assert.equal(done[done.length - 1], steps[i], `${label}: stage ${stage} history ends at its last step`);
+    t.diagnostic(`${label}, stage ${stage}: history of ${done.length}/${steps[i]} steps, none twice`);
   }
 }

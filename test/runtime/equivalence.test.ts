@@ -18,8 +18,17 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Manifest } from '../../src/bank/index.js';
+import { readBankHistory } from '../../src/cli/commands/history.js';
 import { demoJob } from '../../src/config/demo-job.js';
+import { JOB_ATTACHMENT, parseJobConfig } from '../../src/config/job-config.js';
+import { type BackboneIdentity, backboneIdentity } from '../../src/model/checkpoint/identity.js';
 import { readT5Config } from '../../src/model/checkpoint/index.js';
+import {
+  HISTORY_ATTACHMENT,
+  type HistoryRecord,
+  parseHistory,
+  type StepRecord,
+} from '../../src/train/history.js';
 import { loadTrainedState } from '../../src/train/trained-state.js';
 import { testBackend } from '../helpers/backend.js';
 import { natsSkipReason } from '../helpers/nats.js';
@@ -129,5 +138,54 @@ describe('runtime: the demo job ends with the same bytes in 1 process and on 1, 
       );
       assert.equal(diff, undefined, `stage ${stage.name}: ${diff}`);
     }
+  });
+
+  test("the versions carry the run history, the resolved job and the backbone digests; history equals train's", async (t) => {
+    if (finals.size < 3 || !fs.existsSync(path.join(dir, 'train-out'))) return t.skip('a run above failed');
+    const histories = new Map<number, HistoryRecord[]>();
+    for (const n of [1, 2, 3]) {
+      const bank = openBank(path.join(dir, `bank-${n}`));
+      const { records } = await readBankHistory(bank, 'demo');
+      histories.set(n, records);
+      const head = await bank.get('demo@head');
+      const resolved = parseJobConfig(
+        JSON.parse(new TextDecoder().decode((await bank.attachment(head.id, JOB_ATTACHMENT))!)),
+      );
+      assert.deepEqual(resolved, job, `${n} workers: job.json is the job that ran`);
+      const identity = head.extra?.backbone as BackboneIdentity;
+      assert.deepEqual(identity, backboneIdentity(job.backbone.checkpoint));
+      assert.match(identity.files['model.safetensors']!, /^sha256:[0-9a-f]{64}$/);
+    }
+    const one = histories.get(1)!;
+    for (const stage of job.stages) {
+      const steps = one.filter((r) => r.kind === 'step' && r.stage === stage.name) as StepRecord[];
+      assert.deepEqual(
+        steps.map((r) => r.step),
+        Array.from({ length: STEPS }, (_, i) => i + 1),
+        `stage ${stage.name}: one record per committed step, in order`,
+      );
+      assert.ok(steps.every((r) => r.gradNorm > 0 && Object.keys(r.lr).length > 0));
+      const evals = one.filter((r) => r.kind === 'eval' && r.stage === stage.name);
+      assert.deepEqual(
+        evals.map((r) => r.step),
+        [STEPS],
+        `stage ${stage.name}: the final evaluation`,
+      );
+      // train --out: the same steps with the same loss, gradient norm and learning rates, to the bit.
+      const file = path.join(dir, 'train-out', stage.name, HISTORY_ATTACHMENT);
+      const mine = parseHistory(fs.readFileSync(file, 'utf8'), file).filter(
+        (r) => r.kind === 'step',
+      ) as StepRecord[];
+      for (const n of [1, 2, 3]) {
+        const theirs = histories
+          .get(n)!
+          .filter((r) => r.kind === 'step' && r.stage === stage.name) as StepRecord[];
+        const key = (r: StepRecord) => [r.step, r.loss, r.gradNorm, r.lr];
+        assert.deepEqual(theirs.map(key), mine.map(key), `${n} workers, stage ${stage.name} vs train`);
+      }
+    }
+    t.diagnostic(
+      `${one.length} history records per run, equal loss, gradient norm and lr at 1, 2, 3 workers and in train`,
+    );
   });
 });

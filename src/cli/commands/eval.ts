@@ -64,8 +64,13 @@ labelled test split instead; --task, --max-examples and --mode change what is sc
     const taskFlags = ctx.values.task;
     const tasks =
       taskFlags === undefined ? undefined : (Array.isArray(taskFlags) ? taskFlags : [taskFlags]).map(String);
-    const { job, source } = readVersionJob(ctx);
     const opened = await openVersionBank(ctx);
+    const { job, source } = await readVersionJob(ctx, opened.bank, ctx.positionals[0] as string).catch(
+      async (e) => {
+        await opened.close();
+        throw e;
+      },
+    );
     try {
       const { model, tokenizer } = await loadBackbone(ctx, job);
       try {

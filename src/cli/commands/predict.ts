@@ -60,8 +60,13 @@ line or a task the version does not serve stops the run before any work, naming 
       throw new UsageError(`--input ${input}: ${(e as Error).message}`);
     }
     const rows = parsePredictJsonl(text, name);
-    const { job, source } = readVersionJob(ctx);
     const opened = await openVersionBank(ctx);
+    const { job, source } = await readVersionJob(ctx, opened.bank, ctx.positionals[0] as string).catch(
+      async (e) => {
+        await opened.close();
+        throw e;
+      },
+    );
     try {
       const { model, tokenizer } = await loadBackbone(ctx, job);
       try {

@@ -101,8 +101,11 @@ resolving it again every --poll-ms. Bad requests get a 4xx with a reason. SIGINT
     const mode = readMode(ctx);
     const ref = ctx.positionals[0] as string;
     const log = (l: string) => ctx.stderr.write(`[serve] ${l}\n`);
-    const { job, source } = readVersionJob(ctx);
     const opened = await openVersionBank(ctx);
+    const { job, source } = await readVersionJob(ctx, opened.bank, ref).catch(async (e) => {
+      await opened.close();
+      throw e;
+    });
     let watch: NatsConnection | null = null;
     const cleanup: (() => Promise<void>)[] = [() => opened.close()];
     try {

@@ -21,6 +21,7 @@ import { MixtureSampler } from '../../data/mixture-sampler.js';
 import type { Tokenizer } from '../../model/tokenizer/index.js';
 import type { MEMBERSHIP_REASONS } from '../../telemetry/metric-definitions.js';
 import { ExampleEncoder } from '../../train/batching.js';
+import { HistoryBuffer, type HistoryRecord } from '../../train/history.js';
 import type { ProgressSink } from '../../train/progress.js';
 import { loadTrainTasks } from '../../train/task-source.js';
 import type { TrainTask } from '../../train/trainer.js';
@@ -79,6 +80,9 @@ export interface CoordinatorEvents {
   onMembership?(reason: (typeof MEMBERSHIP_REASONS)[number]): void;
 }
 
+/** Run-history bytes one checkpoint message may carry (the control plane refuses messages over 512 KiB). */
+const HISTORY_MESSAGE_BYTES = 256 * 1024;
+
 type Phase =
   | { kind: 'waiting' }
   | { kind: 'forming'; since: number; ready: Set<string> }
@@ -94,6 +98,13 @@ type Phase =
  * hold it and the bank persists it, so a restarted coordinator resumes from the bank head.
  */
 export class Coordinator {
+  /**
+   * The run history of committed steps not yet carried by a bank version (train/history.ts); the checkpoint
+   * message hands them to the writer, and they are forgotten once the version is acknowledged.
+   */
+  private readonly history = new HistoryBuffer();
+  /** How many records the last checkpoint message carried. */
+  private historySent = 0;
   readonly incarnation = randomUUID();
   private readonly subj: ReturnType<typeof subjects>;
   private readonly membership: Membership;
@@ -613,6 +624,7 @@ export class Coordinator {
     this.lastCommitAt = now;
     this.events.onStep?.(committed);
     const stage = this.job.stages[this.stage]!;
+    this.recordStep(stage.name, committed, p.results.values().next().value!);
     const rate = this.examplesDone / Math.max(1e-9, (now - this.stageStarted) / 1000);
     this.opts.progress.update(stepProgressLine(committed, { name: stage.name, ...stage.train }, rate));
     const last = this.step >= stage.train.steps;
@@ -630,6 +642,39 @@ export class Coordinator {
     }
   }
 
+  /** Step 2 of commitStep, for the run history: a redone step replaces what its first try recorded. */
+  private recordStep(stage: string, c: CommittedStep, report: StepDone): void {
+    this.history.rollBack(stage, c.step);
+    this.history.push({
+      kind: 'step',
+      stage,
+      step: c.step + 1,
+      loss: c.loss,
+      tasks: c.perTask,
+      lr: report.lr ?? {},
+      gradNorm: report.gradNorm ?? Number.NaN,
+      examples: c.examples,
+      examplesPerSecond: c.ms > 0 ? (c.examples * 1000) / c.ms : 0,
+      time: new Date(this.now()).toISOString(),
+    });
+  }
+
+  /** The history records the next version carries, oldest dropped beyond HISTORY_MESSAGE_BYTES (with a log line). */
+  private historyForCheckpoint(): HistoryRecord[] {
+    const records = this.history.take();
+    let bytes = records.reduce((a, r) => a + JSON.stringify(r).length + 1, 0);
+    let drop = 0;
+    while (bytes > HISTORY_MESSAGE_BYTES && drop < records.length)
+      bytes -= JSON.stringify(records[drop++]).length + 1;
+    if (drop > 0) {
+      this.opts.log(
+        `run history: ${drop} of ${records.length} step records since the last version exceed the control message budget and are not kept (checkpoint more often: --checkpoint-every)`,
+      );
+    }
+    this.historySent = records.length;
+    return records.slice(drop);
+  }
+
   private sendCheckpoint(step: number, final: boolean): void {
     this.publish({
       type: 'checkpoint',
@@ -641,6 +686,7 @@ export class Coordinator {
       parent: this.head,
       ...(this.bankHead !== this.head ? { expectHead: this.bankHead } : {}),
       final,
+      history: this.historyForCheckpoint(),
     });
   }
 
@@ -658,6 +704,8 @@ export class Coordinator {
       return;
     }
     if (manifest.step !== p.step) return;
+    this.history.committed(this.historySent);
+    this.historySent = 0;
     this.head = manifest.id;
     this.bankHead = manifest.id;
     this.headStep = p.step;

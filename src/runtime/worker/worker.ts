@@ -7,7 +7,12 @@ import {
   GrpcTransport,
   type TlsFiles,
 } from '../../collective/index.js';
-import type { JobConfig, StageConfig } from '../../config/job-config.js';
+import {
+  encodeJobConfig,
+  JOB_ATTACHMENT,
+  type JobConfig,
+  type StageConfig,
+} from '../../config/job-config.js';
 import {
   type CheckpointMsg,
   type Control,
@@ -24,9 +29,17 @@ import {
   subjects,
 } from '../../control/protocol.js';
 import type { PromptMethod } from '../../methods/index.js';
+import { type BackboneIdentity, backboneIdentity } from '../../model/checkpoint/identity.js';
 import type { T5Model } from '../../model/t5/index.js';
 import type { Tokenizer } from '../../model/tokenizer/index.js';
 import { ExampleEncoder } from '../../train/batching.js';
+import {
+  encodeHistory,
+  evalRecord,
+  HISTORY_ATTACHMENT,
+  HISTORY_MEDIA_TYPE,
+  type HistoryRecord,
+} from '../../train/history.js';
 import { silentProgress } from '../../train/progress.js';
 import { createStageMethod, trainerOptions } from '../../train/run-job.js';
 import type { StepPlan } from '../../train/step-plan.js';
@@ -116,6 +129,7 @@ export class Worker {
   private readonly heartbeat: HeartbeatSender;
   private stopping = false;
   private failure: Error | undefined;
+  private backbone: BackboneIdentity | undefined;
   /** Main-thread progress, sent with every heartbeat (see Heartbeat.progress). */
   private progress = 0;
   private phase = 'joining';
@@ -519,6 +533,8 @@ export class Worker {
         optimizer: r.timings.optimizer,
       },
       allReduceBytes: this.reducer.lastBytes,
+      gradNorm: r.gradNorm,
+      lr: r.lr,
     };
     this.lastResult = result;
     this.milestone(`step ${s.step}: done`);
@@ -544,6 +560,7 @@ export class Worker {
     }
     this.milestone(`checkpoint at step ${c.step}`);
     let metrics: Record<string, number> = {};
+    const history: HistoryRecord[] = Array.isArray(c.history) ? [...c.history] : [];
     if (c.final) {
       const e = rt.trainer.evaluate(c.step);
       metrics = {
@@ -551,6 +568,7 @@ export class Worker {
         ...(e.heldOut ? { heldOutAverage: e.heldOut.average } : {}),
         ...e.scores,
       };
+      history.push(evalRecord(rt.stage.name, e, 'validation'));
       this.events.onEval?.(e);
     }
     this.milestone(`checkpoint at step ${c.step}: writing`);
@@ -572,6 +590,14 @@ export class Worker {
         final: c.final,
         adamSteps,
         inputs: rt.inputsVersion ?? null,
+        backbone: this.backboneIdentity(),
+      },
+      attachments: {
+        // How the version was made: the resolved job, and the steps and evaluations since its parent.
+        [JOB_ATTACHMENT]: { data: encodeJobConfig(this.job), mediaType: 'application/json' },
+        ...(history.length > 0
+          ? { [HISTORY_ATTACHMENT]: { data: encodeHistory(history), mediaType: HISTORY_MEDIA_TYPE } }
+          : {}),
       },
     });
     this.milestone(`checkpoint at step ${c.step}: written`);
@@ -600,6 +626,12 @@ export class Worker {
   /** Admitted by the current coordinator (the readiness probe). */
   get joined(): boolean {
     return this.incarnation !== undefined && !this.stopping;
+  }
+
+  /** The backbone's digests, hashed once (by the first checkpoint this worker writes). */
+  private backboneIdentity(): BackboneIdentity {
+    this.backbone ??= backboneIdentity(this.job.backbone.checkpoint);
+    return this.backbone;
   }
 
   private async closeCollective(): Promise<void> {
