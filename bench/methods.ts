@@ -23,11 +23,12 @@ import { chanceLevel, DEMO_TASKS, generateDemoSuite } from '../src/data/demo/ind
 import type { PromptMethod } from '../src/methods/index.js';
 import { loadT5Model } from '../src/model/load-t5.js';
 import type { T5Model } from '../src/model/t5/index.js';
+import type { TensorMap } from '../src/model/tensor-map.js';
 import { loadTokenizer, type Tokenizer } from '../src/model/tokenizer/index.js';
 import { ExampleEncoder } from '../src/train/batching.js';
 import { EVAL_MODES, type EvalMode, evaluateTask } from '../src/train/evaluate.js';
 import { formatDuration, type ProgressSink } from '../src/train/progress.js';
-import { createStageMethod, methodTensors, type StageTensors, trainerOptions } from '../src/train/run-job.js';
+import { createStageMethod, methodTensors, trainerOptions } from '../src/train/run-job.js';
 import { loadTrainTasks } from '../src/train/task-source.js';
 import { Trainer, type TrainTask } from '../src/train/trainer.js';
 
@@ -206,7 +207,7 @@ function runMethod(
     maxSourceLength: job.maxSourceLength,
     maxTargetLength: job.maxTargetLength,
   });
-  let inputs: StageTensors = new Map();
+  let inputs: TensorMap = new Map();
   const stageSeconds: Record<string, number> = {};
   let result: Omit<MethodResult, 'stageSeconds' | 'trainSeconds'> | undefined;
   job.stages.forEach((stage, i) => {

@@ -2,14 +2,14 @@
  * The bytes a tensor is stored and hashed as: raw little-endian float32, the same on every machine, so a digest
  * computed on one host verifies on another.
  */
+
 import * as os from 'node:os';
+import type { HostTensor } from '../model/tensor-map.js';
 import { BankInputError } from './errors.js';
 import { sha256Hex } from './manifest.js';
 
-export interface BankTensor {
-  shape: number[];
-  data: Float32Array;
-}
+/** A tensor as the bank stores it: the host tensor type (model/tensor-map.ts). */
+export type BankTensor = HostTensor;
 
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 

@@ -2,10 +2,12 @@
  * A bank version as a live method: which stage of a job config made it (the version records only its method
  * config's hash and the stage's name), and the method rebuilt from the version's own tensors.
  */
+
 import { configHash, type Manifest } from '../bank/index.js';
 import type { JobConfig, StageConfig } from '../config/job-config.js';
 import { methodFactory, type PromptMethod } from '../methods/index.js';
 import type { T5Model } from '../model/t5/index.js';
+import type { HostTensor } from '../model/tensor-map.js';
 
 /** The version cannot be matched to a stage of the job config (or was made with another method config). */
 export class VersionStageError extends Error {
@@ -74,7 +76,7 @@ export function methodFromVersion(
   job: JobConfig,
   stage: StageConfig,
   model: T5Model,
-  tensors: ReadonlyMap<string, { shape: number[]; data: Float32Array }>,
+  tensors: ReadonlyMap<string, HostTensor>,
 ): PromptMethod {
   const { name, ...options } = stage.method;
   const factory = methodFactory(name);

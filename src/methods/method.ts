@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { T5Model } from '../model/t5/index.js';
+import type { HostTensor } from '../model/tensor-map.js';
 
 /**
  * A training batch as methods see it: tokenized sources and targets plus each example's task. Methods prepend
@@ -90,7 +91,7 @@ export interface MethodContext {
   tasks: readonly string[];
   seed: number;
   /** Tensors from earlier stages (trained source prompts, a token bank), by name. */
-  inputs?: ReadonlyMap<string, { shape: number[]; data: Float32Array }>;
+  inputs?: ReadonlyMap<string, HostTensor>;
   /**
    * The job's `maxSourceLength`: every input is truncated to it. The released ATTEMPT and TPT also pad every input
    * to it (their max_source_length), which is what ATTEMPT's `poolPadding` and TPT's `maskPadding: false` reproduce;
@@ -103,7 +104,7 @@ export interface MethodContext {
    * and a missing tensor or a wrong shape is an error naming it (MissingMethodTensorError,
    * MethodTensorShapeError). Extra tensors (optimizer moments in a bank version) are ignored.
    */
-  restore?: ReadonlyMap<string, { shape: number[]; data: Float32Array }>;
+  restore?: ReadonlyMap<string, HostTensor>;
 }
 
 /** A method plug-in: its config (defaults + validation), its accounting, and its construction. */

@@ -1,8 +1,9 @@
 import type { PromptMethod } from '../methods/index.js';
+import type { TensorMap } from '../model/tensor-map.js';
 import type { AdamWParamState } from '../train/adamw.js';
 import { type PromptOptimizer, parameterChecksum } from '../train/prompt-optimizer.js';
 
-export type TensorMap = Map<string, { shape: number[]; data: Float32Array }>;
+export type { TensorMap };
 
 /** A replica's training state after `step` updates: what a bank version stores and recovery restores. */
 export interface ReplicaSnapshot {

@@ -4,6 +4,7 @@ import type { JobConfig, StageConfig } from '../config/job-config.js';
 import { methodFactory, type PromptMethod } from '../methods/index.js';
 import { loadT5Model } from '../model/load-t5.js';
 import type { T5Model } from '../model/t5/index.js';
+import type { TensorMap } from '../model/tensor-map.js';
 import { loadTokenizer, type Tokenizer } from '../model/tokenizer/index.js';
 import { ExampleEncoder } from './batching.js';
 import { encodeHistory, evalRecord, HISTORY_ATTACHMENT, type HistoryRecord, stepRecord } from './history.js';
@@ -12,14 +13,12 @@ import { loadStageTasks } from './task-source.js';
 import { saveTrainedState, type TrainedState } from './trained-state.js';
 import { type EvalReport, Trainer, type TrainerOptions } from './trainer.js';
 
-export type StageTensors = Map<string, { shape: number[]; data: Float32Array }>;
-
 export interface StageResult {
   stage: string;
   method: string;
   best: EvalReport | undefined;
   final: EvalReport | undefined;
-  tensors: StageTensors;
+  tensors: TensorMap;
   ms: number;
   /** Every step and evaluation of the stage (train/history.ts); with `out`, also `<out>/<stage>/history.jsonl`. */
   history: HistoryRecord[];
@@ -61,7 +60,7 @@ export function trainerOptions(
 export function createStageMethod(
   stage: StageConfig,
   model: T5Model,
-  inputs: StageTensors,
+  inputs: TensorMap,
   maxSourceLength: number,
 ): PromptMethod {
   const { name, ...options } = stage.method;
@@ -76,8 +75,8 @@ export function createStageMethod(
 }
 
 /** All tensors of a method (trainable at the given values, and frozen) for saving and for later stages. */
-export function methodTensors(method: PromptMethod, params: Map<string, Float32Array>): StageTensors {
-  const out: StageTensors = new Map();
+export function methodTensors(method: PromptMethod, params: Map<string, Float32Array>): TensorMap {
+  const out: TensorMap = new Map();
   for (const p of method.params) out.set(p.name, { shape: p.variable.shape, data: params.get(p.name)! });
   for (const [k, t] of method.frozen)
     out.set(k, { shape: t.shape, data: (t.dataSync() as Float32Array).slice() });
@@ -101,7 +100,7 @@ export async function runJob(
     maxTargetLength: job.maxTargetLength,
   });
   const results: StageResult[] = [];
-  let inputs: StageTensors = new Map();
+  let inputs: TensorMap = new Map();
   try {
     for (const stage of job.stages) {
       const t0 = performance.now();

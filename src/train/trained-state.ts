@@ -6,6 +6,7 @@ import {
   writeFileAtomic,
   writeSafetensors,
 } from '../model/checkpoint/index.js';
+import type { TensorMap } from '../model/tensor-map.js';
 
 export const TENSORS_FILE = 'prompts.safetensors';
 export const MANIFEST_FILE = 'manifest.json';
@@ -26,7 +27,7 @@ export interface TrainedManifest {
 
 export interface TrainedState {
   manifest: TrainedManifest;
-  tensors: Map<string, { shape: number[]; data: Float32Array }>;
+  tensors: TensorMap;
 }
 
 /** Writes `prompts.safetensors` (tensors first) then `manifest.json`, each atomically. */
@@ -59,7 +60,7 @@ export function loadTrainedState(dir: string): TrainedState {
     });
   }
   const file = readSafetensors(path.join(dir, TENSORS_FILE), { float32: true });
-  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  const tensors: TensorMap = new Map();
   for (const [name, info] of Object.entries(manifest.tensors)) {
     const t = file.tensors.get(name);
     if (!t)

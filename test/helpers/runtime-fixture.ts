@@ -15,16 +15,12 @@ import { readBankHistory } from '../../src/cli/commands/history.js';
 import { type JobConfig, readJobConfig } from '../../src/config/job-config.js';
 import { makeTinyT5, writeT5Checkpoint } from '../../src/model/checkpoint/index.js';
 import { loadT5Model } from '../../src/model/load-t5.js';
+import type { TensorMap } from '../../src/model/tensor-map.js';
 import { loadTokenizer } from '../../src/model/tokenizer/index.js';
 import { stateTensors } from '../../src/runtime/replica-state.js';
 import { ExampleEncoder } from '../../src/train/batching.js';
 import { silentProgress } from '../../src/train/progress.js';
-import {
-  createStageMethod,
-  methodTensors,
-  type StageTensors,
-  trainerOptions,
-} from '../../src/train/run-job.js';
+import { createStageMethod, methodTensors, trainerOptions } from '../../src/train/run-job.js';
 import { loadTrainTasks } from '../../src/train/task-source.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { testBackend } from './backend.js';
@@ -319,7 +315,7 @@ export async function referenceRun(job: JobConfig): Promise<Map<string, Float32A
     maxTargetLength: job.maxTargetLength,
   });
   const out: Map<string, Float32Array>[] = [];
-  let inputs: StageTensors = new Map();
+  let inputs: TensorMap = new Map();
   try {
     for (const stage of job.stages) {
       const method = createStageMethod(stage, model, inputs, job.maxSourceLength);

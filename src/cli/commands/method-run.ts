@@ -13,6 +13,7 @@ import {
 import { readSafetensors } from '../../model/checkpoint/index.js';
 import { loadT5Model } from '../../model/load-t5.js';
 import type { T5Model } from '../../model/t5/index.js';
+import type { TensorMap } from '../../model/tensor-map.js';
 import { loadTrainedState } from '../../train/trained-state.js';
 import {
   type CliCommand,
@@ -24,8 +25,6 @@ import {
   requireString,
   UsageError,
 } from '../command.js';
-
-type Tensors = Map<string, { shape: number[]; data: Float32Array }>;
 
 /** What `method run --json` prints. */
 export interface MethodRunResult {
@@ -73,7 +72,7 @@ async function readParams(
   ctx: CliContext,
   ref: string,
   method: string,
-): Promise<{ tensors: Tensors; config?: Record<string, unknown>; tasks?: string[] }> {
+): Promise<{ tensors: TensorMap; config?: Record<string, unknown>; tasks?: string[] }> {
   const bankDir = optString(ctx, 'bank');
   if (bankDir) {
     const opened = await openBankStore({ dir: bankDir, create: false });
@@ -113,7 +112,7 @@ async function readParams(
       );
     ref = exported;
   }
-  const tensors: Tensors = new Map();
+  const tensors: TensorMap = new Map();
   for (const [name, t] of readSafetensors(ref, { float32: true }).tensors) {
     if (!(t.data instanceof Float32Array)) continue; // integer tensors are never method parameters
     tensors.set(name, { shape: t.shape, data: t.data });

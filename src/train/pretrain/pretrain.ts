@@ -14,6 +14,7 @@ import { T5Model } from '../../model/t5/index.js';
 import type { T5Config } from '../../model/t5-config.js';
 import type { Tokenizer } from '../../model/tokenizer/index.js';
 import { AdamW } from '../adamw.js';
+import { makeBatch } from '../batching.js';
 import { clipGlobalNorm } from '../clip.js';
 import { formatDuration, type ProgressSink, silentProgress } from '../progress.js';
 import { linearWarmupDecay } from '../schedule.js';
@@ -234,7 +235,21 @@ export function pretrainBackbone(
     for (let step = 0; step < options.steps; step++) {
       const examples = batchExamples(step);
       const loss = tf.tidy(() => {
-        const { ids, mask, labels, labelMask } = padBatch(examples, tokenizer.padId);
+        // Pretraining examples are already token ids: the trainer's makeBatch pads them (inside this tidy).
+        const {
+          inputIds: ids,
+          attentionMask: mask,
+          labels,
+          labelMask,
+        } = makeBatch(
+          examples.map((e, i) => ({
+            key: `pretrain/${step}/${i}`,
+            task: 'pretrain',
+            source: Int32Array.from(e.input),
+            target: Int32Array.from(e.target),
+          })),
+          tokenizer.padId,
+        );
         const perExample = options.lossWeighting === 'example';
         const tokensPerExample = perExample ? tf.maximum(tf.sum(labelMask, 1), 1) : undefined;
         const { value, grads } = tf.variableGrads(
@@ -302,27 +317,4 @@ function freshWeights(shape: BackboneShape, vocabSize: number, seed: number) {
 export function prefixLmExample(passage: readonly number[], rng: () => number, eos: number): PretrainExample {
   const cut = 1 + randInt(rng, passage.length - 1);
   return { input: [...passage.slice(0, cut), eos], target: [...passage.slice(cut), eos] };
-}
-
-/** Pads inputs and targets of a batch into the tensors T5Model.loss takes. */
-function padBatch(examples: readonly PretrainExample[], padId: number) {
-  const B = examples.length;
-  const L = Math.max(...examples.map((e) => e.input.length));
-  const T = Math.max(...examples.map((e) => e.target.length));
-  const ids = new Int32Array(B * L).fill(padId);
-  const mask = new Float32Array(B * L);
-  const labels = new Int32Array(B * T).fill(padId);
-  const labelMask = new Float32Array(B * T);
-  examples.forEach((e, b) => {
-    ids.set(e.input, b * L);
-    mask.fill(1, b * L, b * L + e.input.length);
-    labels.set(e.target, b * T);
-    labelMask.fill(1, b * T, b * T + e.target.length);
-  });
-  return {
-    ids: tf.tensor2d(ids, [B, L], 'int32'),
-    mask: tf.tensor2d(mask, [B, L]),
-    labels: tf.tensor2d(labels, [B, T], 'int32'),
-    labelMask: tf.tensor2d(labelMask, [B, T]),
-  };
 }
