@@ -534,6 +534,22 @@ export class PromptBank {
           throw new BankInputError(`import: tensor '${name}' in ${tensorsFile} is not in ${manifestFile}`);
       }
     }
+    // Attachments the manifest names travel along when their files are there (a `bank export` or `train --out`
+    // folder); a file that does not match its digest is refused like a tensor.
+    const attachments: NonNullable<CommitInput['attachments']> = {};
+    for (const [name, a] of Object.entries(src?.attachments ?? {})) {
+      const file = path.join(dir, name);
+      if (!fs.existsSync(file)) continue;
+      const data = new Uint8Array(fs.readFileSync(file));
+      const digest = blobDigest(data);
+      if (digest !== a.digest) {
+        throw new CorruptBlobError(src!.id, name, a.digest, `${file} holds ${digest}`, {
+          actual: digest,
+          kind: 'attachment',
+        });
+      }
+      attachments[name] = { data, mediaType: a.mediaType };
+    }
     const parent = opts.parent === undefined ? ((await this.store.getHead(job)) ?? null) : opts.parent;
     const extra: Record<string, unknown> = {
       ...(src?.extra ?? {}),
@@ -548,6 +564,7 @@ export class PromptBank {
       tensors,
       metrics: src?.metrics ?? {},
       extra,
+      ...(Object.keys(attachments).length > 0 ? { attachments } : {}),
     };
     if (opts.tags) commit.tags = opts.tags;
     return this.commit(commit);

@@ -1,13 +1,19 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { JobConfig, StageConfig } from '../config/job-config.js';
+import { encodeJobConfig, JOB_ATTACHMENT, type JobConfig, type StageConfig } from '../config/job-config.js';
 import { methodFactory, type PromptMethod } from '../methods/index.js';
 import { loadT5Model } from '../model/load-t5.js';
 import type { T5Model } from '../model/t5/index.js';
 import type { TensorMap } from '../model/tensor-map.js';
 import { loadTokenizer, type Tokenizer } from '../model/tokenizer/index.js';
 import { ExampleEncoder } from './batching.js';
-import { encodeHistory, evalRecord, HISTORY_ATTACHMENT, type HistoryRecord, stepRecord } from './history.js';
+import {
+  encodeHistory,
+  evalRecord,
+  HISTORY_ATTACHMENT,
+  HISTORY_MEDIA_TYPE,
+  type HistoryRecord,
+  stepRecord,
+} from './history.js';
 import { type ProgressSink, silentProgress } from './progress.js';
 import { loadStageTasks } from './task-source.js';
 import { saveTrainedState, type TrainedState } from './trained-state.js';
@@ -128,7 +134,8 @@ export async function runJob(
         if (opts.out) {
           const state: TrainedState = {
             manifest: {
-              format: 'promptmesh-prompts/1',
+              job: job.jobId,
+              stage: stage.name,
               method: stage.method.name,
               methodConfig: stage.method,
               tasks: stage.tasks,
@@ -151,8 +158,10 @@ export async function runJob(
             },
             tensors,
           };
-          saveTrainedState(path.join(opts.out, stage.name), state);
-          fs.writeFileSync(path.join(opts.out, stage.name, HISTORY_ATTACHMENT), encodeHistory(history));
+          saveTrainedState(path.join(opts.out, stage.name), state, {
+            [HISTORY_ATTACHMENT]: { data: encodeHistory(history), mediaType: HISTORY_MEDIA_TYPE },
+            [JOB_ATTACHMENT]: { data: encodeJobConfig(job), mediaType: 'application/json' },
+          });
         }
         results.push({
           stage: stage.name,

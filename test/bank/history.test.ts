@@ -28,6 +28,7 @@ import {
 } from '../../src/train/history.js';
 import { runJob } from '../../src/train/run-job.js';
 import { linearWarmupDecay } from '../../src/train/schedule.js';
+import { loadTrainedState } from '../../src/train/trained-state.js';
 import { testBackend } from '../helpers/backend.js';
 import { ensureSpmModel, SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 import { tensor } from './bank-suite.js';
@@ -319,6 +320,43 @@ describe('train --out writes the history; plot draws it', () => {
       [3, 6],
     );
     assert.deepEqual(evalRecs[1]!.scores, r!.final!.scores);
+
+    // One trained-prompt format: the stage folder is a bank export; `bank import` commits it as is, with its
+    // history and job, and refuses a folder whose files do not match their digests.
+    const bankDir = path.join(out, 'bank');
+    const imp = await cli(
+      'bank',
+      'import',
+      '--bank',
+      bankDir,
+      path.join(out, 'only'),
+      '--job',
+      'imported',
+      '--json',
+    );
+    assert.equal(imp.code, 0, imp.stderr);
+    const version = JSON.parse(imp.stdout) as Manifest;
+    const written = JSON.parse(fs.readFileSync(path.join(out, 'only', 'manifest.json'), 'utf8')) as Manifest;
+    assert.deepEqual(version.tensors, written.tensors);
+    assert.deepEqual(Object.keys(version.attachments ?? {}).sort(), ['history.jsonl', 'job.json']);
+    assert.equal(version.extra?.stageName, 'only');
+    const h = await cli('bank', 'history', '--bank', bankDir, 'imported', '--format', 'json');
+    assert.deepEqual(JSON.parse(h.stdout), records);
+    const reloaded = loadTrainedState(path.join(out, 'only'));
+    assert.deepEqual([...reloaded.tensors.keys()].sort(), [...r!.tensors.keys()].sort());
+    assert.ok(Object.values(reloaded.manifest.tensors).some((d) => d.trainable));
+    fs.appendFileSync(path.join(out, 'only', HISTORY_ATTACHMENT), '\n');
+    const tampered = await cli(
+      'bank',
+      'import',
+      '--bank',
+      bankDir,
+      path.join(out, 'only'),
+      '--job',
+      'imported2',
+    );
+    assert.notEqual(tampered.code, 0);
+    assert.match(tampered.stderr, /corrupt blob for attachment 'history\.jsonl'/);
 
     const svg = path.join(out, 'curves.svg');
     const p = await cli('plot', '--history', file, '--out', svg);

@@ -316,7 +316,8 @@ describe('method run: inputs and errors', () => {
     const trained = path.join(tmp, 'trained');
     saveTrainedState(trained, {
       manifest: {
-        format: 'promptmesh-prompts/1',
+        job: 'test',
+        stage: 'only',
         method: c.method,
         methodConfig: { name: c.method, ...c.config },
         tasks: c.tasks,

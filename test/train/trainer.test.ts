@@ -223,7 +223,8 @@ describe('Trainer on a tiny T5 with a real SentencePiece tokenizer', () => {
     const params = trainer.optimizer.parameters();
     saveTrainedState(tmp, {
       manifest: {
-        format: 'promptmesh-prompts/1',
+        job: 'test',
+        stage: 'only',
         method: 'prompt-tuning',
         methodConfig: {},
         tasks: tasks.map((x) => x.name),

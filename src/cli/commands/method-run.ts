@@ -65,8 +65,8 @@ function readFileOrUsage(file: string, flag: string): string {
 
 /**
  * The tensors and (where stored) the method options `--params` names: a bank version with `--bank`, a folder
- * written by `promptmesh train --out` (prompts.safetensors + manifest.json, whose method options are used), a
- * folder written by `bank export` (tensors.safetensors), or a .safetensors file.
+ * written by `promptmesh train --out` or `bank export` (tensors.safetensors + manifest.json; a trained stage's
+ * manifest also gives the method options and tasks), or a .safetensors file.
  */
 async function readParams(
   ctx: CliContext,
@@ -94,22 +94,20 @@ async function readParams(
   if (!fs.existsSync(ref))
     throw new UsageError(`--params: '${ref}' does not exist (give --bank DIR to read a bank version)`);
   if (fs.statSync(ref).isDirectory()) {
-    if (
-      fs.existsSync(path.join(ref, 'manifest.json')) &&
-      fs.existsSync(path.join(ref, 'prompts.safetensors'))
-    ) {
+    if (fs.existsSync(path.join(ref, 'manifest.json'))) {
       const state = loadTrainedState(ref);
       const { name, ...options } = (state.manifest.methodConfig ?? {}) as Record<string, unknown>;
       if (name !== undefined && name !== method) {
         throw new UsageError(`--params: '${ref}' holds a '${String(name)}' run, not '${method}'`);
       }
-      return { tensors: state.tensors, config: options, tasks: state.manifest.tasks };
+      // A bank export of a version the runtime wrote records no method options: the command line's apply.
+      return state.manifest.methodConfig
+        ? { tensors: state.tensors, config: options, tasks: state.manifest.tasks }
+        : { tensors: state.tensors };
     }
     const exported = path.join(ref, 'tensors.safetensors');
     if (!fs.existsSync(exported))
-      throw new UsageError(
-        `--params: folder '${ref}' has neither prompts.safetensors nor tensors.safetensors`,
-      );
+      throw new UsageError(`--params: folder '${ref}' has no tensors.safetensors (nor a manifest.json)`);
     ref = exported;
   }
   const tensors: TensorMap = new Map();

@@ -14,7 +14,8 @@ export const command: CliCommand = {
   description: `
 Runs every stage of the job in order: each trains its method on a mixture of its tasks, evaluates on the
 validation split, keeps the parameters with the best validation average and, with --out, saves them as
-OUT/<stage>/prompts.safetensors + manifest.json, with history.jsonl (every step's loss, learning rate and
+OUT/<stage>/ as 'bank export' writes a version (tensors.safetensors + manifest.json, which 'bank import'
+commits as is), with job.json and history.jsonl (every step's loss, learning rate and
 gradient norm, every evaluation: draw it with 'promptmesh plot --history OUT/<stage>/history.jsonl --out
 curves.svg'). Later stages receive earlier stages' tensors by name (trained
 source prompts for ATTEMPT, a token bank for TPT stage 2). See docs/configuration.md for the job format.
