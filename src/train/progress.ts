@@ -55,3 +55,33 @@ export function formatDuration(seconds: number): string {
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
+
+/** What one training progress line says; every trainer (single process, coordinator, pretraining) fills it. */
+export interface ProgressLine {
+  /** `[stage]` prefix (the coordinator names the stage; the single-process trainer logs it before). */
+  label?: string;
+  /** 1-based step just done, of `steps`. */
+  step: number;
+  steps: number;
+  loss: number;
+  /** Loss per task (smoothed or not, as the caller decides). */
+  tasks?: Record<string, number>;
+  examplesPerSecond: number;
+  /** Seconds left. */
+  etaSeconds: number;
+  /** Extra fields before the ETA, e.g. `2 workers, gen 3` or `elapsed 1m 2s`. */
+  extra?: string[];
+}
+
+/** The one format of progress lines: `[label] step s/N loss L | task l ... | R ex/s | extra | ETA t`. */
+export function formatProgressLine(p: ProgressLine): string {
+  const parts = [`${p.label ? `[${p.label}] ` : ''}step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)}`];
+  const tasks = Object.entries(p.tasks ?? {});
+  if (tasks.length > 0) parts.push(tasks.map(([t, l]) => `${t} ${l.toFixed(3)}`).join(' '));
+  parts.push(
+    `${p.examplesPerSecond.toFixed(1)} ex/s`,
+    ...(p.extra ?? []),
+    `ETA ${formatDuration(p.etaSeconds)}`,
+  );
+  return parts.join(' | ');
+}

@@ -13,7 +13,7 @@ import {
   sumOf,
   type TaskLoss,
 } from './gradients.js';
-import { formatDuration, type ProgressSink, silentProgress } from './progress.js';
+import { formatProgressLine, type ProgressSink, silentProgress } from './progress.js';
 import { type OptimizerConfig, PromptOptimizer } from './prompt-optimizer.js';
 import { type GradientReducer, identityReducer, type SubtreeSums } from './reducer.js';
 import { cutUnits, type StepPlan, type UnitExample } from './step-plan.js';
@@ -380,9 +380,15 @@ export class Trainer {
       const elapsed = (performance.now() - started) / 1000;
       const rate = examplesDone / Math.max(1e-9, elapsed);
       const eta = ((this.options.steps - s - 1) * this.options.batchSize) / Math.max(1e-9, rate);
-      const losses = [...smooth].map(([t, l]) => `${t} ${l.toFixed(3)}`).join(' ');
       progress.update(
-        `step ${s + 1}/${this.options.steps} loss ${r.loss.toFixed(4)} | ${losses} | ${rate.toFixed(1)} ex/s | ETA ${formatDuration(eta)}`,
+        formatProgressLine({
+          step: s + 1,
+          steps: this.options.steps,
+          loss: r.loss,
+          tasks: Object.fromEntries(smooth),
+          examplesPerSecond: rate,
+          etaSeconds: eta,
+        }),
       );
       if (
         this.options.evalEvery > 0 &&

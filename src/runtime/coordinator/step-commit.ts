@@ -1,5 +1,5 @@
 import type { Report } from '../../control/protocol.js';
-import { formatDuration } from '../../train/progress.js';
+import { formatProgressLine } from '../../train/progress.js';
 
 type StepDone = Extract<Report, { type: 'step-done' }>;
 
@@ -76,13 +76,16 @@ export function stepProgressLine(
 ): string {
   const done = c.step + 1;
   const eta = ((stage.steps - done) * stage.batchSize) / Math.max(1e-9, examplesPerSecond);
-  const losses = Object.entries(c.perTask)
-    .map(([t, l]) => `${t} ${l.toFixed(3)}`)
-    .join(' ');
-  return (
-    `[${stage.name}] step ${done}/${stage.steps} loss ${c.loss.toFixed(4)} | ${losses} | ` +
-    `${examplesPerSecond.toFixed(1)} ex/s | ${c.worldSize} workers, gen ${c.generation} | ETA ${formatDuration(eta)}`
-  );
+  return formatProgressLine({
+    label: stage.name,
+    step: done,
+    steps: stage.steps,
+    loss: c.loss,
+    tasks: c.perTask,
+    examplesPerSecond,
+    etaSeconds: eta,
+    extra: [`${c.worldSize} workers, gen ${c.generation}`],
+  });
 }
 
 /** Whether a bank version follows the committed step `step` (1-based count of committed steps). */

@@ -16,7 +16,7 @@ import type { Tokenizer } from '../../model/tokenizer/index.js';
 import { AdamW } from '../adamw.js';
 import { makeBatch } from '../batching.js';
 import { clipGlobalNorm } from '../clip.js';
-import { formatDuration, type ProgressSink, silentProgress } from '../progress.js';
+import { formatDuration, formatProgressLine, type ProgressSink, silentProgress } from '../progress.js';
 import { linearWarmupDecay } from '../schedule.js';
 import { type SpanCorruptionOptions, spanCorrupt, T5_SPAN_CORRUPTION } from './span-corruption.js';
 
@@ -283,9 +283,15 @@ export function pretrainBackbone(
       const elapsed = (performance.now() - t0) / 1000 - probeSeconds;
       const perStep = elapsed / (step + 1);
       progress.update(
-        `pretrain step ${step + 1}/${options.steps}  loss ${ema.toFixed(3)}  ` +
-          `${((options.batchSize * (step + 1)) / elapsed).toFixed(1)} ex/s  ` +
-          `elapsed ${formatDuration(elapsed)}  ETA ${formatDuration(perStep * (options.steps - step - 1))}`,
+        formatProgressLine({
+          label: 'pretrain',
+          step: step + 1,
+          steps: options.steps,
+          loss: ema,
+          examplesPerSecond: (options.batchSize * (step + 1)) / elapsed,
+          etaSeconds: perStep * (options.steps - step - 1),
+          extra: [`elapsed ${formatDuration(elapsed)}`],
+        }),
       );
     }
   } catch (err) {
