@@ -21,7 +21,6 @@ import {
 import {
   AmbiguousVersionError,
   BankConflictError,
-  BankError,
   BankInputError,
   CorruptBlobError,
   GcRefusedError,
@@ -746,10 +745,6 @@ export class PromptBank {
   private where(id: string): string {
     return `${this.store.location}, version ${id}`;
   }
-}
-
-export function isBankError(e: unknown): e is BankError {
-  return e instanceof BankError;
 }
 
 function checkShapes(

@@ -9,7 +9,6 @@ export {
   type GcOptions,
   type GcResult,
   type ImportOptions,
-  isBankError,
   PromptBank,
   type PromptBankOptions,
   type TensorDiff,

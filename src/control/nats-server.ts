@@ -2,7 +2,7 @@
  * Starts a local `nats-server` (JetStream on) as a child process: used by `promptmesh up` when `NATS_URL` is
  * unset, and by every integration test that needs a real server.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -90,13 +90,6 @@ export function findNatsServer(binary = process.env.NATS_SERVER_BIN ?? 'nats-ser
     }
   }
   return null;
-}
-
-/** The version string `nats-server --version` prints, or null when missing. */
-export function natsServerVersion(binary = findNatsServer()): string | null {
-  if (!binary) return null;
-  const r = spawnSync(binary, ['--version'], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
 }
 
 function tcpReachable(host: string, port: number): Promise<boolean> {

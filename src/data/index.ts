@@ -30,11 +30,11 @@ export {
   type MixtureTask,
   type SampledExample,
 } from './mixture-sampler.js';
-export { parseJsonDocument, parseJsonl, readJsonDocument, readJsonl } from './readers/jsonl.js';
+export { parseJsonDocument, parseJsonl, readJsonDocument } from './readers/jsonl.js';
 export type { MalformedPolicy, ReadReport } from './readers/read-report.js';
 export { newReadReport } from './readers/read-report.js';
 export type { SourceRecord } from './readers/source-record.js';
-export { parseTsv, readTsv, type TsvOptions } from './readers/tsv.js';
+export { parseTsv, type TsvOptions } from './readers/tsv.js';
 export {
   hash32,
   hashToUnit,
@@ -46,12 +46,11 @@ export {
   rngFor,
   shuffleInPlace,
 } from './rng.js';
-export { shardByTokens, shardLoads } from './shard-by-tokens.js';
+export { shardByTokens } from './shard-by-tokens.js';
 export {
   DEFAULT_HOLDOUT,
   DEFAULT_SPLIT_SEED,
   resolveSplitRule,
-  SMALL_TASK_THRESHOLD,
   type SplitIndices,
   type SplitRule,
   splitIndices,

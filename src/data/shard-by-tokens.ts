@@ -31,8 +31,3 @@ export function shardByTokens<T>(batch: readonly T[], lengths: readonly number[]
   }
   return members.map((m) => m.sort((a, b) => a - b).map((i) => batch[i] as T));
 }
-
-/** Token totals per shard, for logging and tests. */
-export function shardLoads(shards: readonly (readonly number[])[]): number[] {
-  return shards.map((s) => s.reduce((a, b) => a + b, 0));
-}

@@ -18,18 +18,12 @@ export type SplitRule =
   | { kind: 'by-size'; train: string; validation: string; threshold: number; holdout: number };
 
 export const DEFAULT_SPLIT_SEED = 42;
-export const SMALL_TASK_THRESHOLD = 10_000;
 export const DEFAULT_HOLDOUT = 1_000;
 
 export interface SplitIndices {
   train: number[];
   validation: number[];
   test: number[];
-}
-
-/** Official split names a rule reads. */
-export function officialSplitsOf(rule: SplitRule): string[] {
-  return rule.kind === 'fixed' ? [rule.train, rule.validation, rule.test] : [rule.train, rule.validation];
 }
 
 /** Resolves 'by-size' into the concrete rule for a training set of `trainSize` rows. */

@@ -7,7 +7,6 @@
  */
 import type { EvalReport, StepReport } from './trainer.js';
 
-export const HISTORY_FORMAT = 'promptmesh.history/v1';
 export const HISTORY_ATTACHMENT = 'history.jsonl';
 export const HISTORY_MEDIA_TYPE = 'application/jsonl';
 

@@ -34,12 +34,3 @@ export function cutUnits<T>(batch: readonly T[], unitSize: number): T[][] {
   for (let i = 0; i < batch.length; i += unitSize) units.push(batch.slice(i, i + unitSize));
   return units;
 }
-
-/** Indices of the units `rank` computes. */
-export function unitsOf(plan: Pick<StepPlan, 'owners'>, rank: number): number[] {
-  const out: number[] = [];
-  plan.owners.forEach((o, i) => {
-    if (o === rank) out.push(i);
-  });
-  return out;
-}

@@ -20,4 +20,4 @@ export {
   generateDemoSuite,
   generateDemoTask,
 } from './suite.js';
-export { writeDemoSuite, writePlainText } from './writer.js';
+export { writeDemoSuite } from './writer.js';

@@ -21,9 +21,3 @@ export function writeDemoSuite(dir: string, suite: DemoSuite): string[] {
   }
   return written;
 }
-
-/** Writes plain-text passages one per line (the format the tokenizer and pretraining read). */
-export function writePlainText(file: string, passages: readonly string[]): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, `${passages.join('\n')}\n`);
-}

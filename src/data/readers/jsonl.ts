@@ -53,10 +53,6 @@ export function parseJsonl(text: string, file: string, options: JsonlOptions = {
   return out;
 }
 
-export function readJsonl(file: string, options: JsonlOptions = {}): SourceRecord[] {
-  return parseJsonl(fs.readFileSync(file, 'utf8'), file, options);
-}
-
 /** Line (1-based) of a character offset, for JSON.parse errors that report a position. */
 function lineOfOffset(text: string, offset: number): number {
   let line = 1;

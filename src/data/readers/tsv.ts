@@ -1,12 +1,3 @@
-/**
- * Reader for GLUE-style tab-separated files.
- *
- * GLUE TSVs are not CSV: a double quote is an ordinary character (RTE and MNLI sentences contain unbalanced
- * quotes), so a line is split on tabs only and nothing is unquoted. Lines end in LF or CRLF; a UTF-8 byte order
- * mark before the first line (MRPC's files have one) is dropped. Empty lines at the end of the file are ignored;
- * an empty line in the middle is a malformed record like any other line with the wrong number of columns.
- */
-import * as fs from 'node:fs';
 import { DataFormatError } from '../errors.js';
 import { handleMalformed, type MalformedPolicy, newReadReport, type ReadReport } from './read-report.js';
 import type { SourceRecord } from './source-record.js';
@@ -109,9 +100,4 @@ export function parseTsv(text: string, file: string, options: TsvOptions): Sourc
     else out.push(p.record);
   }
   return out;
-}
-
-/** Reads and parses a TSV file. */
-export function readTsv(file: string, options: TsvOptions): SourceRecord[] {
-  return parseTsv(fs.readFileSync(file, 'utf8'), file, options);
 }

@@ -32,7 +32,6 @@ export {
 } from './hf-checkpoint.js';
 export {
   decodeSafetensors,
-  dtypeByteSize,
   encodeSafetensors,
   FLOAT_DTYPES,
   isSafetensorsDtype,

@@ -108,10 +108,6 @@ export class SafetensorsFormatError extends Error {
 // The reference reader's limit; a larger N means this is not a safetensors file (or a hostile one).
 export const MAX_HEADER_BYTES = 100_000_000;
 
-export function dtypeByteSize(dtype: SafetensorsDtype): number {
-  return DTYPE_INFO[dtype].bytes;
-}
-
 export function isSafetensorsDtype(s: unknown): s is SafetensorsDtype {
   return typeof s === 'string' && Object.hasOwn(DTYPE_INFO, s);
 }
