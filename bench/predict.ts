@@ -1,9 +1,13 @@
 /**
  * Inference throughput of the predict engine (what `promptmesh predict` and `promptmesh serve` run): examples/s
- * for the same rows run as single-task batches (rows grouped by task) and as mixed batches (the tasks interleaved,
- * every batch holding all of them), alternating the two within one run (best of --reps each). Goal: mixed within
- * 10% of single-task, since each row's prompt is built per row and the whole batch is one encoder pass and one
- * decode.
+ * for the same rows run three ways, alternating within one run (best of --reps each):
+ *   single:  each task's rows given to `predict` on their own, so no pass holds two tasks;
+ *   mixed:   all rows, the tasks interleaved, given to `predict` at once (what `promptmesh predict` does with a
+ *            mixed file: the engine groups rows by task and length before cutting passes). Goal: within 10% of
+ *            single.
+ *   passes:  the interleaved rows cut into passes as given (`predictBatch`), every pass holding all tasks: what
+ *            `serve` runs when concurrent requests of different tasks share a pass (padding to the longest source
+ *            and decoding to the longest answer of any task in the pass).
  *
  *   npm run bench -- predict [--backend node,wasm] [--method attempt,prompt-tuning] [--rows 256] [--batch 32]
  *                           [--mode generate] [--reps 3] [--json]
@@ -95,13 +99,16 @@ export async function main(argv: string[]): Promise<void> {
     const mixed: PredictInput[] = [];
     for (let i = 0; i < perTask; i++) for (const rows of byTask) mixed.push(rows[i]!);
     engine.predict(mixed.slice(0, B)); // warm-up
-    const best = { single: Infinity, mixed: Infinity };
+    const best = { single: Infinity, mixed: Infinity, passes: Infinity };
+    const kinds = ['single', 'mixed', 'passes'] as const;
     for (let r = 0; r < reps; r++) {
-      for (const which of r % 2 === 0 ? (['single', 'mixed'] as const) : (['mixed', 'single'] as const)) {
+      // Rotate which goes first, so drift on a shared machine does not favour one.
+      for (const which of kinds.map((_, k) => kinds[(k + r) % kinds.length]!)) {
         const t0 = performance.now();
         // Single-task: each task's rows on their own, so no batch holds two tasks.
         if (which === 'single') for (const rows of byTask) engine.predict(rows);
-        else engine.predict(mixed);
+        else if (which === 'mixed') engine.predict(mixed);
+        else for (let i = 0; i < mixed.length; i += B) engine.predictBatch(mixed.slice(i, i + B));
         best[which] = Math.min(best[which], (performance.now() - t0) / mixed.length);
       }
     }
@@ -116,13 +123,16 @@ export async function main(argv: string[]): Promise<void> {
       singleTaskExamplesPerS: Number((1000 / best.single).toFixed(1)),
       mixedExamplesPerS: Number((1000 / best.mixed).toFixed(1)),
       mixedOverSingle: Number((best.single / best.mixed).toFixed(3)),
+      mixedPassesExamplesPerS: Number((1000 / best.passes).toFixed(1)),
+      mixedPassesOverSingle: Number((best.single / best.passes).toFixed(3)),
     };
     if (stage !== sources) method.dispose();
     if (values.json) console.log(JSON.stringify(row));
     else
       console.log(
         `${choice.name} ${name} (${row.tasks} tasks, ${values.mode}, batch ${B}): single-task ${row.singleTaskExamplesPerS} ex/s, ` +
-          `mixed ${row.mixedExamplesPerS} ex/s (mixed/single ${row.mixedOverSingle})`,
+          `mixed ${row.mixedExamplesPerS} ex/s (mixed/single ${row.mixedOverSingle}), ` +
+          `mixed passes ${row.mixedPassesExamplesPerS} ex/s (${row.mixedPassesOverSingle})`,
       );
   }
   sourceMethod.dispose();
@@ -160,7 +170,7 @@ function compareBackends(backends: string[], v: Values): void {
       else {
         const r = JSON.parse(res.line) as Record<string, number | string>;
         console.log(
-          `${backend.padEnd(5)} ${method}: single-task ${r.singleTaskExamplesPerS} ex/s, mixed ${r.mixedExamplesPerS} ex/s (mixed/single ${r.mixedOverSingle})`,
+          `${backend.padEnd(5)} ${method}: single-task ${r.singleTaskExamplesPerS} ex/s, mixed ${r.mixedExamplesPerS} ex/s (mixed/single ${r.mixedOverSingle}), mixed passes ${r.mixedPassesExamplesPerS} ex/s (${r.mixedPassesOverSingle})`,
         );
       }
     }
