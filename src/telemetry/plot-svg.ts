@@ -202,7 +202,8 @@ export function plotHistorySvg(records: readonly HistoryRecord[], opts: PlotOpti
   const gap = 50;
   const height = top + legendH + h1 + (h2 ? gap + h2 : 0) + 44;
   const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" font-family="sans-serif" font-size="12">`,
+    `<title>${esc(opts.title ?? 'training loss and evaluation score per task')}</title>`,
     `<rect width="100%" height="100%" fill="#fafafa"/>`,
   ];
   if (opts.title)
