@@ -50,6 +50,7 @@ function renderText(records: HistoryRecord[]): string {
     const head = `${r.stage.padEnd(10)} ${String(r.step).padStart(6)}`;
     if (r.kind === 'step') {
       const tasks = Object.entries(r.tasks)
+        .sort(([a], [b]) => a.localeCompare(b))
         .map(([t, l]) => `${t} ${l === null ? 'nan' : l.toFixed(4)}`)
         .join(' ');
       const lr = Object.entries(r.lr)
