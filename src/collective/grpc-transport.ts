@@ -315,7 +315,10 @@ export class GrpcTransport extends MeshTransport {
       else this.earlyCounters.foreignRefused++;
       call.emit('error', {
         code: grpc.status.FAILED_PRECONDITION,
-        details: `rank ${this.rank} refused: ${refused.reason}`,
+        // With peer authentication, nothing about this rank for a caller that has not proved membership.
+        details: this.verifier
+          ? `refused: ${refused.reason}`
+          : `rank ${this.rank} refused: ${refused.reason}`,
       });
       return;
     }
