@@ -120,6 +120,11 @@ export class MessageSealer {
     this.sender = `${sender}#${randomBytes(6).toString('hex')}`;
   }
 
+  /** The sequence number of the last message sealed (0 before the first). */
+  get lastSeq(): number {
+    return this.seq;
+  }
+
   seal(subject: string, msg: object): Uint8Array {
     return this.sealBody(subject, JSON.stringify(msg));
   }
@@ -146,7 +151,7 @@ export class MessageOpener {
   ) {}
 
   /** Returns the body's bytes (for decodeMessage) and the sender; throws MessageAuthError on any failure. */
-  open(subject: string, data: Uint8Array): { body: Uint8Array; sender: string } {
+  open(subject: string, data: Uint8Array): { body: Uint8Array; sender: string; seq: number } {
     // A body within MAX_CONTROL_BYTES takes at most twice that once escaped in the envelope.
     if (data.byteLength > 2 * MAX_CONTROL_BYTES + 1024) {
       throw new MessageAuthError(`message of ${data.byteLength} bytes is too large`);
@@ -185,7 +190,7 @@ export class MessageOpener {
     if (prev && env.q! <= prev.seq) throw new MessageAuthError('replayed message (sequence not increasing)');
     this.last.set(env.s, { seq: env.q!, time: now });
     this.sweep(now);
-    return { body: new TextEncoder().encode(env.b), sender: env.s };
+    return { body: new TextEncoder().encode(env.b), sender: env.s, seq: env.q! };
   }
 
   /** Forgets senders silent for longer than the window: their old messages are refused by timestamp anyway. */

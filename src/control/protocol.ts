@@ -74,11 +74,11 @@ export interface HeldState {
 }
 
 /**
- * The label a join reply is sealed under (its NATS subject is a random inbox): binds the reply to the worker it
- * answers, so one worker's reply cannot be replayed to another.
+ * The label a join reply is sealed under (its NATS subject is a random inbox): binds the reply to the one request
+ * it answers (the request's sender and sequence number), so no reply can be replayed to another request.
  */
-export function joinReplySubject(joinSubject: string, workerId: string): string {
-  return `${joinSubject}.reply.${workerId}`;
+export function joinReplySubject(joinSubject: string, requestSender: string, requestSeq: number): string {
+  return `${joinSubject}.reply.${requestSender}.${requestSeq}`;
 }
 
 /** The (unsealed) refusal of a join request that was not sealed with the job key. Generic on purpose. */

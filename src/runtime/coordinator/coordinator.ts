@@ -298,8 +298,12 @@ export class Coordinator {
 
   /** The body of an authenticated message, or undefined (refused: counted, logged at a bounded rate). */
   private open(subject: string, data: Uint8Array): Uint8Array | undefined {
+    return this.openSealed(subject, data)?.body;
+  }
+
+  private openSealed(subject: string, data: Uint8Array): ReturnType<MessageOpener['open']> | undefined {
     try {
-      return this.opener.open(subject, data).body;
+      return this.opener.open(subject, data);
     } catch (e) {
       this.refusals.refused(`a message on ${subject}`, (e as Error).message);
       this.events.onMembership?.('refused');
@@ -314,16 +318,14 @@ export class Coordinator {
    * hint but cannot act on it, since anyone could have sent it.
    */
   private onJoin(m: Msg): void {
-    const body = this.open(this.subj.join, m.data);
-    if (!body) {
+    const sealed = this.openSealed(this.subj.join, m.data);
+    if (!sealed) {
       m.respond(encodeMessage({ type: 'refused', reason: UNAUTHENTICATED_JOIN } satisfies JoinReply));
       return;
     }
     let reply: JoinReply;
-    let workerId = '';
     try {
-      const req = decodeMessage<JoinRequest>(body, ['join'], REQUIRED_FIELDS);
-      workerId = String(req.workerId);
+      const req = decodeMessage<JoinRequest>(sealed.body, ['join'], REQUIRED_FIELDS);
       reply = this.membership.admit(req);
     } catch (e) {
       reply = { type: 'refused', reason: `malformed join request: ${(e as Error).message}` };
@@ -332,7 +334,7 @@ export class Coordinator {
       this.opts.log(`refused a worker: ${reply.reason}`);
       this.events.onMembership?.('refused');
     }
-    m.respond(this.sealer.seal(joinReplySubject(this.subj.join, workerId), reply));
+    m.respond(this.sealer.seal(joinReplySubject(this.subj.join, sealed.sender, sealed.seq), reply));
   }
 
   /**

@@ -148,6 +148,7 @@ export class Worker {
   private readonly key: Buffer;
   private readonly sealer: MessageSealer;
   private readonly opener: MessageOpener;
+  private readonly replyOpener: MessageOpener;
   /** Unauthenticated messages refused (logged at a bounded rate). */
   readonly refusals: RefusalLog;
 
@@ -164,6 +165,7 @@ export class Worker {
     this.key = deriveJobKey(checkToken(opts.token), job.jobId);
     this.sealer = new MessageSealer(this.key, `worker:${opts.workerId}`);
     this.opener = new MessageOpener(this.key);
+    this.replyOpener = new MessageOpener(this.key);
     this.refusals = new RefusalLog(opts.log);
     this.heartbeat =
       heartbeat ??
@@ -253,10 +255,12 @@ export class Worker {
       const waited = Date.now() - started;
       const left = timeoutMs > 0 ? timeoutMs - waited : Number.POSITIVE_INFINITY;
       try {
-        const res = await this.nc.request(this.subj.join, this.sealer.seal(this.subj.join, req), {
+        const sealed = this.sealer.seal(this.subj.join, req);
+        const label = joinReplySubject(this.subj.join, this.sealer.sender, this.sealer.lastSeq);
+        const res = await this.nc.request(this.subj.join, sealed, {
           timeout: Math.max(100, Math.min(2000, left)),
         });
-        const reply = this.openJoinReply(res.data);
+        const reply = this.openJoinReply(label, res.data);
         if (reply.type === 'refused') {
           this.opts.log(`join refused: ${reply.reason}`);
           await this.stop(`refused: ${reply.reason}`);
@@ -298,9 +302,11 @@ export class Worker {
    * A join reply must be sealed by the coordinator for this worker. An unsealed one is only a hint (anyone on NATS
    * could have sent it): the worker logs it and keeps trying until --join-timeout, so a forged refusal cannot stop it.
    */
-  private openJoinReply(data: Uint8Array): JoinReply {
+  private openJoinReply(label: string, data: Uint8Array): JoinReply {
     try {
-      const body = this.opener.open(joinReplySubject(this.subj.join, this.opts.workerId), data).body;
+      // Its own opener: a reply is bound to its request, and the coordinator's control messages (same sequence
+      // space) can be opened before it, which would make the reply look like a replay to the control opener.
+      const body = this.replyOpener.open(label, data).body;
       return decodeMessage<JoinReply>(body, ['accepted', 'refused']);
     } catch (e) {
       let hint = '';
