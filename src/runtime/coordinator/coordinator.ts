@@ -306,7 +306,6 @@ export class Coordinator {
       return this.opener.open(subject, data);
     } catch (e) {
       this.refusals.refused(`a message on ${subject}`, (e as Error).message);
-      this.events.onMembership?.('refused');
       return undefined;
     }
   }
@@ -320,6 +319,7 @@ export class Coordinator {
   private onJoin(m: Msg): void {
     const sealed = this.openSealed(this.subj.join, m.data);
     if (!sealed) {
+      this.events.onMembership?.('refused');
       m.respond(encodeMessage({ type: 'refused', reason: UNAUTHENTICATED_JOIN } satisfies JoinReply));
       return;
     }
