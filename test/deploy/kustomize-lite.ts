@@ -153,7 +153,9 @@ const NAME_REFERENCES: { kind: string; fieldSpecs: FieldSpec[] }[] = [
   { kind: 'Service', fieldSpecs: [{ kind: 'StatefulSet', path: 'spec/serviceName' }] },
   {
     kind: 'Secret',
-    fieldSpecs: [{ kind: 'StatefulSet', path: 'spec/template/spec/containers/env/valueFrom/secretKeyRef/name' }],
+    fieldSpecs: [
+      { kind: 'StatefulSet', path: 'spec/template/spec/containers/env/valueFrom/secretKeyRef/name' },
+    ],
   },
 ];
 
