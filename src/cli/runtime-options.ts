@@ -1,6 +1,7 @@
 import { demoJob } from '../config/demo-job.js';
 import { checkStepsOverride, type JobConfig, readJobConfig } from '../config/job-config.js';
 import { RUNTIME_ENV } from '../config/runtime-env.js';
+import { checkToken, InsecureTokenError, MIN_TOKEN_LENGTH } from '../control/message-auth.js';
 import { NATS_ENV, type NatsAuth, natsAuthFromEnv } from '../control/nats-connect.js';
 import { checkJobTasks } from '../train/task-source.js';
 import { type CliContext, type CliOption, optInt, optString, UsageError } from './command.js';
@@ -93,10 +94,19 @@ export function readBank(ctx: CliContext): BankSpec {
 }
 
 export function readToken(ctx: CliContext): string {
-  const t = optString(ctx, 'token') ?? process.env[RUNTIME_ENV.token];
+  const flag = optString(ctx, 'token');
+  const t = flag ?? process.env[RUNTIME_ENV.token];
   if (!t)
     throw new UsageError(
-      `a join token is required: pass --token or set ${RUNTIME_ENV.token} (any shared secret)`,
+      `a join token is required: pass --token or set ${RUNTIME_ENV.token} (a shared secret of at least ${MIN_TOKEN_LENGTH} characters, e.g. \`openssl rand -hex 32\`)`,
     );
-  return t;
+  try {
+    return checkToken(
+      t,
+      flag !== undefined ? 'the join token (--token)' : `the join token (${RUNTIME_ENV.token})`,
+    );
+  } catch (e) {
+    if (e instanceof InsecureTokenError) throw new UsageError(e.message);
+    throw e;
+  }
 }

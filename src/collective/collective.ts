@@ -50,6 +50,8 @@ export interface CollectiveOptions {
   readonly timeoutMs?: number;
   /** gRPC only: TLS / mutual TLS from PEM files. */
   readonly tls?: TlsFiles;
+  /** gRPC only: the per-generation secret whose proof every subscriber must bring (ConnectOptions.peerKey). */
+  readonly peerKey?: Uint8Array;
   /**
    * An already listening transport (from GrpcTransport.listen / TcpTransport.listen), for workers that bind before
    * they know their peers. Without it this rank binds peers[rank].address.
@@ -208,6 +210,7 @@ export async function createCollective(options: CollectiveOptions): Promise<Coll
       generation: options.generation,
       rank: options.rank,
       timeoutMs: options.timeoutMs,
+      ...(options.peerKey ? { peerKey: options.peerKey } : {}),
     });
     return new Collective(transport, options);
   } catch (e) {

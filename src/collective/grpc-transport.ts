@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { CollectiveConfigError, CollectiveConnectError } from './errors.js';
 import { decodeFrame, encodeFrame, type Frame, FrameKind } from './frame-codec.js';
-import { decodeHello, encodeHello, type Hello } from './hello.js';
+import { decodeHello, encodeHello, type Hello, HelloVerifier, proveHello } from './hello.js';
 import { MeshTransport } from './mesh-transport.js';
 import {
   type ConnectOptions,
@@ -92,6 +92,8 @@ export class GrpcTransport extends MeshTransport {
   private meshChanged: (() => void) | undefined;
   private connectFailure: Error | undefined;
   private closePromise: Promise<void> | undefined;
+  /** Checks subscribers' proofs of membership when connect() was given a peer key. */
+  private verifier: HelloVerifier | undefined;
 
   private constructor(
     private readonly server: grpc.Server,
@@ -144,6 +146,7 @@ export class GrpcTransport extends MeshTransport {
     const o = validateConnect(options);
     const peers = validatePeers(peerList, o.rank);
     this.attach(peers, o);
+    if (o.peerKey) this.verifier = new HelloVerifier(o.peerKey);
     const parked = this.parked;
     this.parked = [];
     for (const call of parked) this.accept(call);
@@ -155,14 +158,12 @@ export class GrpcTransport extends MeshTransport {
           readPem(this.tls.certFile, 'certificate'),
         )
       : grpc.credentials.createInsecure();
-    const hello = encodeHello({
-      jobId: o.jobId,
-      generation: o.generation,
-      rank: o.rank,
-      worldSize: peers.length,
-    });
+    const tag: Hello = { jobId: o.jobId, generation: o.generation, rank: o.rank, worldSize: peers.length };
     for (const p of peers) {
-      if (p.rank !== o.rank) this.subscribeTo(p, creds, hello);
+      if (p.rank === o.rank) continue;
+      // One proof per peer: it is bound to the rank it is sent to.
+      const hello = encodeHello(o.peerKey ? { ...tag, proof: proveHello(o.peerKey, tag, p.rank) } : tag);
+      this.subscribeTo(p, creds, hello);
     }
     await this.waitForMesh();
     return this;
@@ -280,6 +281,13 @@ export class GrpcTransport extends MeshTransport {
   }
 
   private refusal(h: Hello): { reason: string; stale: boolean } | undefined {
+    if (this.verifier) {
+      // Before any comparison that would name this rank's generation or rank to someone who is not a member.
+      if (h.jobId !== this.jobId)
+        return { reason: `job '${h.jobId}' is not this worker's job`, stale: false };
+      const refused = this.verifier.refusal(h, this.rank);
+      if (refused) return { reason: refused, stale: h.generation < this.generation };
+    }
     const mine = `job '${this.jobId}' generation ${this.generation}`;
     if (h.jobId !== this.jobId)
       return { reason: `job '${h.jobId}' is not this worker's ${mine}`, stale: false };
@@ -307,7 +315,10 @@ export class GrpcTransport extends MeshTransport {
       else this.earlyCounters.foreignRefused++;
       call.emit('error', {
         code: grpc.status.FAILED_PRECONDITION,
-        details: `rank ${this.rank} refused: ${refused.reason}`,
+        // With peer authentication, nothing about this rank for a caller that has not proved membership.
+        details: this.verifier
+          ? `refused: ${refused.reason}`
+          : `rank ${this.rank} refused: ${refused.reason}`,
       });
       return;
     }

@@ -9,7 +9,7 @@ import {
   PeerFailedError,
 } from './errors.js';
 import { encodeFrame, type FrameHeader, FrameKind } from './frame-codec.js';
-import type { ConnectOptions, PeerInfo } from './options.js';
+import type { ConnectOptions, PeerInfo, ValidConnectOptions } from './options.js';
 import { PeerInboxes } from './peer-inboxes.js';
 import type { OpTag, Transport, TransportStats } from './transport.js';
 
@@ -44,7 +44,7 @@ export abstract class MeshTransport implements Transport {
   /** Registers `cb` for the connection to `to` becoming writable again; returns the unregister function. */
   protected abstract onDrain(to: number, cb: () => void): () => void;
 
-  protected attach(peers: PeerInfo[], o: Required<ConnectOptions>): void {
+  protected attach(peers: PeerInfo[], o: ValidConnectOptions): void {
     this.peers = peers;
     this.rank = o.rank;
     this.worldSize = peers.length;

@@ -40,7 +40,18 @@ export interface ConnectOptions {
    * form. A stalled or dead peer is reported within this time (a crashed one usually at once).
    */
   readonly timeoutMs?: number;
+  /**
+   * The secret that proves membership of this generation (hello.ts): with it, every subscription must carry a
+   * valid proof, and one without is refused. At least 32 bytes; every rank of the generation has the same one.
+   * gRPC only.
+   */
+  readonly peerKey?: Uint8Array;
 }
+
+/** ConnectOptions with the defaults filled in. */
+export type ValidConnectOptions = Required<Omit<ConnectOptions, 'peerKey'>> & {
+  readonly peerKey?: Uint8Array;
+};
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_TIMEOUT_MS = 30_000;
@@ -78,7 +89,7 @@ export function validatePeers(peers: readonly PeerInfo[], rank: number): PeerInf
   return byRank;
 }
 
-export function validateConnect(o: ConnectOptions): Required<ConnectOptions> {
+export function validateConnect(o: ConnectOptions): ValidConnectOptions {
   if (typeof o.jobId !== 'string' || o.jobId.length === 0) {
     throw new CollectiveConfigError('jobId must be a non-empty string');
   }
@@ -87,7 +98,16 @@ export function validateConnect(o: ConnectOptions): Required<ConnectOptions> {
   }
   const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!(timeoutMs > 0)) throw new CollectiveConfigError(`timeoutMs ${timeoutMs} must be > 0`);
-  return { jobId: o.jobId, generation: o.generation, rank: o.rank, timeoutMs };
+  if (o.peerKey !== undefined && !(o.peerKey instanceof Uint8Array && o.peerKey.length >= 32)) {
+    throw new CollectiveConfigError('peerKey must be at least 32 bytes');
+  }
+  return {
+    jobId: o.jobId,
+    generation: o.generation,
+    rank: o.rank,
+    timeoutMs,
+    ...(o.peerKey ? { peerKey: o.peerKey } : {}),
+  };
 }
 
 export function validateChunkBytes(chunkBytes: number | undefined): number {

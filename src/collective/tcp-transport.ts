@@ -204,6 +204,11 @@ export class TcpTransport extends MeshTransport {
   async connect(peerList: readonly PeerInfo[], options: ConnectOptions): Promise<this> {
     if (this.inboxes) throw new CollectiveConfigError('connect() was already called on this transport');
     const o = validateConnect(options);
+    if (o.peerKey) {
+      throw new CollectiveConfigError(
+        'the tcp transport cannot prove membership (peerKey); use the grpc transport',
+      );
+    }
     const peers = validatePeers(peerList, o.rank);
     this.attach(peers, o);
     const parked = this.parked;

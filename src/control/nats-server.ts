@@ -44,6 +44,11 @@ export interface StartNatsServerOptions {
   binary?: string;
   /** How long to wait for the server to accept connections (default 15 s). */
   readyTimeoutMs?: number;
+  /**
+   * Require this token from every client (nats-server `authorization { token }`). Written to a config file only
+   * the owner can read (never on the command line, where `ps` would show it), removed on stop.
+   */
+  authToken?: string;
 }
 
 export interface NatsServerHandle {
@@ -124,12 +129,26 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
   const readyTimeoutMs = opts.readyTimeoutMs ?? 15_000;
   let logText = '';
   installExitHook();
+  let authDir: string | undefined;
+  const authArgs: string[] = [];
+  if (opts.authToken !== undefined) {
+    if (!/^[A-Za-z0-9_-]{16,}$/.test(opts.authToken)) {
+      throw new NatsServerStartError('authToken must be at least 16 letters, digits, - or _');
+    }
+    authDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-nats-auth-'));
+    const conf = path.join(authDir, 'auth.conf');
+    fs.writeFileSync(conf, `authorization {\n  token: "${opts.authToken}"\n}\n`, { mode: 0o600 });
+    authArgs.push('-c', conf);
+  }
+  const removeAuth = () => {
+    if (authDir) fs.rmSync(authDir, { recursive: true, force: true });
+  };
 
   const launch = (port: number): Promise<Launched> =>
     new Promise<Launched>((resolve, reject) => {
       // `-p -1` makes the server choose a free port itself, which avoids the bind-then-release race of
       // probing for a free port first; the chosen port is read from its log.
-      const args = ['-a', host, '-p', port === 0 ? '-1' : String(port)];
+      const args = [...authArgs, '-a', host, '-p', port === 0 ? '-1' : String(port)];
       if (jetstream) args.push('-js', '-sd', storeDir);
       args.push(...(opts.args ?? []));
       const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -193,6 +212,7 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
     current = await launch(opts.port ?? 0);
   } catch (e) {
     if (ownStore) fs.rmSync(storeDir, { recursive: true, force: true });
+    removeAuth();
     throw e;
   }
   const port = current.port;
@@ -220,6 +240,7 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
       stopped = true;
       await stopProcess('SIGTERM');
       if (ownStore) fs.rmSync(storeDir, { recursive: true, force: true });
+      removeAuth();
     },
     async restart(r = {}) {
       if (stopped) throw new NatsServerStartError('restart() after stop()');

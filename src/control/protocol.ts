@@ -8,11 +8,14 @@
  *   promptmesh.JOB.report      publish        worker -> coordinator   Report (ready, step result, checkpoint, error)
  * Every message carries the coordinator's incarnation and the generation it belongs to; anything from another
  * incarnation or an older generation is ignored (fenced), so a stale member can never act on the job.
+ * Every message is sealed with a MAC keyed by the job key (control/message-auth.ts), join replies included; an
+ * unsealed or replayed one is refused before it is parsed. The join token is never sent.
  */
 
 import type { HistoryRecord } from '../train/history.js';
 
-export const PROTOCOL_VERSION = 2;
+/** 3: every message sealed (message-auth.ts), no token in the join. */
+export const PROTOCOL_VERSION = 3;
 /** Largest control message accepted; plans of huge batches stay far below it. */
 export const MAX_CONTROL_BYTES = 512 * 1024;
 
@@ -31,7 +34,6 @@ export interface JoinRequest {
   type: 'join';
   workerId: string;
   jobId: string;
-  token: string;
   protocol: number;
   /** host:port of this worker's collective (gRPC) listener. */
   address: string;
@@ -70,6 +72,18 @@ export interface HeldState {
   inputs: string | null;
   states: { step: number; checksum: string }[];
 }
+
+/**
+ * The label a join reply is sealed under (its NATS subject is a random inbox): binds the reply to the one request
+ * it answers (the request's sender and sequence number), so no reply can be replayed to another request.
+ */
+export function joinReplySubject(joinSubject: string, requestSender: string, requestSeq: number): string {
+  return `${joinSubject}.reply.${requestSender}.${requestSeq}`;
+}
+
+/** The (unsealed) refusal of a join request that was not sealed with the job key. Generic on purpose. */
+export const UNAUTHENTICATED_JOIN =
+  'not authenticated: this worker does not hold the join token the coordinator was started with';
 
 export type JoinReply =
   | { type: 'accepted'; incarnation: string; workerId: string; heartbeatMs: number }
@@ -289,7 +303,7 @@ export function encodeMessage(msg: object): Uint8Array {
 }
 
 export const REQUIRED_FIELDS: Record<string, readonly string[]> = {
-  join: ['workerId', 'jobId', 'token', 'protocol', 'address'],
+  join: ['workerId', 'jobId', 'protocol', 'address'],
   heartbeat: ['workerId', 'incarnation', 'generation', 'step'],
   leave: ['workerId', 'incarnation'],
   ready: ['incarnation', 'generation', 'workerId', 'step'],

@@ -2,7 +2,7 @@
 // run `npm run proto`; test/proto/generated.test.ts fails while this file and the .proto disagree.
 import protobuf from 'protobufjs';
 
-const descriptor = {"nested":{"promptmesh":{"nested":{"v1":{"nested":{"Collective":{"methods":{"Subscribe":{"requestType":"Hello","responseType":"Frame","responseStream":true}}},"Hello":{"fields":{"jobId":{"type":"string","id":1,"protoName":"job_id"},"generation":{"type":"uint64","id":2},"rank":{"type":"uint32","id":3},"worldSize":{"type":"uint32","id":4,"protoName":"world_size"}}},"FrameKind":{"values":{"FRAME_KIND_UNSPECIFIED":0,"FRAME_KIND_DATA":1,"FRAME_KIND_ABORT":2,"FRAME_KIND_READY":3}},"WireFormat":{"values":{"WIRE_FORMAT_UNSPECIFIED":0,"WIRE_FORMAT_F32":1,"WIRE_FORMAT_F16":2,"WIRE_FORMAT_BF16":3}},"Frame":{"fields":{"jobId":{"type":"string","id":1,"protoName":"job_id"},"generation":{"type":"uint64","id":2},"step":{"type":"uint64","id":3},"op":{"type":"uint64","id":4},"seq":{"type":"uint32","id":5},"fromRank":{"type":"uint32","id":6,"protoName":"from_rank"},"kind":{"type":"FrameKind","id":7},"wire":{"type":"WireFormat","id":8},"totalElements":{"type":"uint64","id":9,"protoName":"total_elements"},"reason":{"type":"string","id":10},"pad":{"type":"bytes","id":14},"payload":{"type":"bytes","id":15}}}}}}}}};
+const descriptor = {"nested":{"promptmesh":{"nested":{"v1":{"nested":{"Collective":{"methods":{"Subscribe":{"requestType":"Hello","responseType":"Frame","responseStream":true}}},"Hello":{"fields":{"jobId":{"type":"string","id":1,"protoName":"job_id"},"generation":{"type":"uint64","id":2},"rank":{"type":"uint32","id":3},"worldSize":{"type":"uint32","id":4,"protoName":"world_size"},"nonce":{"type":"bytes","id":5},"timeMs":{"type":"uint64","id":6,"protoName":"time_ms"},"mac":{"type":"bytes","id":7}}},"FrameKind":{"values":{"FRAME_KIND_UNSPECIFIED":0,"FRAME_KIND_DATA":1,"FRAME_KIND_ABORT":2,"FRAME_KIND_READY":3}},"WireFormat":{"values":{"WIRE_FORMAT_UNSPECIFIED":0,"WIRE_FORMAT_F32":1,"WIRE_FORMAT_F16":2,"WIRE_FORMAT_BF16":3}},"Frame":{"fields":{"jobId":{"type":"string","id":1,"protoName":"job_id"},"generation":{"type":"uint64","id":2},"step":{"type":"uint64","id":3},"op":{"type":"uint64","id":4},"seq":{"type":"uint32","id":5},"fromRank":{"type":"uint32","id":6,"protoName":"from_rank"},"kind":{"type":"FrameKind","id":7},"wire":{"type":"WireFormat","id":8},"totalElements":{"type":"uint64","id":9,"protoName":"total_elements"},"reason":{"type":"string","id":10},"pad":{"type":"bytes","id":14},"payload":{"type":"bytes","id":15}}}}}}}}};
 
 /** The reflected proto/promptmesh/v1/collective.proto. */
 export const root: protobuf.Root = protobuf.Root.fromJSON(descriptor);
@@ -13,6 +13,14 @@ export interface Hello {
   /** The caller's rank: the stream carries frames destined to this rank. */
   rank?: number | null;
   worldSize?: number | null;
+  /**
+   * Proof of membership (src/collective/hello.ts), present when the communicator has a peer key: a fresh random
+   * nonce, the caller's clock, and HMAC-SHA256(peer key, job, generation, rank, world size, nonce, time). The
+   * peer key is derived per generation from the job's key, so only members of this generation can compute it.
+   */
+  nonce?: Uint8Array | null;
+  timeMs?: number | protobuf.Long | null;
+  mac?: Uint8Array | null;
 }
 export const Hello: protobuf.Type = root.lookupType('promptmesh.v1.Hello');
 

@@ -44,7 +44,15 @@ test('unknown commands and bad flags explain themselves', () => {
 test('coordinator: flags win over env vars, and a malformed env var is a usage error naming it', () => {
   const bank = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-'));
   try {
-    const base = ['coordinator', '--nats', 'nats://127.0.0.1:1', '--bank', bank, '--token', 't'];
+    const base = [
+      'coordinator',
+      '--nats',
+      'nats://127.0.0.1:1',
+      '--bank',
+      bank,
+      '--token',
+      'cli-test-token-0123456789',
+    ];
     const env = (extra: Record<string, string>) => ({ ...process.env, ...extra });
     const bad = spawnSync(process.execPath, [MAIN, ...base], {
       encoding: 'utf8',

@@ -151,6 +151,12 @@ const SELECTOR_LABEL_SPECS: FieldSpec[] = [
 /** Built-in name references for the kinds in k8s/ (referenced kind -> where). */
 const NAME_REFERENCES: { kind: string; fieldSpecs: FieldSpec[] }[] = [
   { kind: 'Service', fieldSpecs: [{ kind: 'StatefulSet', path: 'spec/serviceName' }] },
+  {
+    kind: 'Secret',
+    fieldSpecs: [
+      { kind: 'StatefulSet', path: 'spec/template/spec/containers/env/valueFrom/secretKeyRef/name' },
+    ],
+  },
 ];
 
 /** Calls fn(parent, key) for every place `spec` reaches in obj (creating maps on the way where spec.create). */

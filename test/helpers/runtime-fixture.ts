@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { DirectoryStore, PromptBank } from '../../src/bank/index.js';
 import { readBankHistory } from '../../src/cli/commands/history.js';
 import { type JobConfig, readJobConfig } from '../../src/config/job-config.js';
+import { deriveJobKey, MessageSealer } from '../../src/control/message-auth.js';
 import { makeTinyT5, writeT5Checkpoint } from '../../src/model/checkpoint/index.js';
 import { loadT5Model } from '../../src/model/load-t5.js';
 import type { TensorMap } from '../../src/model/tensor-map.js';
@@ -235,6 +236,17 @@ export async function expectExit(p: CliProcess, timeoutMs = 90_000): Promise<num
   }
 }
 
+/** The join token the test processes share (long enough for checkToken). */
+export const TEST_TOKEN = 'test-token-0123456789abcdef';
+
+/**
+ * Seals bodies as a holder of the join token would (a member, or a buggy one): for tests that send messages to a
+ * running job with a raw NATS client. The body is sent as it is, so it can be malformed.
+ */
+export function testSealer(jobId: string, token = TEST_TOKEN, sender = 'test'): MessageSealer {
+  return new MessageSealer(deriveJobKey(token, jobId), sender);
+}
+
 export interface RuntimeArgs {
   natsUrl: string;
   jobFile: string;
@@ -252,7 +264,7 @@ function common(a: RuntimeArgs): string[] {
     '--bank',
     a.bankDir,
     '--token',
-    a.token ?? 'test-token',
+    a.token ?? TEST_TOKEN,
     ...(a.extra ?? []),
   ];
 }

@@ -1,6 +1,7 @@
 /**
  * Bad input never takes the coordinator down (item 7): garbage, oversized, unknown, out-of-order, stale and
- * duplicate messages on the job's subjects from a raw NATS client while a real job runs, which then completes with
+ * duplicate messages on the job's subjects from a raw NATS client while a real job runs (each sent unsealed, which
+ * is refused by its missing MAC, and sealed with the job key, as a buggy member would send it), which then completes with
  * the single-process run's parameters (so nothing was applied twice or skipped); a corrupt bank blob is refused by
  * its digest without losing a committed version, and a resume from it stops at once (no retries) saying what to do; a half-written manifest breaks neither `bank ls` nor a resume.
  */
@@ -25,6 +26,7 @@ import {
   spawnCli,
   startCoordinator,
   startWorker,
+  testSealer,
 } from '../helpers/runtime-fixture.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
@@ -64,7 +66,7 @@ describe('runtime: bad input', { skip: natsSkipReason() }, () => {
     nc.subscribe(subj.ctl, {
       callback: (_e, m) => {
         try {
-          const c = JSON.parse(new TextDecoder().decode(m.data));
+          const c = JSON.parse(JSON.parse(new TextDecoder().decode(m.data)).b);
           if (c.type === 'step')
             live = { incarnation: c.incarnation, generation: c.generation, step: c.step };
         } catch {
@@ -158,11 +160,20 @@ describe('runtime: bad input', { skip: natsSkipReason() }, () => {
         }),
       ],
     );
-    for (let round = 0; round < 5; round++) for (const [s, d] of garbage) nc.publish(s, d);
-    // Requests on the join subject get a refusal with the reason, never silence or a crash.
-    const join = async (body: unknown) =>
-      JSON.parse(new TextDecoder().decode((await nc.request(subj.join, enc(body), { timeout: 5000 })).data));
-    const good = { type: 'join', jobId: 'bad', token: 'test-token', protocol: PROTOCOL_VERSION };
+    const sealer = testSealer('bad');
+    const seal = (s: string, d: Uint8Array) => sealer.sealBody(s, new TextDecoder().decode(d));
+    for (let round = 0; round < 5; round++) {
+      for (const [s, d] of garbage) {
+        nc.publish(s, d);
+        nc.publish(s, seal(s, d));
+      }
+    }
+    // Sealed requests on the join subject get a sealed refusal with the reason, never silence or a crash.
+    const join = async (body: unknown) => {
+      const res = await nc.request(subj.join, seal(subj.join, enc(body)), { timeout: 5000 });
+      return JSON.parse(JSON.parse(new TextDecoder().decode(res.data)).b);
+    };
+    const good = { type: 'join', jobId: 'bad', protocol: PROTOCOL_VERSION };
     const dup = await join({ ...good, workerId: 'w0', address: '127.0.0.1:1' });
     assert.equal(dup.type, 'refused');
     assert.match(dup.reason, /worker id 'w0' is already a live member at 127\.0\.0\.1:\d+/);
@@ -183,6 +194,7 @@ describe('runtime: bad input', { skip: natsSkipReason() }, () => {
     assert.match(out, /dropped a bad message on promptmesh\.bad\.report: message of \d+ bytes exceeds/);
     assert.match(out, /dropped a bad message on promptmesh\.bad\.heartbeat: not JSON/);
     assert.match(out, /unexpected message type 'explode'/);
+    assert.match(out, /refused a message on promptmesh\.bad\.\w+: not a sealed message/);
     // Only the two real workers ever took part, in one generation per stage.
     assert.doesNotMatch(out, /replicas diverged|timed out|stranger joined|reported: (stale|foreign)/);
     assert.deepEqual(

@@ -17,6 +17,7 @@ import {
   type RuntimeFixture,
   spawnCli,
   startCoordinator,
+  TEST_TOKEN,
 } from '../helpers/runtime-fixture.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
@@ -59,7 +60,7 @@ describe('runtime: a worker nobody admits', { skip: natsSkipReason() }, () => {
         '--bank',
         fx!.bankDir,
         '--token',
-        'test-token',
+        TEST_TOKEN,
         '--worker-id',
         id,
         '--backend',

@@ -15,7 +15,6 @@ function setup(maxWorkers = 2) {
   const reasons: string[] = [];
   const m = new Membership({
     jobId: 'job',
-    token: 'tok',
     incarnation: 'inc',
     maxWorkers,
     heartbeatMs: 500,
@@ -32,7 +31,6 @@ const join = (workerId: string, address = `127.0.0.1:${7000 + workerId.length}`)
   type: 'join',
   workerId,
   jobId: 'job',
-  token: 'tok',
   protocol: PROTOCOL_VERSION,
   address,
 });
@@ -47,11 +45,10 @@ const beat = (workerId: string, progress?: number): Heartbeat => ({
 });
 
 describe('membership', () => {
-  test('admission refuses a wrong job, token or protocol, a bad address, a live duplicate and a full job', () => {
+  test('admission refuses a wrong job or protocol, a bad address, a live duplicate and a full job', () => {
     const { m, reasons } = setup(2);
     const refused = (r: ReturnType<Membership['admit']>) => (r.type === 'refused' ? r.reason : 'accepted');
     assert.match(refused(m.admit({ ...join('a'), jobId: 'other' })), /wrong job 'other'/);
-    assert.match(refused(m.admit({ ...join('a'), token: 'x' })), /invalid join token/);
     assert.match(refused(m.admit({ ...join('a'), protocol: 1 })), /protocol 1 is not supported/);
     assert.match(refused(m.admit({ ...join('a'), address: 'nowhere' })), /host:port are required/);
     assert.equal(m.admit(join('a', 'h:1')).type, 'accepted');

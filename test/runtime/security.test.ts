@@ -1,6 +1,7 @@
 /**
- * Security basics of the runtime (item 6): the join token, job id and protocol version are checked with a reason;
- * NATS user/password authentication; mutual TLS between workers with openssl-made certificates; `up` listens on
+ * Security basics of the runtime (item 6): a wrong join token never joins and the token never travels; job id and
+ * protocol version are checked with a reason; a placeholder or short token is refused at start; NATS user/password
+ * authentication; up's nats-server refuses a client without its token; mutual TLS between workers with openssl-made certificates; `up` listens on
  * loopback only. Real processes and a real nats-server throughout.
  */
 import assert from 'node:assert/strict';
@@ -10,7 +11,7 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as tls from 'node:tls';
 import { connect } from 'nats';
-import { PROTOCOL_VERSION, subjects } from '../../src/control/protocol.js';
+import { PROTOCOL_VERSION, subjects, UNAUTHENTICATED_JOIN } from '../../src/control/protocol.js';
 import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
 import {
   type CliProcess,
@@ -22,6 +23,7 @@ import {
   spawnCli,
   startCoordinator,
   startWorker,
+  testSealer,
 } from '../helpers/runtime-fixture.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
@@ -159,33 +161,51 @@ describe('runtime security basics', { skip: natsSkipReason() }, () => {
     fx?.cleanup();
   });
 
-  test('a wrong join token, job id or protocol version is refused with the reason', async (t) => {
+  test('a wrong join token never joins (the token is never sent); job id and protocol are refused with the reason', async (t) => {
     if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    const right = 'right-token-0123456789abcdef';
     const a = { natsUrl: nats.url, jobFile: fx.jobFile, bankDir: `${fx.bankDir}-refuse` };
-    const coord = track(startCoordinator({ ...a, workers: 1, token: 'right' }));
+    const coord = track(startCoordinator({ ...a, workers: 1, token: right }));
+    // Everything on the job's subjects, as any NATS client can read it.
+    const snoop = await connect({ servers: nats.url });
+    const seen: string[] = [];
+    snoop.subscribe('promptmesh.sec.>', { callback: (_e, m) => seen.push(new TextDecoder().decode(m.data)) });
     await coord.waitFor(/metrics on|resuming|worker/, 30_000).catch(() => {});
-    // A real worker process with the wrong token exits 3 with the reason on stderr.
-    const bad = track(startWorker({ ...a, id: 'intruder', token: 'wrong' }));
-    assert.equal(await expectExit(bad, 60_000), 3, bad.output());
-    assert.match(bad.output(), /join refused: invalid join token/);
-    assert.match(coord.output(), /refused a worker: invalid join token/);
-    // Job id and protocol: only a hand-made request can reach this job's subject with another job id or version.
+    // A real worker process with the wrong token is never admitted: the coordinator's unsealed refusal is only a
+    // hint (anyone could forge it), so the worker keeps asking until --join-timeout, then exits 4 with the hint.
+    const bad = track(
+      startWorker({
+        ...a,
+        id: 'intruder',
+        token: 'wrong-token-0123456789abcdef',
+        extra: ['--join-timeout', '3'],
+      }),
+    );
+    assert.equal(await expectExit(bad, 60_000), 4, bad.output());
+    assert.match(
+      bad.output(),
+      /does not hold the join token the coordinator was started with; check --token/,
+    );
+    assert.match(coord.output(), /refused a message on promptmesh\.sec\.join: bad MAC/);
+    // Job id and protocol: a request sealed with the right key (a member's) gets a sealed refusal with the reason;
+    // an unsealed one, a generic refusal that names neither generation nor ranks.
     const nc = await connect({ servers: nats.url });
     try {
-      const ask = async (over: Record<string, unknown>) => {
+      const sealer = testSealer('sec', right);
+      const ask = async (over: Record<string, unknown>, sealed = true) => {
         const req = {
           type: 'join',
           workerId: 'x',
           jobId: 'sec',
-          token: 'right',
           protocol: PROTOCOL_VERSION,
           address: '127.0.0.1:1',
           ...over,
         };
-        const res = await nc.request(subjects('sec').join, new TextEncoder().encode(JSON.stringify(req)), {
-          timeout: 5000,
-        });
-        return JSON.parse(new TextDecoder().decode(res.data)) as { type: string; reason?: string };
+        const subject = subjects('sec').join;
+        const body = sealed ? sealer.seal(subject, req) : new TextEncoder().encode(JSON.stringify(req));
+        const res = await nc.request(subject, body, { timeout: 5000 });
+        const text = new TextDecoder().decode(res.data);
+        return JSON.parse(sealed ? JSON.parse(text).b : text) as { type: string; reason?: string };
       };
       assert.deepEqual(await ask({ jobId: 'other' }), {
         type: 'refused',
@@ -194,15 +214,52 @@ describe('runtime security basics', { skip: natsSkipReason() }, () => {
       const proto = await ask({ protocol: PROTOCOL_VERSION + 1 });
       assert.equal(proto.type, 'refused');
       assert.match(proto.reason!, new RegExp(`protocol ${PROTOCOL_VERSION + 1} is not supported .*upgrade`));
-      assert.equal((await ask({ token: '' })).reason, 'invalid join token');
+      assert.deepEqual(await ask({ token: right }, false), { type: 'refused', reason: UNAUTHENTICATED_JOIN });
     } finally {
       await nc.close();
     }
     // The refused ones never became members: a good worker then runs the job to the end.
-    const good = track(startWorker({ ...a, id: 'w0', token: 'right' }));
+    const good = track(startWorker({ ...a, id: 'w0', token: right }));
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(good, 20_000), 0, good.output());
     assert.doesNotMatch(coord.output(), /worker (intruder|x) joined/);
+    await snoop.drain();
+    // The good worker's own join went over NATS too, and no message ever carried the token.
+    const bodyType = (m: string): unknown => {
+      try {
+        return JSON.parse(JSON.parse(m).b).type;
+      } catch {
+        return undefined;
+      }
+    };
+    assert.ok(seen.filter((m) => bodyType(m) === 'join').length >= 2, 'saw the sealed join requests');
+    assert.equal(seen.filter((m) => m.includes(right)).length, 1, 'only the hand-made unsealed request');
+  });
+
+  test('a placeholder, short or empty join token is refused at start, saying what to do', async (t) => {
+    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = { natsUrl: nats.url, jobFile: fx.jobFile, bankDir: `${fx.bankDir}-placeholder` };
+    const cases: [string, RegExp][] = [
+      ['change-me-before-applying', /is the placeholder 'change-me-before-applying', not a secret/],
+      ['short', /has 5 characters, fewer than the 16 required/],
+    ];
+    for (const [token, why] of cases) {
+      for (const p of [
+        track(startCoordinator({ ...a, workers: 1, token, name: `coordinator-${token}` })),
+        track(startWorker({ ...a, id: `w-${token}`, token })),
+      ]) {
+        assert.equal(await expectExit(p, 30_000), 2, p.output());
+        assert.match(p.output(), why);
+        assert.match(p.output(), /openssl rand -hex 32/);
+      }
+    }
+    const env = track(
+      spawnCli('worker-env', ['worker', '--nats', nats.url, '--config', fx.jobFile, '--bank', a.bankDir], {
+        PROMPTMESH_JOIN_TOKEN: 'change-me-before-applying',
+      }),
+    );
+    assert.equal(await expectExit(env, 30_000), 2, env.output());
+    assert.match(env.output(), /the join token \(PROMPTMESH_JOIN_TOKEN\) is the placeholder/);
   });
 
   test('NATS user/password: the job runs with credentials; without them a process cannot connect', async (t) => {
@@ -281,7 +338,7 @@ describe('runtime security basics', { skip: natsSkipReason() }, () => {
     assert.match(half.output(), /TLS needs --tls-cert, --tls-key and --tls-ca together/);
   });
 
-  test('up binds only 127.0.0.1 (nats-server, collective and metrics listeners)', async (t) => {
+  test('up binds only 127.0.0.1 (nats-server, collective and metrics listeners) and its nats-server needs a token', async (t) => {
     if (!fx) return t.skip(SPM_MISSING_MESSAGE);
     const job = fx.writeJob('long.json', (j) => {
       j.stages[0].train.steps = 400;
@@ -296,7 +353,14 @@ describe('runtime security basics', { skip: natsSkipReason() }, () => {
         },
       ),
     );
+    const natsLine = await up.waitFor(/nats-server \(pid \d+\) with JetStream on (nats:\/\/[\d.:]+)/, 60_000);
     await up.waitFor(/generation 1 .*: .* from step 0/, 90_000);
+    // up's nats-server requires the token it handed to its children: a client without it is refused.
+    await assert.rejects(connect({ servers: natsLine[1]!, reconnect: false }), /authorization/i);
+    await assert.rejects(
+      connect({ servers: natsLine[1]!, token: 'not-the-token-0123456789', reconnect: false }),
+      /authorization/i,
+    );
     const pids = descendants(up.child.pid!);
     const addrs = listeners(pids);
     t.diagnostic(`${pids.length} processes listening on ${addrs.join(', ')}`);

@@ -103,7 +103,7 @@ export async function startLocalJob(workers = 2): Promise<LocalJob | undefined> 
     '--bank',
     path.join(dir, 'bank'),
     '--token',
-    't0ken',
+    'test-token-0123456789abcdef',
     '--config',
     path.join(dir, 'job.json'),
   ];

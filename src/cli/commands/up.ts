@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { RUNTIME_ENV } from '../../config/runtime-env.js';
 import { NATS_ENV } from '../../control/nats-connect.js';
 import { type NatsServerHandle, startNatsServer } from '../../control/nats-server.js';
 import { type CliCommand, type CliContext, optBool, optString, UsageError } from '../command.js';
@@ -192,7 +193,10 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
     };
     const joinGrace = optString(ctx, 'join-grace') ?? String(DEFAULT_JOIN_GRACE_S);
     const bank = path.resolve(optString(ctx, 'bank') ?? 'promptmesh-bank');
-    const token = randomBytes(16).toString('hex');
+    // Fresh secrets per run, handed to the children in their environment (never on a command line): the join
+    // token, and the token of the nats-server started here (a client without it is refused).
+    const token = randomBytes(32).toString('hex');
+    const natsToken = randomBytes(32).toString('hex');
     const say = (l: string) => ctx.stderr.write(`[up] ${l}\n`);
     const workers: SupervisedProcess[] = [];
 
@@ -230,7 +234,7 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
     if (!url) {
       // Started here the first time, so that a missing nats-server is reported at once; restarted on the same
       // port with the same store, so every client reconnects.
-      const server = await startNatsServer();
+      const server = await startNatsServer({ authToken: natsToken });
       nats = server;
       url = server.url;
       let first = true;
@@ -249,13 +253,22 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
     } else {
       say(`using NATS at ${url}`);
     }
-    const common = ['--nats', url, '--bank', bank, '--token', token];
+    const common = ['--nats', url, '--bank', bank];
     for (const f of ['config', 'steps', 'job-id'] as const) {
       const v = optString(ctx, f);
       if (v) common.push(`--${f}`, v);
     }
-    const env = {
+    const env: NodeJS.ProcessEnv = {
       ...process.env,
+      [RUNTIME_ENV.token]: token,
+      ...(nats
+        ? {
+            [NATS_ENV.token]: natsToken,
+            [NATS_ENV.user]: undefined,
+            [NATS_ENV.password]: undefined,
+            [NATS_ENV.credsFile]: undefined,
+          }
+        : {}),
       // Live progress lines (every committed step, redrawn in place) on a terminal, a line every 2 s otherwise.
       PROMPTMESH_PROGRESS:
         process.env.PROMPTMESH_PROGRESS || ((ctx.stderr as NodeJS.WriteStream).isTTY ? 'tty' : 'lines'),

@@ -2,6 +2,7 @@ import * as os from 'node:os';
 import type { NatsConnection } from 'nats';
 import { selectBackend } from '../../backend/index.js';
 import { RUNTIME_ENV } from '../../config/runtime-env.js';
+import { deriveJobKey } from '../../control/message-auth.js';
 import { connectNats } from '../../control/nats-connect.js';
 import { JOB_COMPLETE, subjects } from '../../control/protocol.js';
 import { loadT5Model } from '../../model/load-t5.js';
@@ -152,7 +153,7 @@ SIGINT/SIGTERM while the job runs (so Kubernetes or 'promptmesh up' replaces it)
         ...(cert && key && ca ? { tls: { certFile: cert, keyFile: key, caFile: ca } } : {}),
         log,
       },
-      threadHeartbeat(nats, subjects(job.jobId).heartbeat, workerId, 500),
+      threadHeartbeat(nats, subjects(job.jobId).heartbeat, workerId, 500, deriveJobKey(token, job.jobId)),
       telemetry,
     );
     workerRef = worker;

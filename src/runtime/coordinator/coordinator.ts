@@ -3,6 +3,13 @@ import type { Msg, NatsConnection, Subscription } from 'nats';
 import { formatMetrics } from '../../bank/index.js';
 import type { JobConfig } from '../../config/job-config.js';
 import {
+  checkToken,
+  deriveJobKey,
+  MessageOpener,
+  MessageSealer,
+  RefusalLog,
+} from '../../control/message-auth.js';
+import {
   type Control,
   decodeMessage,
   encodeMessage,
@@ -10,12 +17,14 @@ import {
   JOB_COMPLETE,
   type JoinReply,
   type JoinRequest,
+  joinReplySubject,
   type Leave,
   type Member,
   REQUIRED_FIELDS,
   type Report,
   type RestorePoint,
   subjects,
+  UNAUTHENTICATED_JOIN,
 } from '../../control/protocol.js';
 import { MixtureSampler } from '../../data/mixture-sampler.js';
 import type { Tokenizer } from '../../model/tokenizer/index.js';
@@ -137,6 +146,12 @@ export class Coordinator {
   /** When minWorkers were first known (the start of the join grace), undefined before. */
   private quorumAt: number | undefined;
 
+  /** Control-plane authentication (control/message-auth.ts): seals what this coordinator sends, opens what it hears. */
+  private readonly sealer: MessageSealer;
+  private readonly opener: MessageOpener;
+  /** Unauthenticated messages refused (logged at a bounded rate). */
+  readonly refusals: RefusalLog;
+
   constructor(
     private readonly nc: NatsConnection,
     private readonly bank: RuntimeBank,
@@ -147,9 +162,12 @@ export class Coordinator {
   ) {
     this.subj = subjects(job.jobId);
     this.now = opts.now ?? Date.now;
+    const key = deriveJobKey(checkToken(opts.token), job.jobId);
+    this.sealer = new MessageSealer(key, `coordinator:${this.incarnation}`);
+    this.opener = new MessageOpener(key);
+    this.refusals = new RefusalLog(opts.log);
     this.membership = new Membership({
       jobId: job.jobId,
-      token: opts.token,
       incarnation: this.incarnation,
       maxWorkers: opts.maxWorkers,
       heartbeatMs: opts.heartbeatMs,
@@ -217,15 +235,22 @@ export class Coordinator {
         }),
       );
     on(this.subj.join, (m) => this.onJoin(m));
-    on(this.subj.heartbeat, (m) =>
-      this.onHeartbeat(decodeMessage<Heartbeat>(m.data, ['heartbeat'], REQUIRED_FIELDS)),
-    );
-    on(this.subj.leave, (m) => this.onLeave(decodeMessage<Leave>(m.data, ['leave'], REQUIRED_FIELDS)));
-    on(this.subj.report, (m) =>
-      this.onReport(
-        decodeMessage<Report>(m.data, ['ready', 'step-done', 'checkpoint-done', 'error'], REQUIRED_FIELDS),
-      ),
-    );
+    on(this.subj.heartbeat, (m) => {
+      const body = this.open(this.subj.heartbeat, m.data);
+      if (body) this.onHeartbeat(decodeMessage<Heartbeat>(body, ['heartbeat'], REQUIRED_FIELDS));
+    });
+    on(this.subj.leave, (m) => {
+      const body = this.open(this.subj.leave, m.data);
+      if (body) this.onLeave(decodeMessage<Leave>(body, ['leave'], REQUIRED_FIELDS));
+    });
+    on(this.subj.report, (m) => {
+      const body = this.open(this.subj.report, m.data);
+      if (body) {
+        this.onReport(
+          decodeMessage<Report>(body, ['ready', 'step-done', 'checkpoint-done', 'error'], REQUIRED_FIELDS),
+        );
+      }
+    });
     this.publish({ type: 'hello', incarnation: this.incarnation });
     this.timer = setInterval(() => this.tick(), 100);
   }
@@ -265,17 +290,42 @@ export class Coordinator {
   private publish(msg: Control): void {
     if (this.nc.isClosed() || this.nc.isDraining()) return;
     try {
-      this.nc.publish(this.subj.ctl, encodeMessage(msg));
+      this.nc.publish(this.subj.ctl, this.sealer.seal(this.subj.ctl, msg));
     } catch (err) {
       this.opts.log(`could not publish ${msg.type}: ${(err as Error).message}`);
     }
   }
 
-  /** Admission: right job, right token, right protocol, room in the world, not a duplicate of a live member. */
+  /** The body of an authenticated message, or undefined (refused: counted, logged at a bounded rate). */
+  private open(subject: string, data: Uint8Array): Uint8Array | undefined {
+    return this.openSealed(subject, data)?.body;
+  }
+
+  private openSealed(subject: string, data: Uint8Array): ReturnType<MessageOpener['open']> | undefined {
+    try {
+      return this.opener.open(subject, data);
+    } catch (e) {
+      this.refusals.refused(`a message on ${subject}`, (e as Error).message);
+      return undefined;
+    }
+  }
+
+  /**
+   * Admission: the request must be sealed with the job key (proof that the worker holds the join token, which is
+   * never sent), then right job, right protocol, room in the world, not a duplicate of a live member. An
+   * unauthenticated request gets an unsealed, generic refusal (no generation, no ranks): the worker shows it as a
+   * hint but cannot act on it, since anyone could have sent it.
+   */
   private onJoin(m: Msg): void {
+    const sealed = this.openSealed(this.subj.join, m.data);
+    if (!sealed) {
+      this.events.onMembership?.('refused');
+      m.respond(encodeMessage({ type: 'refused', reason: UNAUTHENTICATED_JOIN } satisfies JoinReply));
+      return;
+    }
     let reply: JoinReply;
     try {
-      const req = decodeMessage<JoinRequest>(m.data, ['join'], REQUIRED_FIELDS);
+      const req = decodeMessage<JoinRequest>(sealed.body, ['join'], REQUIRED_FIELDS);
       reply = this.membership.admit(req);
     } catch (e) {
       reply = { type: 'refused', reason: `malformed join request: ${(e as Error).message}` };
@@ -284,7 +334,7 @@ export class Coordinator {
       this.opts.log(`refused a worker: ${reply.reason}`);
       this.events.onMembership?.('refused');
     }
-    m.respond(encodeMessage(reply));
+    m.respond(this.sealer.seal(joinReplySubject(this.subj.join, sealed.sender, sealed.seq), reply));
   }
 
   /**

@@ -25,7 +25,6 @@ export interface WorkerInfo {
 
 export interface MembershipOptions {
   jobId: string;
-  token: string;
   incarnation: string;
   maxWorkers: number;
   heartbeatMs: number;
@@ -71,13 +70,15 @@ export class Membership {
     return [...this.workers.values()].sort((a, b) => a.joinedAt - b.joinedAt).slice(0, this.opts.maxWorkers);
   }
 
-  /** Admission: right job, right token, right protocol, room in the world, not a duplicate of a live member. */
+  /**
+   * Admission of an authenticated request (the coordinator checked its MAC: the sender holds the join token):
+   * right job, right protocol, room in the world, not a duplicate of a live member.
+   */
   admit(req: JoinRequest): JoinReply {
     const o = this.opts;
     if (req.jobId !== o.jobId) {
       return { type: 'refused', reason: `wrong job '${req.jobId}': this coordinator runs '${o.jobId}'` };
     }
-    if (req.token !== o.token) return { type: 'refused', reason: 'invalid join token' };
     if (req.protocol !== PROTOCOL_VERSION) {
       return {
         type: 'refused',

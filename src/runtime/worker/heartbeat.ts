@@ -1,7 +1,13 @@
 import { Worker as Thread } from 'node:worker_threads';
 import type { NatsConnection } from 'nats';
+import { MessageSealer } from '../../control/message-auth.js';
 import type { NatsAuth } from '../../control/nats-connect.js';
-import { encodeMessage, type Heartbeat } from '../../control/protocol.js';
+import type { Heartbeat } from '../../control/protocol.js';
+
+/** The sequence space of a worker's heartbeats (apart from its main thread's messages, which it never waits on). */
+export function heartbeatSender(workerId: string): string {
+  return `worker:${workerId}/heartbeat`;
+}
 
 /** What a worker tells its heartbeat about itself. */
 export interface HeartbeatState {
@@ -24,12 +30,14 @@ export function timerHeartbeat(
   subject: string,
   workerId: string,
   everyMs: number,
+  key: Uint8Array,
 ): HeartbeatSender {
+  const sealer = new MessageSealer(key, heartbeatSender(workerId));
   let state: HeartbeatState = { incarnation: undefined, generation: -1, step: 0 };
   const t = setInterval(() => {
     if (!state.incarnation || nc.isClosed()) return;
     const hb: Heartbeat = { type: 'heartbeat', workerId, ...state, incarnation: state.incarnation };
-    nc.publish(subject, encodeMessage(hb));
+    nc.publish(subject, sealer.seal(subject, hb));
   }, everyMs);
   return {
     update: (s) => {
@@ -50,9 +58,10 @@ export function threadHeartbeat(
   subject: string,
   workerId: string,
   everyMs: number,
+  key: Uint8Array,
 ): HeartbeatSender {
   const thread = new Thread(new URL('./heartbeat-thread.js', import.meta.url), {
-    workerData: { auth, subject, workerId, everyMs },
+    workerData: { auth, subject, workerId, everyMs, key },
   });
   thread.unref();
   thread.on('error', (err) =>

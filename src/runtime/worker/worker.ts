@@ -14,19 +14,28 @@ import {
   type StageConfig,
 } from '../../config/job-config.js';
 import {
+  checkToken,
+  deriveGenerationKey,
+  deriveJobKey,
+  MessageOpener,
+  MessageSealer,
+  RefusalLog,
+} from '../../control/message-auth.js';
+import {
   type CheckpointMsg,
   type Control,
   decodeMessage,
-  encodeMessage,
   type GenerationMsg,
   type HeldState,
   type JoinReply,
   type JoinRequest,
+  joinReplySubject,
   PROTOCOL_VERSION,
   REQUIRED_FIELDS,
   type Report,
   type StepMsg,
   subjects,
+  UNAUTHENTICATED_JOIN,
 } from '../../control/protocol.js';
 import type { PromptMethod } from '../../methods/index.js';
 import { type BackboneIdentity, backboneIdentity } from '../../model/checkpoint/identity.js';
@@ -135,6 +144,14 @@ export class Worker {
   private phase = 'joining';
   private liveness: NodeJS.Timeout | undefined;
 
+  /** Control-plane authentication (control/message-auth.ts). */
+  private readonly key: Buffer;
+  private readonly sealer: MessageSealer;
+  private readonly opener: MessageOpener;
+  private readonly replyOpener: MessageOpener;
+  /** Unauthenticated messages refused (logged at a bounded rate). */
+  readonly refusals: RefusalLog;
+
   constructor(
     private readonly nc: NatsConnection,
     private readonly bank: RuntimeBank,
@@ -145,8 +162,14 @@ export class Worker {
     heartbeat?: HeartbeatSender,
     private readonly events: WorkerEvents = {},
   ) {
+    this.key = deriveJobKey(checkToken(opts.token), job.jobId);
+    this.sealer = new MessageSealer(this.key, `worker:${opts.workerId}`);
+    this.opener = new MessageOpener(this.key);
+    this.replyOpener = new MessageOpener(this.key);
+    this.refusals = new RefusalLog(opts.log);
     this.heartbeat =
-      heartbeat ?? timerHeartbeat(nc, subjects(job.jobId).heartbeat, opts.workerId, opts.heartbeatMs);
+      heartbeat ??
+      timerHeartbeat(nc, subjects(job.jobId).heartbeat, opts.workerId, opts.heartbeatMs, this.key);
     this.port = opts.port;
     this.subj = subjects(job.jobId);
     this.encoder = new ExampleEncoder(tokenizer, {
@@ -173,9 +196,16 @@ export class Worker {
         callback: (err, msg) => {
           if (err) return;
           let ctl: Control;
+          let body: Uint8Array;
+          try {
+            body = this.opener.open(this.subj.ctl, msg.data).body;
+          } catch (e) {
+            this.refusals.refused('a control message', (e as Error).message);
+            return;
+          }
           try {
             ctl = decodeMessage(
-              msg.data,
+              body,
               ['generation', 'step', 'checkpoint', 'stop', 'hello', 'rejoin'],
               REQUIRED_FIELDS,
             );
@@ -207,7 +237,6 @@ export class Worker {
       type: 'join',
       workerId: this.opts.workerId,
       jobId: this.job.jobId,
-      token: this.opts.token,
       protocol: PROTOCOL_VERSION,
       address: this.address(),
       pid: process.pid,
@@ -226,10 +255,12 @@ export class Worker {
       const waited = Date.now() - started;
       const left = timeoutMs > 0 ? timeoutMs - waited : Number.POSITIVE_INFINITY;
       try {
-        const res = await this.nc.request(this.subj.join, encodeMessage(req), {
+        const sealed = this.sealer.seal(this.subj.join, req);
+        const label = joinReplySubject(this.subj.join, this.sealer.sender, this.sealer.lastSeq);
+        const res = await this.nc.request(this.subj.join, sealed, {
           timeout: Math.max(100, Math.min(2000, left)),
         });
-        const reply = JSON.parse(new TextDecoder().decode(res.data)) as JoinReply;
+        const reply = this.openJoinReply(label, res.data);
         if (reply.type === 'refused') {
           this.opts.log(`join refused: ${reply.reason}`);
           await this.stop(`refused: ${reply.reason}`);
@@ -264,6 +295,29 @@ export class Worker {
       }
       const pause = Math.min(500, timeoutMs > 0 ? timeoutMs - wait.waitedMs : 500);
       await new Promise((r) => setTimeout(r, pause));
+    }
+  }
+
+  /**
+   * A join reply must be sealed by the coordinator for this worker. An unsealed one is only a hint (anyone on NATS
+   * could have sent it): the worker logs it and keeps trying until --join-timeout, so a forged refusal cannot stop it.
+   */
+  private openJoinReply(label: string, data: Uint8Array): JoinReply {
+    try {
+      // Its own opener: a reply is bound to its request, and the coordinator's control messages (same sequence
+      // space) can be opened before it, which would make the reply look like a replay to the control opener.
+      const body = this.replyOpener.open(label, data).body;
+      return decodeMessage<JoinReply>(body, ['accepted', 'refused']);
+    } catch (e) {
+      let hint = '';
+      try {
+        const r = JSON.parse(new TextDecoder().decode(data)) as { type?: unknown; reason?: unknown };
+        if (r.type === 'refused' && r.reason === UNAUTHENTICATED_JOIN) {
+          hint = ` (the coordinator says: ${UNAUTHENTICATED_JOIN}; check --token)`;
+        }
+      } catch {}
+      this.refusals.refused('a join reply', `${(e as Error).message}${hint}`);
+      throw new Error(`unauthenticated join reply${hint}`);
     }
   }
 
@@ -330,7 +384,7 @@ export class Worker {
   private report(r: Report): void {
     if (this.nc.isClosed() || this.nc.isDraining()) return;
     try {
-      this.nc.publish(this.subj.report, encodeMessage(r));
+      this.nc.publish(this.subj.report, this.sealer.seal(this.subj.report, r));
     } catch (err) {
       // Shutting down while a handler finishes: nobody is listening any more.
       this.opts.log(`could not report ${r.type}: ${(err as Error).message}`);
@@ -447,6 +501,8 @@ export class Worker {
       generation: g.generation,
       listener,
       timeoutMs: this.opts.collectiveTimeoutMs,
+      // Only members of this generation of this coordinator can derive it (collective/hello.ts).
+      peerKey: deriveGenerationKey(this.key, this.job.jobId, this.incarnation!, g.generation),
       ...(this.opts.tls ? { tls: this.opts.tls } : {}),
     });
     this.reducer = new CollectiveReducer(this.collective, (name) => rt.trainer.sizeOf(name));
@@ -652,7 +708,12 @@ export class Worker {
     if (this.incarnation && !this.nc.isClosed()) {
       this.nc.publish(
         this.subj.leave,
-        encodeMessage({ type: 'leave', workerId: this.opts.workerId, incarnation: this.incarnation, reason }),
+        this.sealer.seal(this.subj.leave, {
+          type: 'leave',
+          workerId: this.opts.workerId,
+          incarnation: this.incarnation,
+          reason,
+        }),
       );
       await this.nc.flush().catch(() => {});
     }
