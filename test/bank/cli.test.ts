@@ -3,30 +3,14 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DirectoryStore, type Manifest, PromptBank } from '../../src/bank/index.js';
-import { runCli } from '../../src/cli/main.js';
+import { cli } from '../helpers/cli.js';
 import { tensor } from './bank-suite.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const mainJs = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
-
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (d) => {
-    o += d;
-  });
-  stderr.on('data', (d) => {
-    e += d;
-  });
-  const code = await runCli(argv, { stdout, stderr });
-  return { code, stdout: o, stderr: e };
-}
 
 describe('promptmesh bank CLI', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-'));

@@ -8,11 +8,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { selectBackend } from '../../src/backend/index.js';
 import { DirectoryStore, type Manifest, PromptBank } from '../../src/bank/index.js';
-import { runCli } from '../../src/cli/main.js';
 import { parseJobConfig } from '../../src/config/job-config.js';
 import { makeTinyT5 } from '../../src/model/checkpoint/index.js';
 import { T5Model } from '../../src/model/t5/index.js';
@@ -30,23 +28,9 @@ import { runJob } from '../../src/train/run-job.js';
 import { linearWarmupDecay } from '../../src/train/schedule.js';
 import { loadTrainedState } from '../../src/train/trained-state.js';
 import { testBackend } from '../helpers/backend.js';
+import { cli } from '../helpers/cli.js';
 import { ensureSpmModel, SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 import { tensor } from './bank-suite.js';
-
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (d) => {
-    o += d;
-  });
-  stderr.on('data', (d) => {
-    e += d;
-  });
-  const code = await runCli(argv, { stdout, stderr });
-  return { code, stdout: o, stderr: e };
-}
 
 function steps(stage: string, from: number, to: number): HistoryRecord[] {
   const out: HistoryRecord[] = [];

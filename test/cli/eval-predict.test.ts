@@ -9,11 +9,9 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../src/backend/index.js';
-import { runCli } from '../../src/cli/main.js';
 import { openServedVersion, parsePredictRow } from '../../src/infer/index.js';
 import { loadT5Model } from '../../src/model/load-t5.js';
 import { loadTokenizer } from '../../src/model/tokenizer/index.js';
@@ -21,6 +19,7 @@ import { ExampleEncoder } from '../../src/train/batching.js';
 import { evaluateTask } from '../../src/train/evaluate.js';
 import { loadTrainTasks } from '../../src/train/task-source.js';
 import { testBackend } from '../helpers/backend.js';
+import { cli } from '../helpers/cli.js';
 import { natsSkipReason } from '../helpers/nats.js';
 import {
   type CliProcess,
@@ -31,21 +30,6 @@ import {
   spawnCli,
 } from '../helpers/runtime-fixture.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
-
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (d) => {
-    o += d;
-  });
-  stderr.on('data', (d) => {
-    e += d;
-  });
-  const code = await runCli(argv, { stdout, stderr });
-  return { code, stdout: o, stderr: e };
-}
 
 describe('eval and predict on versions a training run wrote', { skip: natsSkipReason() }, () => {
   let fx: RuntimeFixture | undefined;

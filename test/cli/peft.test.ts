@@ -12,17 +12,16 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { selectBackend } from '../../src/backend/index.js';
 import { DirectoryStore, PromptBank } from '../../src/bank/index.js';
-import { runCli } from '../../src/cli/main.js';
 import { demoJob } from '../../src/config/demo-job.js';
 import { readSafetensors } from '../../src/model/checkpoint/index.js';
 import { loadT5Model } from '../../src/model/load-t5.js';
 import { loadTokenizer, type Tokenizer } from '../../src/model/tokenizer/index.js';
 import { createStageMethod, methodTensors } from '../../src/train/run-job.js';
 import { loadTrainTasks } from '../../src/train/task-source.js';
+import { cli } from '../helpers/cli.js';
 
 const CHECK = path.resolve('test/helpers/peft_check.py');
 const DEMO = path.resolve('assets/demo-backbone');
@@ -32,21 +31,6 @@ function pythonPeers(): string | false {
   return r.status === 0
     ? false
     : `skipped: python3 cannot import torch, transformers and peft (bash scripts/setup.sh --python-peers installs them): ${r.stderr.trim().split('\n').at(-1)}`;
-}
-
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (d) => {
-    o += d;
-  });
-  stderr.on('data', (d) => {
-    e += d;
-  });
-  const code = await runCli(argv, { stdout, stderr });
-  return { code, stdout: o, stderr: e };
 }
 
 function python(...args: string[]): Record<string, unknown> {
