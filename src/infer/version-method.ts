@@ -8,6 +8,7 @@ import type { JobConfig, StageConfig } from '../config/job-config.js';
 import { methodFactory, type PromptMethod } from '../methods/index.js';
 import type { T5Model } from '../model/t5/index.js';
 import type { HostTensor } from '../model/tensor-map.js';
+import { createStageMethod } from '../train/run-job.js';
 
 /** The version cannot be matched to a stage of the job config (or was made with another method config). */
 export class VersionStageError extends Error {
@@ -78,15 +79,7 @@ export function methodFromVersion(
   model: T5Model,
   tensors: ReadonlyMap<string, HostTensor>,
 ): PromptMethod {
-  const { name, ...options } = stage.method;
-  const factory = methodFactory(name);
-  return factory.create(factory.parseConfig(options), {
-    model,
-    tasks: stage.tasks,
-    seed: stage.train.seed,
-    maxSourceLength: job.maxSourceLength,
-    restore: tensors,
-  });
+  return createStageMethod(stage, model, new Map(), job.maxSourceLength, tensors);
 }
 
 /**

@@ -3,7 +3,7 @@ import { encodeJobConfig, JOB_ATTACHMENT, type JobConfig, type StageConfig } fro
 import { methodFactory, type PromptMethod } from '../methods/index.js';
 import { loadT5Model } from '../model/load-t5.js';
 import type { T5Model } from '../model/t5/index.js';
-import type { TensorMap } from '../model/tensor-map.js';
+import type { HostTensor, TensorMap } from '../model/tensor-map.js';
 import { loadTokenizer, type Tokenizer } from '../model/tokenizer/index.js';
 import { ExampleEncoder } from './batching.js';
 import {
@@ -60,14 +60,16 @@ export function trainerOptions(
 }
 
 /**
- * Creates a stage's method with the earlier stages' tensors as inputs. `maxSourceLength` is the job's (the fixed
- * length the released codes pad inputs to, which ATTEMPT's `poolPadding` and TPT's `maskPadding: false` need).
+ * Creates a stage's method with the earlier stages' tensors as inputs, or (`restore`) with every tensor taken from
+ * a saved state. `maxSourceLength` is the job's (the fixed length the released codes pad inputs to, which
+ * ATTEMPT's `poolPadding` and TPT's `maskPadding: false` need).
  */
 export function createStageMethod(
   stage: StageConfig,
   model: T5Model,
   inputs: TensorMap,
   maxSourceLength: number,
+  restore?: ReadonlyMap<string, HostTensor>,
 ): PromptMethod {
   const { name, ...options } = stage.method;
   const factory = methodFactory(name);
@@ -77,6 +79,7 @@ export function createStageMethod(
     seed: stage.train.seed,
     inputs,
     maxSourceLength,
+    ...(restore ? { restore } : {}),
   });
 }
 
