@@ -1,9 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import * as os from 'node:os';
 import type { NatsConnection } from 'nats';
 import { RUNTIME_ENV } from '../../config/runtime-env.js';
 import { connectNats } from '../../control/nats-connect.js';
 import { loadTokenizer } from '../../model/tokenizer/index.js';
 import { Coordinator } from '../../runtime/coordinator/coordinator.js';
+import { CoordinatorLease } from '../../runtime/coordinator/lease.js';
 import { openRuntimeBank } from '../../runtime/runtime-bank.js';
 import { CoordinatorTelemetry, createProcessRegistry, startMetricsServer } from '../../telemetry/index.js';
 import { TerminalProgress } from '../../train/progress.js';
@@ -91,6 +93,21 @@ re-join the next coordinator.`,
         'declare hung a worker that beats but whose main thread makes no progress (must exceed one step or evaluation)',
       default: '600',
     },
+    {
+      name: 'lease-ttl',
+      type: 'string',
+      value: 'S',
+      description:
+        "the coordinator lease's TTL: a dead coordinator on another host frees the job after this long",
+      default: '15',
+    },
+    {
+      name: 'lease-wait',
+      type: 'string',
+      value: 'S',
+      description:
+        'wait at most this long for another coordinator of the job to stop (default: as long as it runs)',
+    },
     ...METRICS_OPTIONS,
   ],
   async run(ctx) {
@@ -134,6 +151,28 @@ re-join the next coordinator.`,
     const tokenizer = await loadTokenizer(job.backbone.tokenizer);
     const nc = await connectNats(nats, `promptmesh-coordinator-${job.jobId}`);
     connection = nc;
+    // One coordinator per job (lease.ts): a second one waits for the first to stop, or gives up after
+    // --lease-wait; one that loses its lease stops at once, leaving the workers to the holder.
+    let lease: CoordinatorLease | undefined;
+    try {
+      lease = await CoordinatorLease.acquire(nc, job.jobId, {
+        ttlMs: positiveSeconds(ctx, 'lease-ttl', 15) * 1000,
+        waitMs:
+          optString(ctx, 'lease-wait') === undefined
+            ? Number.POSITIVE_INFINITY
+            : nonNegativeSeconds(ctx, 'lease-wait') * 1000,
+        incarnation: randomUUID(),
+        log,
+        onLost: (reason) => {
+          log(reason);
+          void coordRef?.stop(reason, { tellWorkers: false });
+        },
+      });
+    } catch (e) {
+      await nc.drain().catch(() => {});
+      await metrics?.close();
+      throw e;
+    }
     const bank = await openRuntimeBank(bankSpec.kind === 'dir' ? bankSpec : { kind: 'nats' }, nc);
     const progress = new TerminalProgress(ctx.stderr as NodeJS.WriteStream, 2000);
     const coord = new Coordinator(
@@ -176,12 +215,14 @@ re-join the next coordinator.`,
     } catch (e) {
       // Nothing was announced yet (e.g. the resume point is corrupt): release NATS and the metrics port, then
       // let the CLI print the error and exit 1.
+      await lease?.release();
       await nc.drain().catch(() => {});
       await metrics?.close();
       throw e;
     }
     const ok = await coord.done;
     await coord.stop();
+    await lease?.release();
     await nc.drain().catch(() => {});
     await metrics?.close();
     if (ok) return 0;

@@ -1,0 +1,117 @@
+/**
+ * One coordinator at a time (issue "Recovery that never gives up on a healthy job", item 5), with real processes
+ * and a real nats-server with JetStream: a second coordinator of a running job gives up after --lease-wait naming
+ * the holder, or waits and takes over when the holder dies (kill -9), the job then completing with the
+ * single-process result; a coordinator whose lease is taken from it stops without stopping the workers.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { connect } from 'nats';
+import { selectBackend } from '../../src/backend/index.js';
+import { LEASE_BUCKET } from '../../src/runtime/coordinator/lease.js';
+import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
+import {
+  assertMatchesReference,
+  type CliProcess,
+  expectExit,
+  killAll,
+  makeRuntimeFixture,
+  openBank,
+  type RuntimeFixture,
+  referenceRun,
+  startCoordinator,
+  startWorker,
+} from '../helpers/runtime-fixture.js';
+import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
+
+const JOB = 'lease';
+
+describe('runtime: one coordinator per job (lease)', { skip: natsSkipReason() }, () => {
+  let fx: RuntimeFixture | undefined;
+  let nats: NatsServerHandle;
+  let reference: Map<string, Float32Array>[];
+  const procs: CliProcess[] = [];
+  const track = <T extends CliProcess>(p: T): T => {
+    procs.push(p);
+    return p;
+  };
+
+  before(async () => {
+    fx = await makeRuntimeFixture({ jobId: JOB, steps: [24, 4] });
+    if (!fx) return;
+    nats = await startNatsServer();
+    await selectBackend({ requested: 'wasm' });
+    reference = await referenceRun(fx.job());
+  });
+  after(async () => {
+    await killAll(procs);
+    await nats?.stop();
+    fx?.cleanup();
+  });
+
+  const args = (bankDir: string, coordinatorArgs: string[] = []) => ({
+    natsUrl: nats.url,
+    jobFile: fx!.jobFile,
+    bankDir,
+    coordinatorArgs: ['--checkpoint-every', '4', ...coordinatorArgs],
+  });
+
+  test('a second coordinator gives up naming the holder, a third waits and takes over when the holder dies', async (t) => {
+    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = args(fx.bankDir);
+    const first = track(startCoordinator({ ...a, workers: 1, name: 'first' }));
+    await first.waitFor(/holds the coordinator lease of job 'lease'/, 30_000);
+    const second = track(
+      startCoordinator({ ...a, workers: 1, name: 'second', coordinatorArgs: ['--lease-wait', '1'] }),
+    );
+    assert.notEqual(await expectExit(second, 30_000), 0);
+    assert.match(
+      second.output(),
+      new RegExp(
+        `another coordinator holds job '${JOB}' \\(host [^,]+, pid ${first.child.pid}, since [^)]+\\)`,
+      ),
+    );
+    const third = track(startCoordinator({ ...a, workers: 1, name: 'third' }));
+    await third.waitFor(new RegExp(`job '${JOB}' is held by .* pid ${first.child.pid}`), 30_000);
+    const worker = track(startWorker({ ...a, id: 'w1' }));
+    await first.waitFor(/committed at stage 0 step 4/, 60_000);
+    assert.doesNotMatch(third.output(), /generation \d+/, 'the waiting coordinator formed nothing');
+    first.kill('SIGKILL');
+    await third.waitFor(
+      new RegExp(`held by pid ${first.child.pid} on this host, which is gone; taking over`),
+      30_000,
+    );
+    assert.equal(await expectExit(third, 120_000), 0, third.output());
+    assert.equal(await expectExit(worker, 30_000), 0, worker.output());
+    await assertMatchesReference(
+      openBank(fx.bankDir),
+      JOB,
+      [24, 4],
+      reference,
+      'holder killed, waiter took over',
+      t,
+    );
+  });
+
+  test('a coordinator whose lease is taken stops at once and leaves the workers to the new holder', async (t) => {
+    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    const coord = track(
+      startCoordinator({ ...args(`${fx.bankDir}-lost`, ['--lease-ttl', '1']), workers: 1, name: 'robbed' }),
+    );
+    await coord.waitFor(/holds the coordinator lease of job 'lease'/, 30_000);
+    // Someone else's lease replaces ours (as when ours expired during a long pause and another coordinator
+    // started): delete and re-create the key.
+    const nc = await connect({ servers: nats.url });
+    try {
+      const kv = await nc.jetstream().views.kv(LEASE_BUCKET);
+      const mine = await kv.get(JOB);
+      assert.ok(mine && mine.operation === 'PUT', 'the coordinator holds a lease');
+      await kv.delete(JOB);
+      await kv.create(JOB, JSON.stringify({ incarnation: 'other', host: 'elsewhere', pid: 1, since: 'now' }));
+    } finally {
+      await nc.close();
+    }
+    assert.notEqual(await expectExit(coord, 30_000), 0);
+    assert.match(coord.output(), new RegExp(`the coordinator lease of job '${JOB}' was lost`));
+  });
+});
