@@ -6,6 +6,21 @@ export {
   type CoordinatorTelemetryOptions,
 } from './coordinator-telemetry.js';
 export {
+  createLogger,
+  LOG_ENV,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFields,
+  type LogFormat,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+  LogOptionError,
+  LogRateLimiter,
+  resolveLogOptions,
+  silentLogger,
+} from './logger.js';
+export {
   CHECKPOINT_KINDS,
   COORDINATOR_PHASES,
   DURATION_BUCKETS,

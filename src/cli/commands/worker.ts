@@ -13,6 +13,7 @@ import { JoinTimeoutError } from '../../runtime/worker/join-wait.js';
 import { Worker } from '../../runtime/worker/worker.js';
 import { createProcessRegistry, startMetricsServer, WorkerTelemetry } from '../../telemetry/index.js';
 import { type CliCommand, type CliContext, optString, UsageError } from '../command.js';
+import { LOG_OPTIONS, readLogger, runtimeLogContext } from '../log-options.js';
 import { METRICS_OPTIONS, readMetricsListen } from '../metrics-options.js';
 import { COMMON_OPTIONS, readBank, readJob, readNats, readToken } from '../runtime-options.js';
 
@@ -84,6 +85,7 @@ SIGINT/SIGTERM while the job runs (so Kubernetes or 'promptmesh up' replaces it)
       description: `PEM CA that signed the peers' certificates; mutual TLS (env ${RUNTIME_ENV.tlsCa})`,
     },
     ...METRICS_OPTIONS,
+    ...LOG_OPTIONS,
   ],
   async run(ctx) {
     const job = readJob(ctx);
@@ -103,10 +105,12 @@ SIGINT/SIGTERM while the job runs (so Kubernetes or 'promptmesh up' replaces it)
     if ((cert || key || ca) && !(cert && key && ca)) {
       throw new UsageError('TLS needs --tls-cert, --tls-key and --tls-ca together (the CA verifies peers)');
     }
-    const log = (l: string) => ctx.stderr.write(`[${workerId}] ${l}\n`);
+    let workerRef: Worker | undefined;
+    const log = readLogger(ctx, { role: 'worker', job: job.jobId, worker: workerId }).child({}, () =>
+      workerRef ? runtimeLogContext(workerRef.status) : {},
+    );
     const metricsListen = readMetricsListen(ctx);
     const telemetry = new WorkerTelemetry(createProcessRegistry());
-    let workerRef: Worker | undefined;
     let connection: NatsConnection | undefined;
     // Long synchronous steps block the event loop, so the probes answer late during a step: the manifests give
     // them generous timeouts rather than moving the server to a thread.

@@ -28,6 +28,7 @@ import {
 } from '../../control/protocol.js';
 import { MixtureSampler } from '../../data/mixture-sampler.js';
 import type { Tokenizer } from '../../model/tokenizer/index.js';
+import type { Logger } from '../../telemetry/logger.js';
 import type { MEMBERSHIP_REASONS } from '../../telemetry/metric-definitions.js';
 import { ExampleEncoder } from '../../train/batching.js';
 import { HistoryBuffer, type HistoryRecord } from '../../train/history.js';
@@ -76,7 +77,7 @@ export interface CoordinatorOptions {
    */
   from?: string;
   progress: ProgressSink;
-  log: (line: string) => void;
+  log: Logger;
   now?: () => number;
 }
 

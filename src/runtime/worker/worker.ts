@@ -41,6 +41,7 @@ import type { PromptMethod } from '../../methods/index.js';
 import { type BackboneIdentity, backboneIdentity } from '../../model/checkpoint/identity.js';
 import type { T5Model } from '../../model/t5/index.js';
 import type { Tokenizer } from '../../model/tokenizer/index.js';
+import type { Logger } from '../../telemetry/logger.js';
 import { ExampleEncoder } from '../../train/batching.js';
 import {
   encodeHistory,
@@ -82,7 +83,7 @@ export interface WorkerOptions {
   tls?: TlsFiles;
   /** Stop with a JoinTimeoutError when no coordinator admits the worker within this time (0 or unset: never). */
   joinTimeoutMs?: number;
-  log: (line: string) => void;
+  log: Logger;
 }
 
 /** Observers of a worker (metrics); every hook is optional and must not throw. */
@@ -353,7 +354,7 @@ export class Worker {
   private enqueue(fn: () => Promise<void>): void {
     this.queue = this.queue.then(fn).catch((err: unknown) => {
       const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      this.opts.log(`error: ${error}`);
+      this.opts.log.error(error);
       if (this.stopping) return;
       void this.closeCollective();
       if (this.incarnation) {
@@ -677,6 +678,15 @@ export class Worker {
   /** Why the worker stopped on its own account (a JoinTimeoutError), if it did. */
   get error(): Error | undefined {
     return this.failure;
+  }
+
+  /** Where the worker is, for its log records: -1 and undefined before the first generation and stage. */
+  get status(): { generation: number; stage: number | undefined; step: number | undefined } {
+    return {
+      generation: this.generation,
+      stage: this.stageRt?.index,
+      step: this.stageRt?.trainer.optimizer.step,
+    };
   }
 
   /** Admitted by the current coordinator (the readiness probe). */
