@@ -41,7 +41,7 @@ import type { PromptMethod } from '../../methods/index.js';
 import { type BackboneIdentity, backboneIdentity } from '../../model/checkpoint/identity.js';
 import type { T5Model } from '../../model/t5/index.js';
 import type { Tokenizer } from '../../model/tokenizer/index.js';
-import type { Logger } from '../../telemetry/logger.js';
+import { type Logger, LogRateLimiter } from '../../telemetry/logger.js';
 import { ExampleEncoder } from '../../train/batching.js';
 import {
   encodeHistory,
@@ -144,6 +144,7 @@ export class Worker {
   private progress = 0;
   private phase = 'joining';
   private liveness: NodeJS.Timeout | undefined;
+  private readonly quietMalformed = new LogRateLimiter(10_000, 5);
 
   /** Control-plane authentication (control/message-auth.ts). */
   private readonly key: Buffer;
@@ -211,7 +212,12 @@ export class Worker {
               REQUIRED_FIELDS,
             );
           } catch (e) {
-            this.opts.log(`ignored a malformed control message: ${(e as Error).message}`);
+            // Garbage on the subject: a few lines per window, not one per message.
+            const unlogged = this.quietMalformed.take();
+            if (unlogged !== undefined)
+              this.opts.log.warn(
+                `ignored a malformed control message: ${(e as Error).message}${unlogged > 0 ? ` (${unlogged} more since the last such line, not logged)` : ''}`,
+              );
             return;
           }
           this.enqueue(() => this.onControl(ctl));
