@@ -59,7 +59,7 @@ import { CollectiveReducer } from '../collective-reducer.js';
 import { CorruptVersionError, loadForRestore } from '../corrupt-version.js';
 import { ReplicaState, stateFromTensors, stateTensors, type TensorMap } from '../replica-state.js';
 import type { RuntimeBank } from '../runtime-bank.js';
-import { hangIfAsked } from './failpoints.js';
+import { failIfAsked, hangIfAsked } from './failpoints.js';
 import { type HeartbeatSender, timerHeartbeat } from './heartbeat.js';
 import {
   describeJoinFailure,
@@ -69,6 +69,7 @@ import {
   type JoinWait,
   stillWaitingMessage,
 } from './join-wait.js';
+import { listenWithRetry } from './listen-retry.js';
 
 export interface WorkerOptions {
   workerId: string;
@@ -145,6 +146,8 @@ export class Worker {
   private phase = 'joining';
   private liveness: NodeJS.Timeout | undefined;
   private readonly quietMalformed = new LogRateLimiter(10_000, 5);
+  /** The last collective close (and re-listen) in progress; see closeCollective. */
+  private closing: Promise<void> = Promise.resolve();
 
   /** Control-plane authentication (control/message-auth.ts). */
   private readonly key: Buffer;
@@ -347,11 +350,15 @@ export class Worker {
   }
 
   private async listen(): Promise<void> {
-    this.listener = await GrpcTransport.listen({
-      host: this.opts.host,
-      port: this.port,
-      ...(this.opts.tls ? { tls: this.opts.tls } : {}),
-    });
+    this.listener = await listenWithRetry(
+      () =>
+        GrpcTransport.listen({
+          host: this.opts.host,
+          port: this.port,
+          ...(this.opts.tls ? { tls: this.opts.tls } : {}),
+        }),
+      { cancelled: () => this.stopping },
+    );
     const addr = this.listener.address;
     this.port = Number(addr.slice(addr.lastIndexOf(':') + 1));
   }
@@ -566,6 +573,7 @@ export class Worker {
       this.opts.log(`ignored step ${s.step}: this replica is at step ${rt.replica.step}`);
       return;
     }
+    failIfAsked(s.step);
     rt.replica.commit();
     const plan: StepPlan = {
       step: s.step,
@@ -706,13 +714,24 @@ export class Worker {
     return this.backbone;
   }
 
-  private async closeCollective(): Promise<void> {
+  /**
+   * Closes the collective (its transport lets peers drain for up to 2 s) and listens again on the same port.
+   * Closes run one after another, and every caller waits for those before it: a failed step closes the collective
+   * without waiting (enqueue), and the next generation's handler must not bind the port while that close still
+   * holds it, nor that close's re-listen bind it again once the new generation's collective owns it (EADDRINUSE).
+   */
+  private closeCollective(): Promise<void> {
     const c = this.collective;
     this.collective = undefined;
     this.reducer = undefined;
-    if (c) await c.close().catch(() => {});
-    if (!this.listener && !this.stopping)
-      await this.listen().catch((e: unknown) => this.opts.log(`cannot listen: ${(e as Error).message}`));
+    this.closing = this.closing.then(async () => {
+      if (c) await c.close().catch(() => {});
+      if (!this.listener && !this.stopping)
+        await this.listen().catch((e: unknown) =>
+          this.opts.log.error(`cannot listen: ${(e as Error).message}`),
+        );
+    });
+    return this.closing;
   }
 
   async stop(reason: string): Promise<void> {
