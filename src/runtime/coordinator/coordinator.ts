@@ -411,7 +411,7 @@ export class Coordinator {
         }
         return;
       case 'error':
-        this.opts.log(`worker ${r.workerId} failed at step ${r.step}: ${r.error}`);
+        this.opts.log.warn(`worker ${r.workerId} failed at step ${r.step}: ${r.error}`);
         this.events.onMembership?.('failed');
         if (r.fatal === true) {
           this.fail(`stopping the job: worker ${r.workerId} hit an error that retrying cannot fix`);
@@ -816,7 +816,7 @@ export class Coordinator {
   }
 
   private fail(reason: string): void {
-    this.opts.log(reason);
+    this.opts.log.error(reason);
     this.phase = { kind: 'done' };
     this.publish({ type: 'stop', incarnation: this.incarnation, reason });
     this.finished(false);

@@ -609,6 +609,13 @@ export class Worker {
     };
     this.lastResult = result;
     this.milestone(`step ${s.step}: done`);
+    if (this.opts.log.enabled('debug')) {
+      this.opts.log.debug(`step ${s.step} done: loss ${r.loss.toFixed(4)}, ${r.examples} examples`, {
+        step: s.step,
+        loss: r.loss,
+        checksum: result.checksum,
+      });
+    }
     this.report(result);
     this.events.onStep?.(result, this.collective.stats());
   }

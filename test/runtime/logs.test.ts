@@ -1,0 +1,162 @@
+/**
+ * Structured logs of the runtime (src/telemetry/logger.ts) with real processes: a coordinator and two workers
+ * with --log-format json (and PROMPTMESH_LOG_FORMAT) run a job in which one worker's step fails once
+ * (PROMPTMESH_FAILPOINT=fail-at-step). Every line they write is a JSON record with time, level, msg, role and job;
+ * records about generations and steps carry those fields; the failure is a level=error record of its own. The
+ * failed step also exercises the worker's re-listen after a generation change: no bind error may appear.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { dropTensorFlowBanner } from '../../src/cli/commands/up.js';
+import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
+import {
+  type CliProcess,
+  expectExit,
+  killAll,
+  makeRuntimeFixture,
+  type RuntimeFixture,
+  spawnCli,
+  startCoordinator,
+  startWorker,
+} from '../helpers/runtime-fixture.js';
+import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
+
+// biome-ignore lint/suspicious/noExplicitAny: parsed log records are checked field by field
+type LogRecord = Record<string, any>;
+
+/** Every line of a process's output as a JSON record; fails on the first line that is not one. */
+function records(p: CliProcess): LogRecord[] {
+  const lines = dropTensorFlowBanner(p.output())
+    .split('\n')
+    .filter((l) => l.trim() !== '');
+  return lines.map((l) => {
+    try {
+      return JSON.parse(l) as LogRecord;
+    } catch {
+      assert.fail(`${p.name} wrote a line that is not JSON: ${l}`);
+    }
+  });
+}
+
+describe('runtime: JSON logs', { skip: natsSkipReason() }, () => {
+  let fx: RuntimeFixture | undefined;
+  let nats: NatsServerHandle;
+  const procs: CliProcess[] = [];
+
+  before(async () => {
+    fx = await makeRuntimeFixture({ jobId: 'logs', steps: [5, 0] });
+    if (!fx) return;
+    nats = await startNatsServer();
+  });
+  after(async () => {
+    await killAll(procs);
+    await nats?.stop();
+    fx?.cleanup();
+  });
+
+  test('a job with a failed step: JSON lines with role, job, generation, step and an error record', async (t) => {
+    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = { natsUrl: nats.url, jobFile: fx.jobFile, bankDir: fx.bankDir };
+    const coord = startCoordinator({
+      ...a,
+      workers: 2,
+      // A short heartbeat timeout: the re-formation after the failed step comes within the transport's 2 s
+      // close grace, when a worker that re-listened too early found its port still taken.
+      coordinatorArgs: ['--log-format', 'json', '--heartbeat-timeout-ms', '1000', '--checkpoint-every', '2'],
+    });
+    procs.push(coord);
+    const json = { PROMPTMESH_LOG_FORMAT: 'json' };
+    const w0 = startWorker({ ...a, id: 'w0', env: { ...json, PROMPTMESH_FAILPOINT: 'fail-at-step:3' } });
+    const w1 = startWorker({ ...a, id: 'w1', env: { ...json, PROMPTMESH_LOG_LEVEL: 'debug' } });
+    procs.push(w0, w1);
+    assert.equal(await expectExit(coord, 180_000), 0, coord.output());
+    assert.equal(await expectExit(w0), 0, w0.output());
+    assert.equal(await expectExit(w1), 0, w1.output());
+
+    const byProc = new Map([coord, w0, w1].map((p) => [p.name, records(p)]));
+    for (const [name, recs] of byProc) {
+      assert.ok(recs.length > 3, `${name} logged ${recs.length} records`);
+      for (const r of recs) {
+        assert.equal(typeof r.time, 'number', `${name}: ${JSON.stringify(r)}`);
+        assert.ok(['debug', 'info', 'warn', 'error'].includes(r.level), `${name}: ${JSON.stringify(r)}`);
+        assert.equal(typeof r.msg, 'string');
+        assert.equal(r.role, name === 'coordinator' ? 'coordinator' : 'worker');
+        assert.equal(r.job, 'logs');
+        if (name !== 'coordinator') assert.equal(r.worker, name);
+      }
+      // Nothing failed to bind: the failed step's close and the next generation's listen did not overlap.
+      for (const r of recs) assert.doesNotMatch(r.msg, /cannot listen|EADDRINUSE/, `${name}: ${r.msg}`);
+    }
+    const coordRecs = byProc.get('coordinator')!;
+    const generations = coordRecs.filter((r) => /^generation \d+ \(/.test(r.msg));
+    assert.ok(generations.length >= 2, 'the failed step re-formed the generation');
+    for (const r of generations) {
+      assert.equal(r.generation, Number(/^generation (\d+)/.exec(r.msg)![1]), JSON.stringify(r));
+      assert.equal(typeof r.step, 'number');
+      assert.equal(r.stage, 0);
+    }
+    const progress = coordRecs.filter((r) => r.progress === true);
+    assert.ok(progress.length >= 1, 'step progress became info records');
+    for (const r of progress) {
+      assert.equal(r.level, 'info');
+      assert.ok(r.generation >= 1 && typeof r.step === 'number', JSON.stringify(r));
+    }
+    assert.ok(
+      coordRecs.some((r) => r.level === 'warn' && /worker w0 failed at step 3: FailpointError/.test(r.msg)),
+      'the coordinator logs the failed step as a warning',
+    );
+    assert.ok(coordRecs.some((r) => r.level === 'info' && /complete; bank head/.test(r.msg)));
+
+    const w0Recs = byProc.get('w0')!;
+    const failure = w0Recs.filter((r) => r.level === 'error');
+    assert.equal(failure.length, 1, JSON.stringify(failure));
+    assert.match(failure[0]!.msg, /^FailpointError: failpoint: step 3 fails/);
+    assert.ok(failure[0]!.generation >= 1, JSON.stringify(failure[0]));
+    assert.equal(failure[0]!.stage, 0);
+    for (const [name, recs] of byProc) {
+      const joined = recs.filter((r) => /^generation \d+: rank \d of 2/.test(r.msg));
+      if (name === 'coordinator') continue;
+      assert.ok(joined.length >= 2, `${name} took part in both generations`);
+      for (const r of joined) {
+        assert.equal(r.generation, Number(/^generation (\d+)/.exec(r.msg)![1]));
+        assert.equal(typeof r.step, 'number');
+      }
+    }
+    // --log-level by the environment: w1 asked for debug (a record per step), w0 logs from info up.
+    const debug = byProc.get('w1')!.filter((r) => r.level === 'debug' && /^step \d+ done/.test(r.msg));
+    assert.ok(debug.length >= 5, `w1 wrote ${debug.length} step records at debug`);
+    for (const r of debug) assert.equal(r.step, Number(/^step (\d+)/.exec(r.msg)![1]), JSON.stringify(r));
+    assert.ok(!w0Recs.some((r) => r.level === 'debug'));
+    // w1's step broke with w0's (its collective closed mid all-reduce): that too is an error record.
+    for (const r of byProc.get('w1')!.filter((x) => x.level === 'error'))
+      assert.match(r.msg, /^(PeerFailedError|Collective)/, r.msg);
+  });
+
+  test('a process that fails ends with a level=error JSON record naming why', async (t) => {
+    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    const p = spawnCli(
+      'coordinator',
+      [
+        'coordinator',
+        '--nats',
+        nats.url,
+        '--config',
+        fx.jobFile,
+        '--bank',
+        fx.bankDir,
+        '--token',
+        'test-token',
+        '--from',
+        'no-such-version',
+      ],
+      { PROMPTMESH_LOG_FORMAT: 'json' },
+    );
+    procs.push(p);
+    assert.equal(await expectExit(p), 1, p.output());
+    const recs = records(p);
+    const last = recs.at(-1)!;
+    assert.equal(last.level, 'error');
+    assert.equal(last.role, 'coordinator');
+    assert.match(last.msg, /no-such-version/);
+  });
+});
