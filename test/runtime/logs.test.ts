@@ -33,7 +33,7 @@ function records(p: CliProcess): LogRecord[] {
     try {
       return JSON.parse(l) as LogRecord;
     } catch {
-      assert.fail(`${p.name} wrote a line that is not JSON: ${l}`);
+      return assert.fail(`${p.name} wrote a line that is not JSON: ${l}`);
     }
   });
 }
