@@ -3,11 +3,14 @@
  * with --log-format json (and PROMPTMESH_LOG_FORMAT) run a job in which one worker's step fails once
  * (PROMPTMESH_FAILPOINT=fail-at-step). Every line they write is a JSON record with time, level, msg, role and job;
  * records about generations and steps carry those fields; the failure is a level=error record of its own. The
- * failed step also exercises the worker's re-listen after a generation change: no bind error may appear.
+ * failed step also exercises the worker's re-listen after a generation change: no bind error may appear. A flood
+ * of bogus joins and garbage writes a few warn records and is counted in full by the metrics.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { connect } from 'nats';
 import { dropTensorFlowBanner } from '../../src/cli/commands/up.js';
+import { PROTOCOL_VERSION, subjects } from '../../src/control/protocol.js';
 import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
 import {
   type CliProcess,
@@ -20,6 +23,7 @@ import {
   startWorker,
 } from '../helpers/runtime-fixture.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
+import { fetchText, poll } from '../telemetry/local-job.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: parsed log records are checked field by field
 type LogRecord = Record<string, any>;
@@ -130,6 +134,71 @@ describe('runtime: JSON logs', { skip: natsSkipReason() }, () => {
     // w1's step broke with w0's (its collective closed mid all-reduce): that too is an error record.
     for (const r of byProc.get('w1')!.filter((x) => x.level === 'error'))
       assert.match(r.msg, /^(PeerFailedError|Collective)/, r.msg);
+  });
+
+  test('a flood of bogus joins and garbage: a few warn records, every one counted in the metrics', async (t) => {
+    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    const coord = spawnCli(
+      'coordinator',
+      [
+        'coordinator',
+        ...['--nats', nats.url, '--config', fx.jobFile, '--bank', fx.bankDir, '--token', 'test-token'],
+        ...['--job-id', 'flood', '--metrics-port', '0', '--log-format', 'json'],
+      ],
+      {},
+    );
+    procs.push(coord);
+    const url = (await coord.waitFor(/metrics on (http:\/\/[^\s"]+\/metrics)/))[1]!;
+    const nc = await connect({ servers: nats.url });
+    try {
+      const subj = subjects('flood');
+      const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
+      const bogus = enc({
+        type: 'join',
+        jobId: 'flood',
+        token: 'not-the-token',
+        protocol: PROTOCOL_VERSION,
+        workerId: 'intruder',
+        address: '127.0.0.1:1',
+      });
+      // The first answer says the coordinator listens; then the flood.
+      await poll('the coordinator to answer joins', 30_000, () =>
+        nc.request(subj.join, bogus, { timeout: 1000 }).then(
+          () => true,
+          () => undefined,
+        ),
+      );
+      const JOINS = 200;
+      const GARBAGE = 100;
+      for (let i = 0; i < JOINS; i += 50) {
+        await Promise.all(
+          Array.from({ length: Math.min(50, JOINS - i) }, () =>
+            nc.request(subj.join, bogus, { timeout: 5000 }),
+          ),
+        );
+      }
+      for (let i = 0; i < GARBAGE; i++) nc.publish(subj.heartbeat, enc('{not json'));
+      await nc.flush();
+      const metric = (text: string, series: string) =>
+        Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+      const counted = await poll('every refusal and dropped message counted', 30_000, async () => {
+        const text = (await fetchText(url)).text;
+        const dropped = metric(text, 'promptmesh_control_messages_dropped_total{subject="heartbeat"}');
+        return dropped === GARBAGE ? text : undefined;
+      });
+      const refused = metric(counted, 'promptmesh_membership_changes_total{reason="refused"}');
+      assert.ok(refused >= JOINS + 1, `refused ${refused}`);
+      assert.equal(metric(counted, 'promptmesh_control_messages_dropped_total{subject="join"}'), refused);
+      // Unauthenticated joins and garbage share one bounded refusal log: a few warn records in all.
+      const recs = records(coord);
+      const refusals = recs.filter((r) => /refused (a worker|a message on promptmesh\.flood\.)/.test(r.msg));
+      assert.ok(refusals.length >= 1 && refusals.length <= 20, `${refusals.length} refusal records`);
+      for (const r of refusals) assert.equal(r.level, 'warn');
+    } finally {
+      await nc.close();
+      coord.kill('SIGINT');
+      await expectExit(coord);
+    }
   });
 
   test('a process that fails ends with a level=error JSON record naming why', async (t) => {
