@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import type { NatsConnection } from 'nats';
 import { selectBackend } from '../../backend/index.js';
+import { routeGrpcLogs } from '../../collective/index.js';
 import { RUNTIME_ENV } from '../../config/runtime-env.js';
 import { deriveJobKey } from '../../control/message-auth.js';
 import { connectNats } from '../../control/nats-connect.js';
@@ -109,6 +110,7 @@ SIGINT/SIGTERM while the job runs (so Kubernetes or 'promptmesh up' replaces it)
     const log = readLogger(ctx, { role: 'worker', job: job.jobId, worker: workerId }).child({}, () =>
       workerRef ? runtimeLogContext(workerRef.status) : {},
     );
+    routeGrpcLogs((l) => log.warn(l));
     const metricsListen = readMetricsListen(ctx);
     const telemetry = new WorkerTelemetry(createProcessRegistry());
     let connection: NatsConnection | undefined;
