@@ -212,6 +212,8 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
     });
     const supervisor = new Supervisor(policy, {
       log: say,
+      warn: say.warn,
+      error: say.error,
       onEnd(p, state, e) {
         if (p.name === 'coordinator') {
           if (state === 'done') return finish(0);
