@@ -18,7 +18,6 @@ export {
   LogOptionError,
   LogRateLimiter,
   resolveLogOptions,
-  silentLogger,
 } from './logger.js';
 export {
   CHECKPOINT_KINDS,

@@ -98,9 +98,6 @@ function textRecord(level: LogLevel, msg: string, fields: LogFields): string {
   return `${prefix}${level === 'info' ? '' : `${level}: `}${msg}\n`;
 }
 
-/** A logger that drops everything (tests, library code run without one). */
-export const silentLogger: Logger = createLogger({ format: 'text', level: 'error', write: () => {} });
-
 /**
  * The format and level from a flag, else the environment, else the default: text on a terminal, JSON lines
  * anywhere else (a pod, a file, a pipe to a log shipper). `auto` asks for the default explicitly.
