@@ -171,7 +171,7 @@ export class Worker {
     this.sealer = new MessageSealer(this.key, `worker:${opts.workerId}`);
     this.opener = new MessageOpener(this.key);
     this.replyOpener = new MessageOpener(this.key);
-    this.refusals = new RefusalLog(opts.log);
+    this.refusals = new RefusalLog((l) => opts.log.warn(l));
     this.heartbeat =
       heartbeat ??
       timerHeartbeat(nc, subjects(job.jobId).heartbeat, opts.workerId, opts.heartbeatMs, this.key);
