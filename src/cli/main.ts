@@ -125,14 +125,23 @@ export async function runCli(
   try {
     return await cmd.run({ values, positionals: parsed.positionals, stdout: io.stdout, stderr: io.stderr });
   } catch (err) {
+    const json = cmd.options.some((o) => o.name === 'log-format') && jsonLogs(values, io.stderr);
     if (err instanceof UsageError) {
-      io.stderr.write(
-        `${PROGRAM} ${cmd.path.join(' ')}: ${err.message}\nRun '${PROGRAM} ${cmd.path.join(' ')} --help' for usage.\n`,
-      );
+      if (json) {
+        createLogger({ format: 'json', level: 'error', write: (l) => io.stderr.write(l) }).error(
+          err.message,
+          {
+            role: cmd.path.join(' '),
+          },
+        );
+      } else {
+        io.stderr.write(
+          `${PROGRAM} ${cmd.path.join(' ')}: ${err.message}\nRun '${PROGRAM} ${cmd.path.join(' ')} --help' for usage.\n`,
+        );
+      }
       return 2;
     }
     const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-    const json = cmd.options.some((o) => o.name === 'log-format') && jsonLogs(values, io.stderr);
     // A process that logs JSON lines ends with one too, at level error, so the pipeline sees why it stopped.
     if (json)
       createLogger({ format: 'json', level: 'error', write: (l) => io.stderr.write(l) }).error(msg, {

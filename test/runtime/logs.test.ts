@@ -21,6 +21,7 @@ import {
   spawnCli,
   startCoordinator,
   startWorker,
+  TEST_TOKEN,
 } from '../helpers/runtime-fixture.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 import { fetchText, poll } from '../telemetry/local-job.js';
@@ -142,7 +143,7 @@ describe('runtime: JSON logs', { skip: natsSkipReason() }, () => {
       'coordinator',
       [
         'coordinator',
-        ...['--nats', nats.url, '--config', fx.jobFile, '--bank', fx.bankDir, '--token', 'test-token'],
+        ...['--nats', nats.url, '--config', fx.jobFile, '--bank', fx.bankDir, '--token', TEST_TOKEN],
         ...['--job-id', 'flood', '--metrics-port', '0', '--log-format', 'json'],
       ],
       {},
@@ -156,7 +157,7 @@ describe('runtime: JSON logs', { skip: natsSkipReason() }, () => {
       const bogus = enc({
         type: 'join',
         jobId: 'flood',
-        token: 'not-the-token',
+        token: 'not-the-token-0123456789',
         protocol: PROTOCOL_VERSION,
         workerId: 'intruder',
         address: '127.0.0.1:1',
@@ -214,7 +215,7 @@ describe('runtime: JSON logs', { skip: natsSkipReason() }, () => {
         '--bank',
         fx.bankDir,
         '--token',
-        'test-token',
+        TEST_TOKEN,
         '--from',
         'no-such-version',
       ],
