@@ -26,6 +26,7 @@ import { loadT5Model } from '../src/model/load-t5.js';
 import { loadTokenizer } from '../src/model/tokenizer/index.js';
 import { type CommittedStep, Coordinator } from '../src/runtime/coordinator/coordinator.js';
 import { openRuntimeBank } from '../src/runtime/runtime-bank.js';
+import { createLogger } from '../src/telemetry/logger.js';
 import { ExampleEncoder } from '../src/train/batching.js';
 import { silentProgress } from '../src/train/progress.js';
 import { identityReducer } from '../src/train/reducer.js';
@@ -165,7 +166,10 @@ async function distributed(
         formTimeoutMs: 120_000,
         maxFailures: 3,
         progress: silentProgress,
-        log: (l) => process.stderr.write(`[coordinator] ${l}\n`),
+        log: createLogger(
+          { format: 'text', level: 'info', write: (l) => process.stderr.write(l) },
+          { role: 'coordinator' },
+        ),
       },
       { onStep: (s) => steps.push(s) },
     );

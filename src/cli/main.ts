@@ -2,6 +2,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { createLogger, resolveLogOptions } from '../telemetry/logger.js';
 import type { CliCommand, CliContext } from './command.js';
 import { UsageError } from './command.js';
 import { commands } from './commands/index.js';
@@ -124,16 +125,45 @@ export async function runCli(
   try {
     return await cmd.run({ values, positionals: parsed.positionals, stdout: io.stdout, stderr: io.stderr });
   } catch (err) {
+    const json = cmd.options.some((o) => o.name === 'log-format') && jsonLogs(values, io.stderr);
     if (err instanceof UsageError) {
-      io.stderr.write(
-        `${PROGRAM} ${cmd.path.join(' ')}: ${err.message}\nRun '${PROGRAM} ${cmd.path.join(' ')} --help' for usage.\n`,
-      );
+      if (json) {
+        createLogger({ format: 'json', level: 'error', write: (l) => io.stderr.write(l) }).error(
+          err.message,
+          {
+            role: cmd.path.join(' '),
+          },
+        );
+      } else {
+        io.stderr.write(
+          `${PROGRAM} ${cmd.path.join(' ')}: ${err.message}\nRun '${PROGRAM} ${cmd.path.join(' ')} --help' for usage.\n`,
+        );
+      }
       return 2;
     }
     const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-    io.stderr.write(`${PROGRAM} ${cmd.path.join(' ')}: ${msg}\n`);
+    // A process that logs JSON lines ends with one too, at level error, so the pipeline sees why it stopped.
+    if (json)
+      createLogger({ format: 'json', level: 'error', write: (l) => io.stderr.write(l) }).error(msg, {
+        role: cmd.path.join(' '),
+      });
+    else io.stderr.write(`${PROGRAM} ${cmd.path.join(' ')}: ${msg}\n`);
     if (process.env.PROMPTMESH_DEBUG && err instanceof Error && err.stack) io.stderr.write(`${err.stack}\n`);
     return 1;
+  }
+}
+
+function jsonLogs(values: CliContext['values'], stderr: NodeJS.WritableStream): boolean {
+  try {
+    const format = values['log-format'];
+    return (
+      resolveLogOptions(
+        { format: typeof format === 'string' ? format : undefined },
+        (stderr as NodeJS.WriteStream).isTTY === true,
+      ).format === 'json'
+    );
+  } catch {
+    return false;
   }
 }
 

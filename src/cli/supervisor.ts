@@ -87,6 +87,10 @@ export type ProcessState = 'running' | 'restarting' | 'done' | 'fatal' | 'given-
 
 export interface SupervisorEvents {
   log(line: string): void;
+  /** A crash that is restarted (default: log). */
+  warn?(line: string): void;
+  /** A process that cannot be started or restarted (default: log). */
+  error?(line: string): void;
   /** A process ended for good: finished ('done'), 'fatal', or out of budget ('given-up'). */
   onEnd(p: SupervisedProcess, state: 'done' | 'fatal' | 'given-up', e: ExitStatus): void;
 }
@@ -126,7 +130,7 @@ export class SupervisedProcess {
     try {
       child = await this.spec.start();
     } catch (e) {
-      this.events.log(`${this.name} failed to start: ${(e as Error).message}`);
+      (this.events.error ?? this.events.log)(`${this.name} failed to start: ${(e as Error).message}`);
       this.onExit({ code: null, signal: null }, `failed to start`);
       return;
     }
@@ -153,12 +157,12 @@ export class SupervisedProcess {
     const d = this.budget.died(Date.now() - this.startedAt);
     if (!d.restart) {
       this.state = 'given-up';
-      this.events.log(`${this.name} ${what}: out of restarts, giving up on it`);
+      (this.events.error ?? this.events.log)(`${this.name} ${what}: out of restarts, giving up on it`);
       this.events.onEnd(this, 'given-up', e);
       return;
     }
     this.state = 'restarting';
-    this.events.log(
+    (this.events.warn ?? this.events.log)(
       `${this.name} ${what}: restart ${d.attempt} of the ${this.policy.maxRestarts} allowed in ${(d.delayMs / 1000).toFixed(1)} s`,
     );
     this.timer = setTimeout(() => void this.start(), d.delayMs);

@@ -32,6 +32,7 @@ export {
   planLayout,
   unfuse,
 } from './fusion.js';
+export { routeGrpcLogs } from './grpc-logs.js';
 export { GrpcTransport } from './grpc-transport.js';
 export {
   type ConnectOptions,

@@ -3,6 +3,7 @@ import { promptmeshVersion } from './build-info.js';
 import {
   CHECKPOINT_KINDS,
   COORDINATOR_PHASES,
+  DROPPED_SUBJECTS,
   MEMBERSHIP_REASONS,
   METRICS,
   STEP_PHASES,
@@ -57,6 +58,7 @@ export class CoordinatorTelemetry {
   private readonly phaseSeconds: Histogram<string>;
   private readonly membership: Counter<string>;
   private readonly checkpoints: Counter<string>;
+  private readonly dropped: Counter<string>;
   private readonly headStep: Gauge<string>;
   private readonly headStage: Gauge<string>;
   private readonly headTime: Gauge<string>;
@@ -79,6 +81,7 @@ export class CoordinatorTelemetry {
     this.phaseSeconds = makeHistogram(r, role, METRICS.stepPhaseSeconds);
     this.membership = makeCounter(r, role, METRICS.membershipChanges);
     this.checkpoints = makeCounter(r, role, METRICS.checkpointCommits);
+    this.dropped = makeCounter(r, role, METRICS.controlMessagesDropped);
     this.headStep = makeGauge(r, role, METRICS.bankHeadStep);
     this.headStage = makeGauge(r, role, METRICS.bankHeadStage);
     this.headTime = makeGauge(r, role, METRICS.bankHeadTimestamp);
@@ -88,6 +91,7 @@ export class CoordinatorTelemetry {
     // Series of every bounded label value exist from the start, so rate() and increase() see the first event.
     for (const reason of MEMBERSHIP_REASONS) this.membership.inc({ reason }, 0);
     for (const kind of CHECKPOINT_KINDS) this.checkpoints.inc({ kind }, 0);
+    for (const subject of DROPPED_SUBJECTS) this.dropped.inc({ subject }, 0);
     for (const phase of STEP_PHASES) this.phaseSeconds.zero({ phase });
     makeGauge(r, role, METRICS.minWorkers).set(opts.minWorkers);
     makeGauge(r, role, METRICS.maxWorkers).set(opts.maxWorkers);
@@ -141,5 +145,10 @@ export class CoordinatorTelemetry {
 
   onMembership(reason: (typeof MEMBERSHIP_REASONS)[number]): void {
     this.membership.inc({ reason });
+  }
+
+  onDropped(subject: string): void {
+    // Only the bounded set becomes a label value; anything else would be a new series per bogus subject.
+    if ((DROPPED_SUBJECTS as readonly string[]).includes(subject)) this.dropped.inc({ subject });
   }
 }

@@ -6,8 +6,23 @@ export {
   type CoordinatorTelemetryOptions,
 } from './coordinator-telemetry.js';
 export {
+  createLogger,
+  LOG_ENV,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFields,
+  type LogFormat,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+  LogOptionError,
+  LogRateLimiter,
+  resolveLogOptions,
+} from './logger.js';
+export {
   CHECKPOINT_KINDS,
   COORDINATOR_PHASES,
+  DROPPED_SUBJECTS,
   DURATION_BUCKETS,
   MEMBERSHIP_REASONS,
   METRICS,

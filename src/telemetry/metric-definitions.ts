@@ -46,6 +46,8 @@ export const MEMBERSHIP_REASONS = [
   'refused',
   'rejoin',
 ] as const;
+/** The coordinator's control subjects whose unauthenticated or undecodable messages are dropped (and counted). */
+export const DROPPED_SUBJECTS = ['join', 'heartbeat', 'leave', 'report'] as const;
 export const COORDINATOR_PHASES = ['waiting', 'forming', 'stepping', 'checkpointing', 'done'] as const;
 export const CHECKPOINT_KINDS = ['periodic', 'stage_final'] as const;
 
@@ -188,6 +190,13 @@ export const METRICS = {
     type: 'counter',
     help: 'Membership events: workers joined, left, timed out (missed heartbeats), failed (reported an error), refused',
     labels: ['reason'],
+    roles: C,
+  },
+  controlMessagesDropped: {
+    name: 'promptmesh_control_messages_dropped_total',
+    type: 'counter',
+    help: 'Messages on a control subject dropped unauthenticated or undecodable (logged a few per 10 s at most)',
+    labels: ['subject'],
     roles: C,
   },
   checkpointCommits: {

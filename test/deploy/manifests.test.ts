@@ -22,7 +22,7 @@ import { MALLOC_ENV } from '../../src/cli/worker-env.js';
 import { parseJobConfig } from '../../src/config/job-config.js';
 import { RUNTIME_ENV } from '../../src/config/runtime-env.js';
 import { NATS_ENV } from '../../src/control/nats-connect.js';
-import { DEFAULT_CLUSTER_METRICS_PORT, METRICS_ENV } from '../../src/telemetry/index.js';
+import { DEFAULT_CLUSTER_METRICS_PORT, LOG_ENV, METRICS_ENV } from '../../src/telemetry/index.js';
 import { type K8sObject, readYamlObjects, renderKustomization } from './kustomize-lite.js';
 import { BuiltinKinds, type CrdSchema, checkOpenApi, loadCrdSchemas } from './strict-schema.js';
 
@@ -31,6 +31,7 @@ const KNOWN_ENV = new Set<string>([
   ...Object.values(RUNTIME_ENV),
   ...Object.values(NATS_ENV),
   ...Object.values(METRICS_ENV),
+  ...Object.values(LOG_ENV),
   BACKEND_ENV,
   'PROMPTMESH_PROGRESS',
 ]);

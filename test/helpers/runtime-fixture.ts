@@ -159,7 +159,8 @@ process.on('exit', () => {
 export function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
   const child = spawn(process.execPath, [CLI_MAIN, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PROMPTMESH_PROGRESS: 'lines', ...env },
+    // Text log lines (the tests read them as people do) unless a test asks for JSON.
+    env: { ...process.env, PROMPTMESH_PROGRESS: 'lines', PROMPTMESH_LOG_FORMAT: 'text', ...env },
   });
   live.add(child);
   let out = '';

@@ -110,7 +110,7 @@ export async function startLocalJob(workers = 2): Promise<LocalJob | undefined> 
   const launch = (name: string, args: string[]) => {
     const child = spawn(process.execPath, [CLI, ...args, '--metrics-port', '0'], {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, PROMPTMESH_PROGRESS: 'lines' },
+      env: { ...process.env, PROMPTMESH_PROGRESS: 'lines', PROMPTMESH_LOG_FORMAT: 'text' },
     });
     const lines: string[] = [];
     child.stderr!.setEncoding('utf8');

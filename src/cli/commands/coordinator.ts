@@ -8,8 +8,8 @@ import { Coordinator } from '../../runtime/coordinator/coordinator.js';
 import { CoordinatorLease } from '../../runtime/coordinator/lease.js';
 import { openRuntimeBank } from '../../runtime/runtime-bank.js';
 import { CoordinatorTelemetry, createProcessRegistry, startMetricsServer } from '../../telemetry/index.js';
-import { TerminalProgress } from '../../train/progress.js';
 import { type CliCommand, type CliContext, optInt, optString, UsageError } from '../command.js';
+import { LOG_OPTIONS, progressSink, readLogger, runtimeLogContext } from '../log-options.js';
 import { METRICS_OPTIONS, readMetricsListen } from '../metrics-options.js';
 import { COMMON_OPTIONS, readBank, readJob, readNats, readToken } from '../runtime-options.js';
 
@@ -109,6 +109,7 @@ re-join the next coordinator.`,
         'wait at most this long for another coordinator of the job to stop (default: as long as it runs)',
     },
     ...METRICS_OPTIONS,
+    ...LOG_OPTIONS,
   ],
   async run(ctx) {
     const job = readJob(ctx);
@@ -120,14 +121,16 @@ re-join the next coordinator.`,
     const maxWorkers = optInt(ctx, 'max-workers') ?? envInt(RUNTIME_ENV.maxWorkers) ?? 64;
     if (!(minWorkers >= 1 && maxWorkers >= minWorkers))
       throw new UsageError('need 1 <= --min-workers <= --max-workers');
-    const log = (l: string) => ctx.stderr.write(`[coordinator] ${l}\n`);
+    let coordRef: Coordinator | undefined;
+    const log = readLogger(ctx, { role: 'coordinator', job: job.jobId }).child({}, () =>
+      coordRef ? runtimeLogContext(coordRef.status) : {},
+    );
     const listen = readMetricsListen(ctx);
     const telemetry = new CoordinatorTelemetry(createProcessRegistry(), {
       minWorkers,
       maxWorkers,
       stageSteps: job.stages.map((s) => s.train.steps),
     });
-    let coordRef: Coordinator | undefined;
     let connection: NatsConnection | undefined;
     const metrics = listen
       ? await startMetricsServer({
@@ -174,7 +177,7 @@ re-join the next coordinator.`,
       throw e;
     }
     const bank = await openRuntimeBank(bankSpec.kind === 'dir' ? bankSpec : { kind: 'nats' }, nc);
-    const progress = new TerminalProgress(ctx.stderr as NodeJS.WriteStream, 2000);
+    const progress = progressSink(ctx, log, 2000);
     const coord = new Coordinator(
       nc,
       bank,

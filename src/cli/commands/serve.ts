@@ -7,6 +7,7 @@ import {
   VersionFollower,
 } from '../../serve/index.js';
 import { type CliCommand, optInt, optString, UsageError } from '../command.js';
+import { LOG_OPTIONS, readLogger } from '../log-options.js';
 import {
   loadBackbone,
   openVersionBank,
@@ -83,6 +84,7 @@ resolving it again every --poll-ms. Bad requests get a 4xx with a reason. SIGINT
       description: 'longest input text of one row',
       default: String(DEFAULT_SERVER_OPTIONS.maxInputChars),
     },
+    ...LOG_OPTIONS,
   ],
   positionals: { name: 'VERSION', description: 'id, id prefix, tag or JOB@head', min: 1, max: 1 },
   async run(ctx) {
@@ -100,7 +102,7 @@ resolving it again every --poll-ms. Bad requests get a 4xx with a reason. SIGINT
     const host = optString(ctx, 'host') ?? '127.0.0.1';
     const mode = readMode(ctx);
     const ref = ctx.positionals[0] as string;
-    const log = (l: string) => ctx.stderr.write(`[serve] ${l}\n`);
+    const log = readLogger(ctx, { role: 'serve' });
     const opened = await openVersionBank(ctx);
     const { job, source } = await readVersionJob(ctx, opened.bank, ref).catch(async (e) => {
       await opened.close();

@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { RUNTIME_ENV } from '../../config/runtime-env.js';
 import { NATS_ENV } from '../../control/nats-connect.js';
 import { type NatsServerHandle, startNatsServer } from '../../control/nats-server.js';
+import { LOG_ENV } from '../../telemetry/logger.js';
 import { type CliCommand, type CliContext, optBool, optString, UsageError } from '../command.js';
+import { LOG_OPTIONS, readLogger } from '../log-options.js';
 import {
   DEFAULT_RESTART_POLICY,
   describeExit,
@@ -184,6 +186,7 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
       value: 'HOST',
       description: 'interface the metrics ports bind (default 127.0.0.1)',
     },
+    ...LOG_OPTIONS,
   ],
   async run(ctx) {
     const { min, max } = readWorkers(ctx);
@@ -197,7 +200,9 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
     // token, and the token of the nats-server started here (a client without it is refused).
     const token = randomBytes(32).toString('hex');
     const natsToken = randomBytes(32).toString('hex');
-    const say = (l: string) => ctx.stderr.write(`[up] ${l}\n`);
+    const say = readLogger(ctx, { role: 'up' });
+    // The children's stderr is a pipe, so 'auto' would make them write JSON: they log in up's format and level.
+    const logEnv = { [LOG_ENV.format]: say.format, [LOG_ENV.level]: say.level };
     const workers: SupervisedProcess[] = [];
 
     // The job ends with the coordinator's exit 0 (complete), a signal, or a failure supervision cannot repair.
@@ -207,21 +212,23 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
     });
     const supervisor = new Supervisor(policy, {
       log: say,
+      warn: say.warn,
+      error: say.error,
       onEnd(p, state, e) {
         if (p.name === 'coordinator') {
           if (state === 'done') return finish(0);
-          say(
+          say.error(
             `the coordinator ${describeExit(e)}${state === 'given-up' ? ' once too often' : ''}: stopping the job`,
           );
           return finish(e.code !== null && e.code !== 0 ? e.code : 1);
         }
         if (p.name === NATS_NAME) {
-          say(`nats-server ${describeExit(e)} once too often: stopping the job`);
+          say.error(`nats-server ${describeExit(e)} once too often: stopping the job`);
           return finish(1);
         }
         const left = workers.filter((w) => w.live).length;
         if (state !== 'done' && left < min) {
-          say(
+          say.error(
             `${p.name} ${describeExit(e)} (${state}); ${left} worker(s) left, fewer than the ${min} the job needs: stopping the job`,
           );
           finish(1);
@@ -291,14 +298,14 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
     ) => {
       const child = spawn(process.execPath, [...nodeFlags, MAIN, ...args], {
         stdio: ['ignore', 'inherit', 'pipe'],
-        env: { ...env, ...extraEnv },
+        env: { ...env, ...logEnv, ...extraEnv },
       });
       child.stderr!.on('data', (d: Buffer) => {
         const text = dropTensorFlowBanner(d.toString('utf8'));
         if (text) ctx.stderr.write(text);
       });
       // A spawn error (ENOMEM, EAGAIN) surfaces as an exit with no code, which the supervisor restarts.
-      child.once('error', (e) => say(`${name}: ${e.message}`));
+      child.once('error', (e) => say.error(`${name}: ${e.message}`));
       say(`started ${name} (pid ${child.pid})`);
       return child;
     };
@@ -393,9 +400,8 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     if (interrupted) return code;
-    say(
-      code === 0 ? `job complete; versions: promptmesh bank ls --bank ${bank}` : `job failed (exit ${code})`,
-    );
+    if (code === 0) say(`job complete; versions: promptmesh bank ls --bank ${bank}`);
+    else say.error(`job failed (exit ${code})`);
     return code;
   },
 };

@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import type { NatsConnection } from 'nats';
 import { selectBackend } from '../../backend/index.js';
+import { routeGrpcLogs } from '../../collective/index.js';
 import { RUNTIME_ENV } from '../../config/runtime-env.js';
 import { deriveJobKey } from '../../control/message-auth.js';
 import { connectNats } from '../../control/nats-connect.js';
@@ -13,6 +14,7 @@ import { JoinTimeoutError } from '../../runtime/worker/join-wait.js';
 import { Worker } from '../../runtime/worker/worker.js';
 import { createProcessRegistry, startMetricsServer, WorkerTelemetry } from '../../telemetry/index.js';
 import { type CliCommand, type CliContext, optString, UsageError } from '../command.js';
+import { LOG_OPTIONS, readLogger, runtimeLogContext } from '../log-options.js';
 import { METRICS_OPTIONS, readMetricsListen } from '../metrics-options.js';
 import { COMMON_OPTIONS, readBank, readJob, readNats, readToken } from '../runtime-options.js';
 
@@ -84,6 +86,7 @@ SIGINT/SIGTERM while the job runs (so Kubernetes or 'promptmesh up' replaces it)
       description: `PEM CA that signed the peers' certificates; mutual TLS (env ${RUNTIME_ENV.tlsCa})`,
     },
     ...METRICS_OPTIONS,
+    ...LOG_OPTIONS,
   ],
   async run(ctx) {
     const job = readJob(ctx);
@@ -103,10 +106,13 @@ SIGINT/SIGTERM while the job runs (so Kubernetes or 'promptmesh up' replaces it)
     if ((cert || key || ca) && !(cert && key && ca)) {
       throw new UsageError('TLS needs --tls-cert, --tls-key and --tls-ca together (the CA verifies peers)');
     }
-    const log = (l: string) => ctx.stderr.write(`[${workerId}] ${l}\n`);
+    let workerRef: Worker | undefined;
+    const log = readLogger(ctx, { role: 'worker', job: job.jobId, worker: workerId }).child({}, () =>
+      workerRef ? runtimeLogContext(workerRef.status) : {},
+    );
+    routeGrpcLogs((l) => log.warn(l));
     const metricsListen = readMetricsListen(ctx);
     const telemetry = new WorkerTelemetry(createProcessRegistry());
-    let workerRef: Worker | undefined;
     let connection: NatsConnection | undefined;
     // Long synchronous steps block the event loop, so the probes answer late during a step: the manifests give
     // them generous timeouts rather than moving the server to a thread.

@@ -28,6 +28,7 @@ import {
 } from '../../control/protocol.js';
 import { MixtureSampler } from '../../data/mixture-sampler.js';
 import type { Tokenizer } from '../../model/tokenizer/index.js';
+import { type Logger, LogRateLimiter } from '../../telemetry/logger.js';
 import type { MEMBERSHIP_REASONS } from '../../telemetry/metric-definitions.js';
 import { ExampleEncoder } from '../../train/batching.js';
 import { HistoryBuffer, type HistoryRecord } from '../../train/history.js';
@@ -76,17 +77,28 @@ export interface CoordinatorOptions {
    */
   from?: string;
   progress: ProgressSink;
-  log: (line: string) => void;
+  log: Logger;
   now?: () => number;
 }
 
 type StepDone = Extract<Report, { type: 'step-done' }>;
+
+/** A flood of refused joins, or of bad messages on a subject, logs at most LOG_BURST lines per LOG_WINDOW_MS. */
+const LOG_WINDOW_MS = 10_000;
+const LOG_BURST = 10;
 
 export interface CoordinatorEvents {
   onStep?(s: CommittedStep): void;
   onGeneration?(g: { generation: number; members: Member[]; reason: string }): void;
   onVersion?(v: { id: string; stage: number; step: number; final: boolean }): void;
   onMembership?(reason: (typeof MEMBERSHIP_REASONS)[number]): void;
+  /** A message on a control subject ('join', 'heartbeat', 'leave', 'report') refused unauthenticated or undecodable. */
+  onDropped?(subject: string): void;
+}
+
+/** Suffix of a rate-limited line that follows suppressed ones. */
+function notLogged(n: number): string {
+  return n > 0 ? ` (${n} more since the last such line, not logged)` : '';
 }
 
 /** Run-history bytes one checkpoint message may carry (the control plane refuses messages over 512 KiB). */
@@ -145,6 +157,8 @@ export class Coordinator {
   private stepChecksum: string | undefined;
   /** When minWorkers were first known (the start of the join grace), undefined before. */
   private quorumAt: number | undefined;
+  /** Refused joins, which a flood of bogus ones would log without end: a few lines per window. */
+  private readonly quietRefusals: LogRateLimiter;
 
   /** Control-plane authentication (control/message-auth.ts): seals what this coordinator sends, opens what it hears. */
   private readonly sealer: MessageSealer;
@@ -165,7 +179,8 @@ export class Coordinator {
     const key = deriveJobKey(checkToken(opts.token), job.jobId);
     this.sealer = new MessageSealer(key, `coordinator:${this.incarnation}`);
     this.opener = new MessageOpener(key);
-    this.refusals = new RefusalLog(opts.log);
+    this.refusals = new RefusalLog((l) => opts.log.warn(l), 5, 10_000, this.now);
+    this.quietRefusals = new LogRateLimiter(LOG_WINDOW_MS, LOG_BURST, this.now);
     this.membership = new Membership({
       jobId: job.jobId,
       incarnation: this.incarnation,
@@ -220,7 +235,9 @@ export class Coordinator {
       );
     }
     this.loadStage();
-    const on = (subject: string, fn: (m: Msg) => void) =>
+    const on = (subject: string, fn: (m: Msg) => void) => {
+      // One limiter per subject (a handful, all ours), so garbage on one does not hide what arrives on another.
+      const quiet = new LogRateLimiter(LOG_WINDOW_MS, LOG_BURST, this.now);
       this.subs.push(
         this.nc.subscribe(subject, {
           callback: (err, m) => {
@@ -228,12 +245,18 @@ export class Coordinator {
             try {
               fn(m);
             } catch (e) {
-              // A bad request must never take the coordinator down.
-              this.opts.log(`dropped a bad message on ${subject}: ${(e as Error).message}`);
+              // A bad request must never take the coordinator down, nor a flood of them fill the disk with logs.
+              this.events.onDropped?.(subject.slice(subject.lastIndexOf('.') + 1));
+              const unlogged = quiet.take();
+              if (unlogged !== undefined)
+                this.opts.log.warn(
+                  `dropped a bad message on ${subject}: ${(e as Error).message}${notLogged(unlogged)}`,
+                );
             }
           },
         }),
       );
+    };
     on(this.subj.join, (m) => this.onJoin(m));
     on(this.subj.heartbeat, (m) => {
       const body = this.open(this.subj.heartbeat, m.data);
@@ -305,6 +328,7 @@ export class Coordinator {
     try {
       return this.opener.open(subject, data);
     } catch (e) {
+      this.events.onDropped?.(subject.slice(subject.lastIndexOf('.') + 1));
       this.refusals.refused(`a message on ${subject}`, (e as Error).message);
       return undefined;
     }
@@ -331,8 +355,11 @@ export class Coordinator {
       reply = { type: 'refused', reason: `malformed join request: ${(e as Error).message}` };
     }
     if (reply.type === 'refused') {
-      this.opts.log(`refused a worker: ${reply.reason}`);
+      // Counted every time (promptmesh_membership_changes_total{reason="refused"}), logged a few times a window.
       this.events.onMembership?.('refused');
+      const unlogged = this.quietRefusals.take();
+      if (unlogged !== undefined)
+        this.opts.log.warn(`refused a worker: ${reply.reason}${notLogged(unlogged)}`);
     }
     m.respond(this.sealer.seal(joinReplySubject(this.subj.join, sealed.sender, sealed.seq), reply));
   }
@@ -384,7 +411,7 @@ export class Coordinator {
         }
         return;
       case 'error':
-        this.opts.log(`worker ${r.workerId} failed at step ${r.step}: ${r.error}`);
+        this.opts.log.warn(`worker ${r.workerId} failed at step ${r.step}: ${r.error}`);
         this.events.onMembership?.('failed');
         if (r.fatal === true) {
           this.fail(`stopping the job: worker ${r.workerId} hit an error that retrying cannot fix`);
@@ -789,7 +816,7 @@ export class Coordinator {
   }
 
   private fail(reason: string): void {
-    this.opts.log(reason);
+    this.opts.log.error(reason);
     this.phase = { kind: 'done' };
     this.publish({ type: 'stop', incarnation: this.incarnation, reason });
     this.finished(false);

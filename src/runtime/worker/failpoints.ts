@@ -4,9 +4,23 @@
  * a computation while its heartbeat thread keeps beating (SIGSTOP would stop both).
  *
  *   PROMPTMESH_FAILPOINT=hang-at-step:N   the worker's main thread spins forever when it starts a step >= N
+ *   PROMPTMESH_FAILPOINT=fail-at-step:N   the first step N the worker starts fails with an error (once)
  */
 const spec = process.env.PROMPTMESH_FAILPOINT ?? '';
 const hangAt = /^hang-at-step:(\d+)$/.exec(spec);
+const failAt = /^fail-at-step:(\d+)$/.exec(spec);
+let failed = false;
+
+/** Throws a FailpointError the first time step N starts when PROMPTMESH_FAILPOINT=fail-at-step:N. */
+export function failIfAsked(step: number): void {
+  if (!failAt || failed || step !== Number(failAt[1])) return;
+  failed = true;
+  throw new FailpointError(`failpoint: step ${step} fails (PROMPTMESH_FAILPOINT=${spec})`);
+}
+
+export class FailpointError extends Error {
+  override name = 'FailpointError';
+}
 
 /** Spins the main thread forever at the first step >= N when PROMPTMESH_FAILPOINT=hang-at-step:N. */
 export function hangIfAsked(step: number, log: (line: string) => void): void {

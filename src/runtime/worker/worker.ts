@@ -41,6 +41,7 @@ import type { PromptMethod } from '../../methods/index.js';
 import { type BackboneIdentity, backboneIdentity } from '../../model/checkpoint/identity.js';
 import type { T5Model } from '../../model/t5/index.js';
 import type { Tokenizer } from '../../model/tokenizer/index.js';
+import { type Logger, LogRateLimiter } from '../../telemetry/logger.js';
 import { ExampleEncoder } from '../../train/batching.js';
 import {
   encodeHistory,
@@ -58,7 +59,7 @@ import { CollectiveReducer } from '../collective-reducer.js';
 import { CorruptVersionError, loadForRestore } from '../corrupt-version.js';
 import { ReplicaState, stateFromTensors, stateTensors, type TensorMap } from '../replica-state.js';
 import type { RuntimeBank } from '../runtime-bank.js';
-import { hangIfAsked } from './failpoints.js';
+import { failIfAsked, hangIfAsked } from './failpoints.js';
 import { type HeartbeatSender, timerHeartbeat } from './heartbeat.js';
 import {
   describeJoinFailure,
@@ -68,6 +69,7 @@ import {
   type JoinWait,
   stillWaitingMessage,
 } from './join-wait.js';
+import { listenWithRetry } from './listen-retry.js';
 
 export interface WorkerOptions {
   workerId: string;
@@ -82,7 +84,7 @@ export interface WorkerOptions {
   tls?: TlsFiles;
   /** Stop with a JoinTimeoutError when no coordinator admits the worker within this time (0 or unset: never). */
   joinTimeoutMs?: number;
-  log: (line: string) => void;
+  log: Logger;
 }
 
 /** Observers of a worker (metrics); every hook is optional and must not throw. */
@@ -143,6 +145,9 @@ export class Worker {
   private progress = 0;
   private phase = 'joining';
   private liveness: NodeJS.Timeout | undefined;
+  private readonly quietMalformed = new LogRateLimiter(10_000, 5);
+  /** The last collective close (and re-listen) in progress; see closeCollective. */
+  private closing: Promise<void> = Promise.resolve();
 
   /** Control-plane authentication (control/message-auth.ts). */
   private readonly key: Buffer;
@@ -166,7 +171,7 @@ export class Worker {
     this.sealer = new MessageSealer(this.key, `worker:${opts.workerId}`);
     this.opener = new MessageOpener(this.key);
     this.replyOpener = new MessageOpener(this.key);
-    this.refusals = new RefusalLog(opts.log);
+    this.refusals = new RefusalLog((l) => opts.log.warn(l));
     this.heartbeat =
       heartbeat ??
       timerHeartbeat(nc, subjects(job.jobId).heartbeat, opts.workerId, opts.heartbeatMs, this.key);
@@ -210,7 +215,12 @@ export class Worker {
               REQUIRED_FIELDS,
             );
           } catch (e) {
-            this.opts.log(`ignored a malformed control message: ${(e as Error).message}`);
+            // Garbage on the subject: a few lines per window, not one per message.
+            const unlogged = this.quietMalformed.take();
+            if (unlogged !== undefined)
+              this.opts.log.warn(
+                `ignored a malformed control message: ${(e as Error).message}${unlogged > 0 ? ` (${unlogged} more since the last such line, not logged)` : ''}`,
+              );
             return;
           }
           this.enqueue(() => this.onControl(ctl));
@@ -340,11 +350,15 @@ export class Worker {
   }
 
   private async listen(): Promise<void> {
-    this.listener = await GrpcTransport.listen({
-      host: this.opts.host,
-      port: this.port,
-      ...(this.opts.tls ? { tls: this.opts.tls } : {}),
-    });
+    this.listener = await listenWithRetry(
+      () =>
+        GrpcTransport.listen({
+          host: this.opts.host,
+          port: this.port,
+          ...(this.opts.tls ? { tls: this.opts.tls } : {}),
+        }),
+      { cancelled: () => this.stopping },
+    );
     const addr = this.listener.address;
     this.port = Number(addr.slice(addr.lastIndexOf(':') + 1));
   }
@@ -353,7 +367,7 @@ export class Worker {
   private enqueue(fn: () => Promise<void>): void {
     this.queue = this.queue.then(fn).catch((err: unknown) => {
       const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      this.opts.log(`error: ${error}`);
+      this.opts.log.error(error);
       if (this.stopping) return;
       void this.closeCollective();
       if (this.incarnation) {
@@ -559,6 +573,7 @@ export class Worker {
       this.opts.log(`ignored step ${s.step}: this replica is at step ${rt.replica.step}`);
       return;
     }
+    failIfAsked(s.step);
     rt.replica.commit();
     const plan: StepPlan = {
       step: s.step,
@@ -594,6 +609,13 @@ export class Worker {
     };
     this.lastResult = result;
     this.milestone(`step ${s.step}: done`);
+    if (this.opts.log.enabled('debug')) {
+      this.opts.log.debug(`step ${s.step} done: loss ${r.loss.toFixed(4)}, ${r.examples} examples`, {
+        step: s.step,
+        loss: r.loss,
+        checksum: result.checksum,
+      });
+    }
     this.report(result);
     this.events.onStep?.(result, this.collective.stats());
   }
@@ -679,6 +701,15 @@ export class Worker {
     return this.failure;
   }
 
+  /** Where the worker is, for its log records: -1 and undefined before the first generation and stage. */
+  get status(): { generation: number; stage: number | undefined; step: number | undefined } {
+    return {
+      generation: this.generation,
+      stage: this.stageRt?.index,
+      step: this.stageRt?.trainer.optimizer.step,
+    };
+  }
+
   /** Admitted by the current coordinator (the readiness probe). */
   get joined(): boolean {
     return this.incarnation !== undefined && !this.stopping;
@@ -690,13 +721,24 @@ export class Worker {
     return this.backbone;
   }
 
-  private async closeCollective(): Promise<void> {
+  /**
+   * Closes the collective (its transport lets peers drain for up to 2 s) and listens again on the same port.
+   * Closes run one after another, and every caller waits for those before it: a failed step closes the collective
+   * without waiting (enqueue), and the next generation's handler must not bind the port while that close still
+   * holds it, nor that close's re-listen bind it again once the new generation's collective owns it (EADDRINUSE).
+   */
+  private closeCollective(): Promise<void> {
     const c = this.collective;
     this.collective = undefined;
     this.reducer = undefined;
-    if (c) await c.close().catch(() => {});
-    if (!this.listener && !this.stopping)
-      await this.listen().catch((e: unknown) => this.opts.log(`cannot listen: ${(e as Error).message}`));
+    this.closing = this.closing.then(async () => {
+      if (c) await c.close().catch(() => {});
+      if (!this.listener && !this.stopping)
+        await this.listen().catch((e: unknown) =>
+          this.opts.log.error(`cannot listen: ${(e as Error).message}`),
+        );
+    });
+    return this.closing;
   }
 
   async stop(reason: string): Promise<void> {
