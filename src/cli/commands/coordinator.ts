@@ -167,7 +167,7 @@ re-join the next coordinator.`,
         incarnation: randomUUID(),
         log,
         onLost: (reason) => {
-          log(reason);
+          log.error(reason);
           void coordRef?.stop(reason, { tellWorkers: false });
         },
       });
