@@ -34,9 +34,6 @@ import {
 const SUBSCRIBE_PATH = '/promptmesh.v1.Collective/Subscribe';
 /** Largest gRPC message accepted: a chunk of at most 64 MiB plus its header. */
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024 + 64 * 1024;
-/** How long close() lets peers drain what was already sent before it drops the connections. */
-const CLOSE_GRACE_MS = 2000;
-
 const identity = (b: Buffer): Buffer => b;
 
 const SERVICE: grpc.ServiceDefinition = {
@@ -89,9 +86,6 @@ export class GrpcTransport extends MeshTransport {
   private readonly clients: grpc.Client[] = [];
   private parked: Subscription[] = [];
   private readyFrom = new Set<number>();
-  private meshChanged: (() => void) | undefined;
-  private connectFailure: Error | undefined;
-  private closePromise: Promise<void> | undefined;
   /** Checks subscribers' proofs of membership when connect() was given a peer key. */
   private verifier: HelloVerifier | undefined;
 
@@ -165,7 +159,21 @@ export class GrpcTransport extends MeshTransport {
       const hello = encodeHello(o.peerKey ? { ...tag, proof: proveHello(o.peerKey, tag, p.rank) } : tag);
       this.subscribeTo(p, creds, hello);
     }
-    await this.waitForMesh();
+    await this.waitForMesh(
+      (r) => this.readyFrom.has(r) && Boolean(this.outbound[r]),
+      () => {
+        const missing: string[] = [];
+        for (let r = 0; r < this.worldSize; r++) {
+          if (r === this.rank) continue;
+          const why = [
+            this.readyFrom.has(r) ? '' : 'did not accept our subscription',
+            this.outbound[r] ? '' : 'did not subscribe to us',
+          ].filter(Boolean);
+          if (why.length > 0) missing.push(`${this.describePeer(r)} ${why.join(' and ')}`);
+        }
+        return missing.join('; ');
+      },
+    );
     return this;
   }
 
@@ -218,51 +226,6 @@ export class GrpcTransport extends MeshTransport {
       this.peerLost(p.rank, `${grpc.status[e.code] ?? e.code}: ${e.details}`, e);
     });
     call.on('end', () => this.peerLost(p.rank, 'the peer closed its communicator'));
-  }
-
-  private failConnect(e: Error): void {
-    if (!this.connectFailure) this.connectFailure = e;
-    this.meshChanged?.();
-  }
-
-  private waitForMesh(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const check = (): void => {
-        if (this.connectFailure) {
-          finish();
-          reject(this.connectFailure);
-          return;
-        }
-        for (let r = 0; r < this.worldSize; r++) {
-          if (r !== this.rank && (!this.readyFrom.has(r) || !this.outbound[r])) return;
-        }
-        finish();
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        finish();
-        const missing: string[] = [];
-        for (let r = 0; r < this.worldSize; r++) {
-          if (r === this.rank) continue;
-          const why = [
-            this.readyFrom.has(r) ? '' : 'did not accept our subscription',
-            this.outbound[r] ? '' : 'did not subscribe to us',
-          ].filter(Boolean);
-          if (why.length > 0) missing.push(`${this.describePeer(r)} ${why.join(' and ')}`);
-        }
-        reject(
-          new CollectiveConnectError(
-            `rank ${this.rank} could not form the mesh within ${this.timeoutMs} ms: ${missing.join('; ')}`,
-          ),
-        );
-      }, this.timeoutMs);
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.meshChanged = undefined;
-      };
-      this.meshChanged = check;
-      check();
-    });
   }
 
   private onSubscribe(call: Subscription): void {
@@ -361,15 +324,7 @@ export class GrpcTransport extends MeshTransport {
     return () => call.off('drain', cb);
   }
 
-  close(): Promise<void> {
-    if (!this.closePromise) this.closePromise = this.doClose();
-    return this.closePromise;
-  }
-
-  private async doClose(): Promise<void> {
-    this.shutdownInboxes();
-    this.connectFailure ??= new CollectiveConnectError('the transport was closed while connecting');
-    this.meshChanged?.();
+  protected async shutdown(): Promise<void> {
     for (const call of this.parked) call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'closing' });
     this.parked = [];
     // Ending (not cancelling) our outbound streams lets peers receive what we already wrote.
@@ -378,15 +333,9 @@ export class GrpcTransport extends MeshTransport {
     }
     for (const call of this.inbound) call?.cancel();
     for (const c of this.clients) c.close();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, CLOSE_GRACE_MS);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await this.closeWithinGrace(
+      new Promise<void>((resolve) => this.server.tryShutdown(() => resolve())),
+      () => this.server.forceShutdown(),
+    );
   }
 }

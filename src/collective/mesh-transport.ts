@@ -19,6 +19,9 @@ interface DrainWait {
   reject(e: Error): void;
 }
 
+/** How long close() lets peers drain what was already sent before it drops the connections. */
+const CLOSE_GRACE_MS = 2000;
+
 export abstract class MeshTransport implements Transport {
   abstract readonly kind: 'grpc' | 'tcp';
   abstract readonly address: string;
@@ -35,8 +38,18 @@ export abstract class MeshTransport implements Transport {
   /** Counts refusals that happen before connect() (subscriptions parked and later refused). */
   protected readonly earlyCounters = { staleRefused: 0, foreignRefused: 0 };
 
+  /** Called whenever the mesh may have formed or failed (a peer linked, a connect error); set by waitForMesh. */
+  protected meshChanged: (() => void) | undefined;
+  /** The first error that makes forming the mesh impossible. */
+  protected connectFailure: Error | undefined;
+  private closePromise: Promise<void> | undefined;
+
   abstract connect(peers: readonly PeerInfo[], options: ConnectOptions): Promise<this>;
-  abstract close(): Promise<void>;
+  /**
+   * The transport's own part of closing, after every pending wait failed: end the connections, letting peers
+   * receive what was already written (see closeWithinGrace), then stop listening.
+   */
+  protected abstract shutdown(): Promise<void>;
   /** Bytes reserved in front of each encoded frame for the transport's own prefix. */
   protected abstract readonly prefixBytes: number;
   /** Hands a complete frame to the connection to `to`; false when the caller should wait for drain. */
@@ -226,6 +239,70 @@ export abstract class MeshTransport implements Transport {
       bytesSent: c?.bytesSent ?? 0,
       bytesReceived: c?.bytesReceived ?? 0,
     };
+  }
+
+  /** Closes once (later calls get the same promise): pending waits fail, a connect in progress fails, then shutdown. */
+  close(): Promise<void> {
+    this.closePromise ??= (async () => {
+      this.shutdownInboxes();
+      this.connectFailure ??= new CollectiveConnectError('the transport was closed while connecting');
+      this.meshChanged?.();
+      await this.shutdown();
+    })();
+    return this.closePromise;
+  }
+
+  /** Waits for `graceful` (connections drained and closed) at most CLOSE_GRACE_MS, then calls `force`. */
+  protected async closeWithinGrace(graceful: Promise<unknown>, force: () => void): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      graceful,
+      new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          force();
+          resolve();
+        }, CLOSE_GRACE_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  protected failConnect(e: Error): void {
+    if (!this.connectFailure) this.connectFailure = e;
+    this.meshChanged?.();
+  }
+
+  /**
+   * Resolves once `linked(r)` holds for every other rank, rejects with the first connect failure, or after the
+   * connect timeout with `missing()` saying which links are absent.
+   */
+  protected waitForMesh(linked: (rank: number) => boolean, missing: () => string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        finish();
+        reject(
+          new CollectiveConnectError(
+            `rank ${this.rank} could not form the mesh within ${this.timeoutMs} ms: ${missing()}`,
+          ),
+        );
+      }, this.timeoutMs);
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.meshChanged = undefined;
+      };
+      const check = (): void => {
+        if (this.connectFailure) {
+          finish();
+          reject(this.connectFailure);
+          return;
+        }
+        for (let r = 0; r < this.worldSize; r++) if (r !== this.rank && !linked(r)) return;
+        finish();
+        resolve();
+      };
+      this.meshChanged = check;
+      check();
+    });
   }
 
   /** Called by close(): fails pending waits so nothing awaits forever. */

@@ -23,8 +23,6 @@ import {
   validatePeers,
 } from './options.js';
 
-const CLOSE_GRACE_MS = 2000;
-
 /** Splits a byte stream into frames, each copied into its own buffer laid out as gRPC hands messages over. */
 class FrameParser {
   private header = Buffer.alloc(MESSAGE_PREFIX_BYTES);
@@ -69,9 +67,6 @@ export class TcpTransport extends MeshTransport {
   private readonly sockets: (net.Socket | undefined)[] = [];
   private readonly allSockets = new Set<net.Socket>();
   private parked: { socket: net.Socket; hello: Frame; bind: (peer: number) => void }[] = [];
-  private meshChanged: (() => void) | undefined;
-  private connectFailure: Error | undefined;
-  private closePromise: Promise<void> | undefined;
 
   private constructor(
     private readonly server: net.Server,
@@ -218,7 +213,14 @@ export class TcpTransport extends MeshTransport {
       if (peer !== undefined) bind(peer);
     }
     for (let q = 0; q < o.rank; q++) this.dial(peers[q]!);
-    await this.waitForMesh();
+    await this.waitForMesh(
+      (r) => Boolean(this.sockets[r]),
+      () =>
+        `no connection with ${this.peers
+          .filter((p) => p.rank !== this.rank && !this.sockets[p.rank])
+          .map((p) => this.describePeer(p.rank))
+          .join(', ')}`,
+    );
     return this;
   }
 
@@ -254,42 +256,6 @@ export class TcpTransport extends MeshTransport {
     });
   }
 
-  private failConnect(e: Error): void {
-    if (!this.connectFailure) this.connectFailure = e;
-    this.meshChanged?.();
-  }
-
-  private waitForMesh(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        finish();
-        const missing = this.peers.filter((p) => p.rank !== this.rank && !this.sockets[p.rank]);
-        reject(
-          new CollectiveConnectError(
-            `rank ${this.rank} could not form the mesh within ${this.timeoutMs} ms: no connection with ` +
-              missing.map((p) => this.describePeer(p.rank)).join(', '),
-          ),
-        );
-      }, this.timeoutMs);
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.meshChanged = undefined;
-      };
-      const check = (): void => {
-        if (this.connectFailure) {
-          finish();
-          reject(this.connectFailure);
-          return;
-        }
-        for (let r = 0; r < this.worldSize; r++) if (r !== this.rank && !this.sockets[r]) return;
-        finish();
-        resolve();
-      };
-      this.meshChanged = check;
-      check();
-    });
-  }
-
   protected writeFrame(to: number, frame: Buffer): boolean {
     const s = this.sockets[to];
     if (!s || s.destroyed) {
@@ -306,15 +272,7 @@ export class TcpTransport extends MeshTransport {
     return () => s.off('drain', cb);
   }
 
-  close(): Promise<void> {
-    if (!this.closePromise) this.closePromise = this.doClose();
-    return this.closePromise;
-  }
-
-  private async doClose(): Promise<void> {
-    this.shutdownInboxes();
-    this.connectFailure ??= new CollectiveConnectError('the transport was closed while connecting');
-    this.meshChanged?.();
+  protected async shutdown(): Promise<void> {
     const closed = [...this.allSockets].map(
       (s) =>
         new Promise<void>((resolve) => {
@@ -323,15 +281,8 @@ export class TcpTransport extends MeshTransport {
           s.end();
         }),
     );
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        for (const s of this.allSockets) s.destroy();
-        resolve();
-      }, CLOSE_GRACE_MS);
-      Promise.all(closed).then(() => {
-        clearTimeout(timer);
-        resolve();
-      });
+    await this.closeWithinGrace(Promise.all(closed), () => {
+      for (const s of this.allSockets) s.destroy();
     });
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
