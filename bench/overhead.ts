@@ -12,6 +12,7 @@
  * (kernel compilation, connection set-up) and left out.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -33,6 +34,9 @@ import { identityReducer } from '../src/train/reducer.js';
 import { createStageMethod, trainerOptions } from '../src/train/run-job.js';
 import { loadTrainTasks } from '../src/train/task-source.js';
 import { Trainer } from '../src/train/trainer.js';
+
+/** A fresh join token per run (the coordinator refuses short or placeholder tokens). */
+const BENCH_TOKEN = randomBytes(16).toString('hex');
 
 const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 
@@ -156,7 +160,7 @@ async function distributed(
       job,
       tokenizer,
       {
-        token: 'bench',
+        token: BENCH_TOKEN,
         minWorkers: n,
         maxWorkers: n,
         heartbeatMs: 500,
@@ -188,7 +192,7 @@ async function distributed(
           '--bank',
           bankDir,
           '--token',
-          'bench',
+          BENCH_TOKEN,
           '--worker-id',
           `w${i}`,
           '--metrics-port',
