@@ -300,6 +300,13 @@ export const METRICS = {
     labels: [],
     roles: W,
   },
+  checkpointWriteFailures: {
+    name: 'promptmesh_checkpoint_write_failures_total',
+    type: 'counter',
+    help: 'Bank writes of a checkpoint that failed, by cause (disk_full, io_error and lock_timeout are retried)',
+    labels: ['reason'],
+    roles: W,
+  },
   bankCommitSeconds: {
     name: 'promptmesh_bank_commit_seconds',
     type: 'histogram',

@@ -47,6 +47,7 @@ export class WorkerTelemetry {
   private readonly rank: Gauge<string>;
   private readonly bankCommits: Counter<string>;
   private readonly bankCommitSeconds: Histogram<string>;
+  private readonly checkpointFailures: Counter<string>;
   private readonly evalScore: Gauge<string>;
   /** The collective's counters at the last step, per generation: each generation has a fresh collective. */
   private seen: { generation: number; totals: Totals } = { generation: -1, totals: ZERO };
@@ -71,6 +72,7 @@ export class WorkerTelemetry {
     this.rank.set(-1);
     this.bankCommits = makeCounter(r, role, METRICS.bankCommits);
     this.bankCommitSeconds = makeHistogram(r, role, METRICS.bankCommitSeconds);
+    this.checkpointFailures = makeCounter(r, role, METRICS.checkpointWriteFailures);
     this.evalScore = makeGauge(r, role, METRICS.evalScore);
     // tf.memory() needs an initialised backend; before selectBackend there is nothing to report.
     makeGauge(r, role, METRICS.tensorMemory, (g) => {
@@ -114,6 +116,10 @@ export class WorkerTelemetry {
   onCheckpoint(c: { seconds: number }): void {
     this.bankCommits.inc();
     this.bankCommitSeconds.observe(c.seconds);
+  }
+
+  onCheckpointFailure(reason: string): void {
+    this.checkpointFailures.inc({ reason });
   }
 
   /** Scores are 0-100 in the trainer; Prometheus convention is a 0-1 ratio. */

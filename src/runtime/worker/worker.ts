@@ -88,10 +88,27 @@ export interface WorkerOptions {
 }
 
 /** Observers of a worker (metrics); every hook is optional and must not throw. */
+/** How long a worker keeps retrying a checkpoint write that storage may recover from. */
+const CHECKPOINT_RETRY_MS = 120_000;
+
+/** Why a bank write failed, when it is a storage condition that can clear (else undefined: not retried). */
+function storageFailure(e: unknown): 'disk_full' | 'io_error' | 'lock_timeout' | undefined {
+  for (let c: unknown = e; c; c = (c as { cause?: unknown }).cause) {
+    const code = (c as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return 'disk_full';
+    if (code === 'EIO' || code === 'EROFS' || code === 'EAGAIN' || code === 'EBUSY') return 'io_error';
+    if ((c as Error).name === 'BankLockTimeoutError') return 'lock_timeout';
+    if (/ENOSPC|no space left/i.test((c as Error).message ?? '')) return 'disk_full';
+  }
+  return undefined;
+}
+
 export interface WorkerEvents {
   onGeneration?(g: { generation: number; rank: number; worldSize: number }): void;
   onStep?(result: StepDone, collective: CollectiveStats): void;
   onCheckpoint?(c: { version: string; step: number; final: boolean; seconds: number }): void;
+  /** A bank write failed; `reason` is one of CHECKPOINT_FAILURE_REASONS. */
+  onCheckpointFailure?(reason: string): void;
   onEval?(e: EvalReport): void;
 }
 
@@ -141,6 +158,8 @@ export class Worker {
   private stopping = false;
   private failure: Error | undefined;
   private backbone: BackboneIdentity | undefined;
+  /** The last bank version this worker wrote, to answer a repeated checkpoint message without writing again. */
+  private lastCheckpoint: { stage: number; step: number; parent: string | null; version: string } | undefined;
   /** Main-thread progress, sent with every heartbeat (see Heartbeat.progress). */
   private progress = 0;
   private phase = 'joining';
@@ -624,6 +643,21 @@ export class Worker {
   private async onCheckpoint(c: CheckpointMsg): Promise<void> {
     const rt = this.stageRt;
     if (!rt) return;
+    // A repeat of a checkpoint this worker already wrote (the coordinator re-sends while a slow or retried write
+    // is in progress): report the version again instead of writing another one.
+    const done = this.lastCheckpoint;
+    if (done && done.stage === rt.index && done.step === c.step && done.parent === c.parent) {
+      this.report({
+        type: 'checkpoint-done',
+        incarnation: this.incarnation!,
+        generation: this.generation,
+        workerId: this.opts.workerId,
+        stage: rt.index,
+        step: c.step,
+        version: done.version,
+      });
+      return;
+    }
     const state = rt.replica.at(c.step);
     if (!state) {
       this.report({
@@ -652,7 +686,7 @@ export class Worker {
     this.milestone(`checkpoint at step ${c.step}: writing`);
     const commitStarted = performance.now();
     const { tensors, adamSteps } = stateTensors(rt.method, state);
-    const v = await this.bank.commit({
+    const v = await this.commitWithRetry(c.step, {
       job: this.job.jobId,
       parent: c.parent,
       ...(c.expectHead !== undefined ? { expectHead: c.expectHead } : {}),
@@ -679,6 +713,7 @@ export class Worker {
       },
     });
     this.milestone(`checkpoint at step ${c.step}: written`);
+    this.lastCheckpoint = { stage: rt.index, step: c.step, parent: c.parent, version: v.id };
     this.report({
       type: 'checkpoint-done',
       incarnation: this.incarnation!,
@@ -713,6 +748,37 @@ export class Worker {
   /** Admitted by the current coordinator (the readiness probe). */
   get joined(): boolean {
     return this.incarnation !== undefined && !this.stopping;
+  }
+
+  /**
+   * Writes a bank version, retrying what storage can recover from (a full disk, an I/O error, a lock held too long:
+   * someone frees space, the volume recovers) with backoff for up to CHECKPOINT_RETRY_MS. Each failure is logged
+   * with its cause and counted (promptmesh_checkpoint_write_failures_total{reason}); the replica keeps its state in
+   * memory meanwhile, so nothing is lost. A bank conflict (another writer moved the head) is not retried here: the
+   * coordinator decides. The last error, with its cause, is what the coordinator hears if the budget runs out.
+   */
+  private async commitWithRetry(
+    step: number,
+    input: Parameters<RuntimeBank['commit']>[0],
+  ): Promise<{ id: string }> {
+    const started = performance.now();
+    let delay = 250;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.bank.commit(input);
+      } catch (e) {
+        const reason = storageFailure(e);
+        this.events.onCheckpointFailure?.(reason ?? 'other');
+        const elapsed = performance.now() - started;
+        if (reason === undefined || this.stopping || elapsed + delay > CHECKPOINT_RETRY_MS) throw e;
+        this.opts.log.warn(
+          `checkpoint at step ${step}: write failed (${reason}: ${(e as Error).message}); retry ${attempt} in ${(delay / 1000).toFixed(1)} s, the state stays in memory`,
+        );
+        this.milestone(`checkpoint at step ${step}: retry ${attempt}`);
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 8000);
+      }
+    }
   }
 
   /** The backbone's digests, hashed once (by the first checkpoint this worker writes). */
