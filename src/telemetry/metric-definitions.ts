@@ -303,7 +303,7 @@ export const METRICS = {
   checkpointWriteFailures: {
     name: 'promptmesh_checkpoint_write_failures_total',
     type: 'counter',
-    help: 'Bank writes of a checkpoint that failed, by cause (disk_full, io_error and lock_timeout are retried)',
+    help: 'Bank writes of a checkpoint that failed, by cause: disk_full, io_error, lock_timeout (retried), bank_conflict, other',
     labels: ['reason'],
     roles: W,
   },

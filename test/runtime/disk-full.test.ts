@@ -89,7 +89,7 @@ describe('runtime: a checkpoint on a full disk is retried, not fatal', { skip },
     };
     const coord = startCoordinator({ ...a, workers: 1 });
     procs.push(coord);
-    const worker = startWorker({ ...a, id: 'w1' });
+    const worker = startWorker({ ...a, id: 'w1', extra: ['--metrics-port', '0'] });
     procs.push(worker);
     await coord.waitFor(/committed at stage 0 step 5/, 120_000);
     const filler = fillDisk(mountPoint);
@@ -98,6 +98,13 @@ describe('runtime: a checkpoint on a full disk is retried, not fatal', { skip },
       60_000,
     );
     await worker.waitFor(/checkpoint at step \d+: write failed \(disk_full[^;]*; retry 2/, 30_000);
+    // The cause is counted where an alert can see it.
+    const [, url] = await worker.waitFor(/metrics on (http:\/\/\S+)/, 5_000);
+    const scrape = await (await fetch(url!)).text();
+    const counted = scrape.match(
+      /promptmesh_checkpoint_write_failures_total\{[^}]*reason="disk_full"[^}]*\} (\d+)/,
+    );
+    assert.ok(counted && Number(counted[1]) >= 2, `disk_full failures counted: ${counted?.[0]}`);
     fs.rmSync(filler);
     assert.equal(await expectExit(coord, 120_000), 0, coord.output());
     assert.equal(await expectExit(worker, 30_000), 0, worker.output());

@@ -768,7 +768,9 @@ export class Worker {
         return await this.bank.commit(input);
       } catch (e) {
         const reason = storageFailure(e);
-        this.events.onCheckpointFailure?.(reason ?? 'other');
+        this.events.onCheckpointFailure?.(
+          reason ?? ((e as Error).name === 'BankConflictError' ? 'bank_conflict' : 'other'),
+        );
         const elapsed = performance.now() - started;
         if (reason === undefined || this.stopping || elapsed + delay > CHECKPOINT_RETRY_MS) throw e;
         this.opts.log.warn(
