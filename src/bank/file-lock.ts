@@ -107,19 +107,21 @@ function inspect(lockPath: string): SeenLock | null {
 function isStale(seen: SeenLock, staleMs: number): boolean {
   if (seen.ageMs > staleMs) return true;
   const c = seen.content;
-  if (c && c.host === os.hostname() && typeof c.pid === 'number' && c.pid !== process.pid) {
-    return !pidAlive(c.pid);
-  }
-  return false;
+  return c !== undefined && c !== null && typeof c.pid === 'number' && localHolderGone(c.host, c.pid);
 }
 
-function pidAlive(pid: number): boolean {
+/**
+ * Whether a holder (of a lock file, of a coordinator lease) ran on this host under a pid that no longer exists:
+ * it crashed or was killed, so what it holds can be taken at once. Another host's holder is never judged here.
+ */
+export function localHolderGone(host: string, pid: number): boolean {
+  if (host !== os.hostname() || pid === process.pid) return false;
   try {
     process.kill(pid, 0);
-    return true;
+    return false;
   } catch (e) {
     // EPERM: it exists but belongs to someone else.
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    return (e as NodeJS.ErrnoException).code !== 'EPERM';
   }
 }
 

@@ -153,7 +153,7 @@ describe('runtime: the demo job ends with the same bytes in 1 process and on 1, 
       );
       assert.deepEqual(resolved, job, `${n} workers: job.json is the job that ran`);
       const identity = head.extra?.backbone as BackboneIdentity;
-      assert.deepEqual(identity, backboneIdentity(job.backbone.checkpoint));
+      assert.deepEqual(identity, await backboneIdentity(job.backbone.checkpoint));
       assert.match(identity.files['model.safetensors']!, /^sha256:[0-9a-f]{64}$/);
     }
     const one = histories.get(1)!;

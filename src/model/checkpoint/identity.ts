@@ -18,29 +18,20 @@ export interface BackboneIdentity {
 
 const IDENTIFYING = /(\.safetensors|\.bin|^spiece\.model|^tokenizer\.json|^tokenizer_config\.json)$/;
 
-function fileDigest(file: string): string {
+/** Streams the file through sha256 (reads yield to the event loop between chunks). */
+async function fileDigest(file: string): Promise<string> {
   const h = createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(1 << 22);
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 22 })) h.update(chunk as Buffer);
   return `sha256:${h.digest('hex')}`;
 }
 
-/** Hashes the folder's files (streaming: about 1 s per GB). */
-export function backboneIdentity(dir: string): BackboneIdentity {
+/** Hashes the folder's files, about 1 s per GB: start it early and await it where the identity is needed. */
+export async function backboneIdentity(dir: string): Promise<BackboneIdentity> {
   const files: Record<string, string> = {};
   for (const name of fs.readdirSync(dir).sort()) {
     if (!IDENTIFYING.test(name)) continue;
     const p = path.join(dir, name);
-    if (fs.statSync(p).isFile()) files[name] = fileDigest(p);
+    if (fs.statSync(p).isFile()) files[name] = await fileDigest(p);
   }
-  return { path: dir, config: fileDigest(path.join(dir, 'config.json')), files };
+  return { path: dir, config: await fileDigest(path.join(dir, 'config.json')), files };
 }

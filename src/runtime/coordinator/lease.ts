@@ -15,6 +15,7 @@
  */
 import * as os from 'node:os';
 import type { KV, NatsConnection } from 'nats';
+import { localHolderGone } from '../../bank/file-lock.js';
 
 export const LEASE_BUCKET = 'promptmesh_leases';
 
@@ -49,17 +50,6 @@ export interface LeaseOptions {
   log: (line: string) => void;
   /** Called once if the lease is lost while held (see step 2). */
   onLost: (reason: string) => void;
-}
-
-/** A holder on this host whose process no longer exists. */
-function deadLocalHolder(h: LeaseHolder): boolean {
-  if (h.host !== os.hostname() || h.pid === process.pid) return false;
-  try {
-    process.kill(h.pid, 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
-  }
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -120,7 +110,7 @@ export class CoordinatorLease {
       } catch {
         other = undefined;
       }
-      if (current && other && deadLocalHolder(other)) {
+      if (current && other && localHolderGone(other.host, other.pid)) {
         // Its holder ran on this host and is gone (kill -9, a crash): take over at once instead of waiting for
         // the TTL, if nobody else did in between (compare-and-set on its revision).
         opts.log(

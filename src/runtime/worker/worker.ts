@@ -157,7 +157,7 @@ export class Worker {
   private readonly heartbeat: HeartbeatSender;
   private stopping = false;
   private failure: Error | undefined;
-  private backbone: BackboneIdentity | undefined;
+  private backbone: Promise<BackboneIdentity> | undefined;
   /** The last bank version this worker wrote, to answer a repeated checkpoint message without writing again. */
   private lastCheckpoint: { stage: number; step: number; parent: string | null; version: string } | undefined;
   /** Main-thread progress, sent with every heartbeat (see Heartbeat.progress). */
@@ -494,6 +494,8 @@ export class Worker {
       return;
     }
     this.rank = me.rank;
+    // Rank 0 writes the versions, which record the backbone's digests: start hashing now, in the background.
+    if (me.rank === 0) void this.backboneIdentity().catch(() => {});
     await this.ensureStage(g.stage, g.inputs);
     const rt = this.stageRt!;
     // Own memory only where the coordinator trusts it (`memory`: survivors, and re-joined workers whose held
@@ -702,7 +704,7 @@ export class Worker {
         final: c.final,
         adamSteps,
         inputs: rt.inputsVersion ?? null,
-        backbone: this.backboneIdentity(),
+        backbone: await this.backboneIdentity(),
       },
       attachments: {
         // How the version was made: the resolved job, and the steps and evaluations since its parent.
@@ -783,8 +785,11 @@ export class Worker {
     }
   }
 
-  /** The backbone's digests, hashed once (by the first checkpoint this worker writes). */
-  private backboneIdentity(): BackboneIdentity {
+  /**
+   * The backbone's digests for the versions this worker writes: hashed once, in the background from the first
+   * time they are asked for (rank 0's first generation), so a large backbone's hashing is off the checkpoint's path.
+   */
+  private backboneIdentity(): Promise<BackboneIdentity> {
     this.backbone ??= backboneIdentity(this.job.backbone.checkpoint);
     return this.backbone;
   }
