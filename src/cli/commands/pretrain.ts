@@ -49,6 +49,7 @@ export const PRETRAIN_DEFAULTS = {
   chunkTokens: 48,
   maxSourceTokens: 96,
   supervisedFraction: 0.6,
+  sourceExamples: 3000,
   prefixLmFraction: 0.25,
   lossWeighting: 'example' as 'token' | 'example',
   probeEvery: 500,
@@ -179,6 +180,12 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       description: `share of each batch drawn from the demo source tasks (default ${D.supervisedFraction}; 0: none)`,
     },
     {
+      name: 'source-examples',
+      type: 'string',
+      value: 'N',
+      description: `supervised examples per demo source task (default ${D.sourceExamples}, the suite's training split; more are drawn from the same generators, never repeating the suite's validation or test examples)`,
+    },
+    {
       name: 'prefix-lm-fraction',
       type: 'string',
       value: 'X',
@@ -258,7 +265,9 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
     const texts = textFile
       ? readTextFile(textFile)
       : demoPretrainText(positiveInt(ctx, 'text-count', D.textCount), seed);
-    const supervised: SupervisedPair[] = supervisedFraction > 0 ? demoSourcePairs(DEFAULT_DEMO_SEED) : [];
+    const sourceExamples = positiveInt(ctx, 'source-examples', D.sourceExamples);
+    const supervised: SupervisedPair[] =
+      supervisedFraction > 0 ? demoSourcePairs(DEFAULT_DEMO_SEED, sourceExamples) : [];
     log(
       `pretrain: ${texts.length} passages${textFile ? ` from ${textFile}` : ' of demo text'}, ` +
         `${supervised.length} supervised source-task examples (fraction ${supervisedFraction})`,
@@ -353,6 +362,8 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       ...(init ? {} : { shape }),
       vocabSize: tokenizer.vocabSize,
       supervisedFraction,
+      sourceExamples,
+      supervisedExamples: supervised.length,
       prefixLmFraction,
       lossWeighting: D.lossWeighting,
       text: textFile ?? `demo plain text, ${texts.length} passages`,

@@ -9,6 +9,7 @@ import {
   demoPlainText,
   demoTaskNames,
   generateDemoSuite,
+  generateDemoTask,
 } from '../../data/demo/index.js';
 import type { Tokenizer } from '../../model/tokenizer/index.js';
 import type { SupervisedPair } from './pretrain.js';
@@ -18,12 +19,28 @@ export function demoPretrainText(count: number, seed: number = DEFAULT_DEMO_SEED
   return demoPlainText({ count, seed });
 }
 
-/** Training examples of the demo suite's source tasks (task prefix + fields -> label word). */
-export function demoSourcePairs(seed: number = DEFAULT_DEMO_SEED): SupervisedPair[] {
+/**
+ * Training examples of the demo suite's source tasks (task prefix + fields -> label word): the suite's training
+ * split, then, when `perTask` is larger than it, more examples drawn from the same generators with another seed
+ * (as T5's mixture draws from large task corpora). Extra examples never repeat a source of the suite's own
+ * splits, so the validation and test splits (the probe, the source prompts' evaluation) stay unseen.
+ */
+export function demoSourcePairs(seed: number = DEFAULT_DEMO_SEED, perTask = 0): SupervisedPair[] {
   const suite = generateDemoSuite({ seed, tasks: demoTaskNames('source') });
   return suite.tasks.flatMap((t) => {
     if (t.def.role !== 'source') throw new Error(`internal: ${t.def.name} is not a source task`);
-    return t.train.map((e) => ({ source: e.source, target: e.target }));
+    const pairs = t.train.map((e) => ({ source: e.source, target: e.target }));
+    const more = perTask - pairs.length;
+    if (more > 0) {
+      const taken = new Set([...t.train, ...t.validation, ...t.test].map((e) => e.source));
+      // Over-draw, as some of the extra examples collide with the suite's own; keep the first `more` new ones.
+      const extra = generateDemoTask(t.def, seed + 1, { train: more + (more >> 2), validation: 0, test: 0 });
+      for (const e of extra.train) {
+        if (pairs.length >= perTask) break;
+        if (!taken.has(e.source)) pairs.push({ source: e.source, target: e.target });
+      }
+    }
+    return pairs;
   });
 }
 
