@@ -387,6 +387,23 @@ describe('k8s overlays', () => {
       assert.equal(await runCli(argv, { stdout: sink, stderr: sink }), 2, argv.join(' '));
   });
 
+  test('a worker nobody admits gives up (exit 4, a counted failure), later than a coordinator may take to start', () => {
+    for (const [overlay, objs] of rendered) {
+      // Without it a worker with a wrong join token or job id would wait forever, Running and never Ready.
+      const raw = envMap(worker(objs).c).get(RUNTIME_ENV.joinTimeout)?.value as string | undefined;
+      assert.match(raw ?? '', /^[1-9]\d*$/, `${overlay}: workers set ${RUNTIME_ENV.joinTimeout} (seconds)`);
+      const coord = containers(objs).find((x) => x.role === 'coordinator')!.c;
+      const startup = coord.startupProbe.periodSeconds * coord.startupProbe.failureThreshold;
+      assert.ok(
+        Number(raw) > startup,
+        `${overlay}: join timeout ${raw} s <= the coordinator's startup allowance ${startup} s: workers would give up on a coordinator that is still starting`,
+      );
+      // Exit 4 is not final (the coordinator may only be slow to come back): the Job retries it up to backoffLimit.
+      const rules = replicatedJob(objs, 'workers').template.spec.podFailurePolicy.rules as K8sObject[];
+      for (const r of rules) assert.ok(!r.onExitCodes?.values.includes(4), `${overlay}: exit 4 is counted`);
+    }
+  });
+
   test("min < max workers: a lost worker does not stall the job; max is the workers' parallelism", () => {
     for (const [overlay, objs] of rendered) {
       const workers = replicatedJob(objs, 'workers').template.spec.parallelism as number;
