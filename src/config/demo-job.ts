@@ -26,6 +26,8 @@ export function demoJob(overrides: { steps?: number; seed?: number } = {}): JobC
     // predictions invalid ('.', 'this is', 'cooking'), where label scoring shows which label the prompts lean to
     // (63.0; chance 50). The pretrained source skills (demo-sentiment 81.0) are the same either way.
     evalMode: 'rank' as const,
+    // Score the untrained prompts too: the job ends with each task's score untrained -> trained.
+    evalAtStart: true,
   };
   return parseJobConfig(
     {

@@ -26,6 +26,12 @@ export interface TrainSettings {
   evalBatchSize: number;
   /** How tasks with label words are predicted in evaluation (see EvalMode): 'generate' as the papers, or 'rank'. */
   evalMode: EvalMode;
+  /**
+   * Also evaluate the stage's parameters before the first update (step 0: the untrained prompt), on the same
+   * validation examples, so the run history shows what training changed. That evaluation is recorded, never picked
+   * as the best parameters.
+   */
+  evalAtStart: boolean;
   mixing: { cap?: number; temperature?: number };
 }
 
@@ -85,6 +91,7 @@ export const DEFAULT_TRAIN: TrainSettings = Object.freeze({
   evalExamples: 200,
   evalBatchSize: 32,
   evalMode: DEFAULT_EVAL_MODE,
+  evalAtStart: false,
   mixing: {},
 }) as TrainSettings;
 
@@ -230,6 +237,13 @@ function oneOf<T extends string>(
   return v as T;
 }
 
+function bool(o: Obj, key: string, field: string, src: string, fallback: boolean): boolean {
+  const v = key in o ? o[key] : fallback;
+  if (typeof v !== 'boolean')
+    throw new JobConfigError(field, `expected true or false, got ${JSON.stringify(v)}`, src);
+  return v;
+}
+
 function checkKeys(o: Obj, allowed: readonly string[], field: string, src: string): void {
   for (const k of Object.keys(o)) {
     if (!allowed.includes(k)) {
@@ -261,6 +275,7 @@ function parseTrain(raw: unknown, base: TrainSettings, field: string, src: strin
       'evalExamples',
       'evalBatchSize',
       'evalMode',
+      'evalAtStart',
       'mixing',
     ],
     field,
@@ -360,6 +375,7 @@ function parseTrain(raw: unknown, base: TrainSettings, field: string, src: strin
       JOB_RANGES.evalBatchSize,
     ),
     evalMode: oneOf(raw, 'evalMode', `${field}.evalMode`, src, base.evalMode, EVAL_MODES),
+    evalAtStart: bool(raw, 'evalAtStart', `${field}.evalAtStart`, src, base.evalAtStart),
     mixing,
   };
   if (t.warmupSteps >= t.steps && t.warmupSteps > 0) {

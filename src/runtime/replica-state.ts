@@ -38,6 +38,11 @@ export class ReplicaState {
     this.initial = this.committed;
   }
 
+  /** The parameters before any update (the method as created: the same on every replica). */
+  get initialParams(): ReadonlyMap<string, Float32Array> {
+    return this.initial.params;
+  }
+
   /** Updates applied to the live state. */
   get step(): number {
     return this.optimizer.step;

@@ -22,6 +22,10 @@ export interface RuntimeBank {
   load(id: string): Promise<TensorMap>;
   manifest(id: string): Promise<RuntimeManifest>;
   head(job: string): Promise<RuntimeManifest | undefined>;
+  /** A version and its ancestors, newest first (the run history walks it: train/history.ts readBankHistory). */
+  lineage(ref: string): Promise<readonly { id: string }[]>;
+  /** A version's attachment, null when it has none of that name. */
+  attachment(id: string, name: string): Promise<Uint8Array | null>;
 }
 
 /** The part of a version's manifest the runtime reads. */
@@ -58,5 +62,7 @@ export async function openRuntimeBank(where: BankLocation, nc: NatsConnection): 
     async head(job) {
       return (await bank.head(job)) ?? undefined;
     },
+    lineage: (ref) => bank.lineage(ref),
+    attachment: (id, name) => bank.attachment(id, name),
   };
 }

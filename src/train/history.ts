@@ -5,6 +5,7 @@
  * history (`promptmesh bank history`), and a `train --out` folder has the same file. Prometheus gauges sample the
  * same numbers every 15 s; this keeps every step.
  */
+import type { EvalMode } from './evaluate.js';
 import type { EvalReport, StepReport } from './trainer.js';
 
 export const HISTORY_ATTACHMENT = 'history.jsonl';
@@ -158,6 +159,72 @@ export class HistoryBuffer {
   get size(): number {
     return this.pending.length;
   }
+}
+
+/** What `readBankHistory` needs of a bank: PromptBank has it, and so has the runtime's bank. */
+export interface HistoryBank {
+  head(job: string): Promise<unknown>;
+  /** A version and its ancestors, newest first. */
+  lineage(ref: string): Promise<readonly { id: string }[]>;
+  attachment(id: string, name: string): Promise<Uint8Array | null>;
+}
+
+/**
+ * The history of `ref` and its ancestors, oldest first. `ref` is a version (id, prefix, tag, JOB@head) or a bare
+ * job name, read as JOB@head. Versions without a history attachment (imports, compositions, older versions)
+ * contribute nothing.
+ */
+export async function readBankHistory(
+  bank: HistoryBank,
+  ref: string,
+): Promise<{ records: HistoryRecord[]; versions: number; head: string }> {
+  let resolved = ref;
+  if (!ref.includes('@') && /^[A-Za-z0-9_-]{1,128}$/.test(ref) && (await bank.head(ref).catch(() => null))) {
+    resolved = `${ref}@head`;
+  }
+  const chain = await bank.lineage(resolved);
+  const records: HistoryRecord[] = [];
+  for (const m of [...chain].reverse()) {
+    const bytes = await bank.attachment(m.id, HISTORY_ATTACHMENT);
+    if (!bytes) continue;
+    records.push(...parseHistory(new TextDecoder().decode(bytes), `version ${m.id} ${HISTORY_ATTACHMENT}`));
+  }
+  return { records, versions: chain.length, head: chain[0]!.id };
+}
+
+/** Every line of stageScoreSummary ends with this, then the step (so `up` can find them in the coordinator's log). */
+export const SCORE_SUMMARY_MARK = '(untrained -> trained at step ';
+
+/** How an evaluation mode is named for people. */
+const MODE_WORDS: Record<EvalMode, string> = { rank: 'label scoring', generate: 'generation' };
+
+/**
+ * One line per stage whose history has both an evaluation at step 0 (the untrained prompt, `evalAtStart`) and a
+ * later one, in the order of `stages`: each task's score at step 0 -> at the stage's last evaluation, e.g.
+ * `stage 'targets' (validation, label scoring): demo-entail 50.0 -> 63.0, demo-count 8.0 -> 15.0 (untrained ->
+ * trained at step 60)`. `stages` names each stage's evaluation mode (the job's stages).
+ */
+export function stageScoreSummary(
+  records: readonly HistoryRecord[],
+  stages: readonly { name: string; train: { evalMode: EvalMode } }[],
+): string[] {
+  const lines: string[] = [];
+  const score = (v: number | null | undefined) =>
+    typeof v === 'number' && Number.isFinite(v) ? v.toFixed(1) : '-';
+  for (const stage of stages) {
+    const evals = records.filter((r): r is EvalRecord => r.kind === 'eval' && r.stage === stage.name);
+    const before = evals.find((r) => r.step === 0);
+    let after: EvalRecord | undefined;
+    for (const r of evals) if (r.step > 0 && (!after || r.step >= after.step)) after = r;
+    if (!before || !after) continue;
+    const tasks = [...new Set([...Object.keys(after.scores), ...Object.keys(before.scores)])];
+    const pairs = tasks.map((t) => `${t} ${score(before.scores[t])} -> ${score(after.scores[t])}`);
+    lines.push(
+      `stage '${stage.name}' (${after.split}, ${MODE_WORDS[stage.train.evalMode]}): ${pairs.join(', ')} ` +
+        `${SCORE_SUMMARY_MARK}${after.step})`,
+    );
+  }
+  return lines;
 }
 
 function csvCell(v: unknown): string {

@@ -90,6 +90,28 @@ export class PromptOptimizer {
     this.updates = state.step;
   }
 
+  /**
+   * Runs `fn` with the method's variables set to `params` (an evaluation of other parameters, e.g. the untrained
+   * ones), then sets them back to this optimizer's values. Its values, moments and step are never touched, so the
+   * training that follows is bit for bit the same.
+   */
+  withParameters<T>(params: ReadonlyMap<string, Float32Array>, fn: () => T): T {
+    const set = (values: ReadonlyMap<string, Float32Array>) => {
+      for (const p of this.method.params) {
+        const v = values.get(p.name);
+        if (!v || v.length !== p.variable.size)
+          throw new Error(`withParameters: no ${p.variable.size} values for parameter '${p.name}'`);
+        tf.tidy(() => p.variable.assign(tf.tensor(v, p.variable.shape)));
+      }
+    };
+    try {
+      set(params);
+      return fn();
+    } finally {
+      set(this.values);
+    }
+  }
+
   adamState(): Map<string, AdamWParamState> {
     return this.adam.snapshot();
   }

@@ -24,6 +24,8 @@ export interface StageResult {
   method: string;
   best: EvalReport | undefined;
   final: EvalReport | undefined;
+  /** The evaluation before the first update (the stage's `evalAtStart`), else absent. */
+  initial?: EvalReport;
   tensors: TensorMap;
   ms: number;
   /** Every step and evaluation of the stage (train/history.ts); with `out`, also `<out>/<stage>/history.jsonl`. */
@@ -49,6 +51,7 @@ export function trainerOptions(
     mixing: t.mixing,
     optimizer: { lr: t.lr, weightDecay: t.weightDecay, warmupSteps: t.warmupSteps, clipNorm: t.clipNorm },
     evalEvery: t.evalEvery,
+    evalAtStart: t.evalAtStart,
     eval: {
       batchSize: t.evalBatchSize,
       maxExamples: t.evalExamples,
@@ -171,6 +174,7 @@ export async function runJob(
           method: stage.method.name,
           best: r.best,
           final: r.evals[r.evals.length - 1],
+          ...(r.initial ? { initial: r.initial } : {}),
           tensors,
           ms: performance.now() - t0,
           history,

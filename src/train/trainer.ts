@@ -44,6 +44,11 @@ export interface TrainerOptions {
   optimizer: Omit<OptimizerConfig, 'totalSteps'>;
   /** Evaluate on validation every N steps (0 = only at the end). */
   evalEvery: number;
+  /**
+   * Also evaluate before the first update when the run starts at step 0 (the untrained prompt): reported (onReport,
+   * `TrainResult.initial`), never picked as the best.
+   */
+  evalAtStart?: boolean;
   eval: Omit<EvalOptions, 'split'>;
   /**
    * Tasks scored at each evaluation, in order (default: the training tasks). One that is not a training task is
@@ -102,6 +107,8 @@ export interface TrainResult {
   steps: StepReport[];
   evals: EvalReport[];
   best: EvalReport | undefined;
+  /** The evaluation before the first update (options.evalAtStart), not among `evals` nor a candidate for `best`. */
+  initial?: EvalReport;
   /** Parameters at the best validation average (or the last step when no evaluation ran). */
   bestParams: Map<string, Float32Array>;
 }
@@ -371,6 +378,16 @@ export class Trainer {
         `eval @ step ${step}: average ${r.average.toFixed(2)}${isBest ? ' (best)' : ''}${held} | ${formatEvalScores(r)}`,
       );
     };
+    let initial: EvalReport | undefined;
+    if (this.options.evalAtStart && this.optimizer.step === 0) {
+      // Evaluation draws no random numbers and leaves the parameters as they are: training is unchanged by it.
+      initial = this.evaluate(0);
+      this.options.onReport?.({ eval: initial });
+      const held = initial.heldOut ? ` | held-out average ${initial.heldOut.average.toFixed(2)}` : '';
+      progress.log(
+        `eval @ step 0 (untrained): average ${initial.average.toFixed(2)}${held} | ${formatEvalScores(initial)}`,
+      );
+    }
     for (let s = this.optimizer.step; s < this.options.steps; s++) {
       const r = this.trainStep(s);
       steps.push(r);
@@ -400,6 +417,6 @@ export class Trainer {
     }
     doEval(this.options.steps);
     progress.done();
-    return { steps, evals, best, bestParams };
+    return { steps, evals, best, bestParams, ...(initial ? { initial } : {}) };
   }
 }

@@ -18,7 +18,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Manifest } from '../../src/bank/index.js';
-import { readBankHistory } from '../../src/cli/commands/history.js';
 import { demoJob } from '../../src/config/demo-job.js';
 import { JOB_ATTACHMENT, parseJobConfig } from '../../src/config/job-config.js';
 import { type BackboneIdentity, backboneIdentity } from '../../src/model/checkpoint/identity.js';
@@ -27,6 +26,7 @@ import {
   HISTORY_ATTACHMENT,
   type HistoryRecord,
   parseHistory,
+  readBankHistory,
   type StepRecord,
 } from '../../src/train/history.js';
 import { loadTrainedState } from '../../src/train/trained-state.js';

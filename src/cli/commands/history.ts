@@ -4,34 +4,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BankInputError, type PromptBank } from '../../bank/index.js';
+import { BankInputError } from '../../bank/index.js';
 import { plotHistorySvg } from '../../telemetry/plot-svg.js';
-import { HISTORY_ATTACHMENT, type HistoryRecord, historyToCsv, parseHistory } from '../../train/history.js';
+import { type HistoryRecord, historyToCsv, parseHistory, readBankHistory } from '../../train/history.js';
 import { type CliCommand, type CliContext, optString, UsageError } from '../command.js';
 import { STORE_HELP, STORE_OPTIONS, withBank } from './bank.js';
-
-/**
- * The history of `ref` and its ancestors, oldest first. `ref` is a version (id, prefix, tag, JOB@head) or a bare
- * job name, read as JOB@head. Versions without a history attachment (imports, compositions, older versions)
- * contribute nothing.
- */
-export async function readBankHistory(
-  bank: PromptBank,
-  ref: string,
-): Promise<{ records: HistoryRecord[]; versions: number; head: string }> {
-  let resolved = ref;
-  if (!ref.includes('@') && /^[A-Za-z0-9_-]{1,128}$/.test(ref) && (await bank.head(ref).catch(() => null))) {
-    resolved = `${ref}@head`;
-  }
-  const chain = await bank.lineage(resolved);
-  const records: HistoryRecord[] = [];
-  for (const m of [...chain].reverse()) {
-    const bytes = await bank.attachment(m.id, HISTORY_ATTACHMENT);
-    if (!bytes) continue;
-    records.push(...parseHistory(new TextDecoder().decode(bytes), `version ${m.id} ${HISTORY_ATTACHMENT}`));
-  }
-  return { records, versions: chain.length, head: chain[0]!.id };
-}
 
 const KINDS = ['all', 'step', 'eval'] as const;
 

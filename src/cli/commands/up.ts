@@ -7,6 +7,7 @@ import { RUNTIME_ENV } from '../../config/runtime-env.js';
 import { NATS_ENV } from '../../control/nats-connect.js';
 import { type NatsServerHandle, startNatsServer } from '../../control/nats-server.js';
 import { LOG_ENV } from '../../telemetry/logger.js';
+import { SCORE_SUMMARY_MARK } from '../../train/history.js';
 import { type CliCommand, type CliContext, optBool, optString, UsageError } from '../command.js';
 import { LOG_OPTIONS, readLogger } from '../log-options.js';
 import {
@@ -69,6 +70,23 @@ export function dropTensorFlowBanner(chunk: string): string {
         !/^I\d{4} [\d:. ]+\d+ port\.cc:\d+\] oneDNN custom operations are on/.test(l),
     )
     .join('');
+}
+
+/**
+ * Splits a chunk of a child's log into what is shown now and the lines that contain `mark`, held back (the
+ * coordinator's untrained -> trained summary, which `up` shows last, after the workers have stopped).
+ */
+export function holdBackLines(chunk: string, mark: string): { shown: string; held: string[] } {
+  const held: string[] = [];
+  const shown = chunk
+    .split(/(?<=\n)/)
+    .filter((l) => {
+      if (!l.includes(mark)) return true;
+      held.push(l.endsWith('\n') ? l : `${l}\n`);
+      return false;
+    })
+    .join('');
+  return { shown, held };
 }
 
 const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'main.js');
@@ -290,6 +308,8 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
     say(workerNode.reason);
     const workerEnv = localWorkerEnv(max, { allowTf32: optBool(ctx, 'allow-tf32') });
     say(workerEnv.reason);
+    // The coordinator's untrained -> trained lines, shown at the end with 'job complete' (the last lines a user sees).
+    const summary: string[] = [];
     const launch = (
       name: string,
       args: string[],
@@ -301,7 +321,12 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
         env: { ...env, ...logEnv, ...extraEnv },
       });
       child.stderr!.on('data', (d: Buffer) => {
-        const text = dropTensorFlowBanner(d.toString('utf8'));
+        let text = dropTensorFlowBanner(d.toString('utf8'));
+        if (name === 'coordinator') {
+          const { shown, held } = holdBackLines(text, SCORE_SUMMARY_MARK);
+          text = shown;
+          summary.push(...held);
+        }
         if (text) ctx.stderr.write(text);
       });
       // A spawn error (ENOMEM, EAGAIN) surfaces as an exit with no code, which the supervisor restarts.
@@ -400,8 +425,10 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     if (interrupted) return code;
-    if (code === 0) say(`job complete; versions: promptmesh bank ls --bank ${bank}`);
-    else say.error(`job failed (exit ${code})`);
+    if (code === 0) {
+      for (const line of summary) ctx.stderr.write(line);
+      say(`job complete; versions: promptmesh bank ls --bank ${bank}`);
+    } else say.error(`job failed (exit ${code})`);
     return code;
   },
 };

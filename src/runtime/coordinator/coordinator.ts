@@ -31,7 +31,12 @@ import type { Tokenizer } from '../../model/tokenizer/index.js';
 import { type Logger, LogRateLimiter } from '../../telemetry/logger.js';
 import type { MEMBERSHIP_REASONS } from '../../telemetry/metric-definitions.js';
 import { ExampleEncoder } from '../../train/batching.js';
-import { HistoryBuffer, type HistoryRecord } from '../../train/history.js';
+import {
+  HistoryBuffer,
+  type HistoryRecord,
+  readBankHistory,
+  stageScoreSummary,
+} from '../../train/history.js';
 import type { ProgressSink } from '../../train/progress.js';
 import { loadTrainTasks } from '../../train/task-source.js';
 import type { TrainTask } from '../../train/trainer.js';
@@ -801,9 +806,7 @@ export class Coordinator {
     this.stage += 1;
     if (this.stage >= this.job.stages.length) {
       this.phase = { kind: 'done' };
-      this.opts.log(`job '${this.job.jobId}' complete; bank head ${this.head?.slice(0, 12)}`);
-      this.publish({ type: 'stop', incarnation: this.incarnation, reason: JOB_COMPLETE });
-      this.finished(true);
+      void this.complete();
       return;
     }
     this.stageInputs = this.head ?? undefined;
@@ -813,6 +816,26 @@ export class Coordinator {
     this.loadStage();
     this.members = [];
     this.reform(`stage ${this.job.stages[this.stage]!.name}`);
+  }
+
+  /**
+   * The job is complete: say what training changed (the stages' untrained -> trained scores, from the run history
+   * the versions carry, for stages with `evalAtStart`), then stop the workers.
+   */
+  private async complete(): Promise<void> {
+    if (this.head) {
+      try {
+        const { records } = await readBankHistory(this.bank, this.head);
+        for (const line of stageScoreSummary(records, this.job.stages)) this.opts.log(line);
+      } catch (e) {
+        this.opts.log.warn(
+          `cannot read the job's run history for its score summary: ${(e as Error).message}`,
+        );
+      }
+    }
+    this.opts.log(`job '${this.job.jobId}' complete; bank head ${this.head?.slice(0, 12)}`);
+    this.publish({ type: 'stop', incarnation: this.incarnation, reason: JOB_COMPLETE });
+    this.finished(true);
   }
 
   private fail(reason: string): void {

@@ -54,7 +54,7 @@ import { silentProgress } from '../../train/progress.js';
 import { createStageMethod, trainerOptions } from '../../train/run-job.js';
 import type { StepPlan } from '../../train/step-plan.js';
 import { loadStageTasks } from '../../train/task-source.js';
-import { type EvalReport, Trainer } from '../../train/trainer.js';
+import { type EvalReport, formatEvalScores, Trainer } from '../../train/trainer.js';
 import { CollectiveReducer } from '../collective-reducer.js';
 import { CorruptVersionError, loadForRestore } from '../corrupt-version.js';
 import { ReplicaState, stateFromTensors, stateTensors, type TensorMap } from '../replica-state.js';
@@ -675,6 +675,17 @@ export class Worker {
     this.milestone(`checkpoint at step ${c.step}`);
     let metrics: Record<string, number> = {};
     const history: HistoryRecord[] = Array.isArray(c.history) ? [...c.history] : [];
+    if (rt.stage.train.evalAtStart && c.parent === (rt.inputsVersion ?? null)) {
+      // The stage's first version (its parent is the stage's inputs) carries the evaluation before any update.
+      // Scored here, where only this rank works and the coordinator waits for it, rather than at step 0, where the
+      // peers would wait in the collective; and on the parameters the method was created with, which every replica
+      // holds whatever generation it is in. A rewrite of this version after a failure scores them again and records
+      // them once; a later version (a resume mid-stage) never does.
+      this.milestone(`checkpoint at step ${c.step}: evaluating step 0`);
+      const e = rt.trainer.optimizer.withParameters(rt.replica.initialParams, () => rt.trainer.evaluate(0));
+      history.unshift(evalRecord(rt.stage.name, e, 'validation'));
+      this.opts.log(`eval @ step 0 (untrained): average ${e.average.toFixed(2)} | ${formatEvalScores(e)}`);
+    }
     if (c.final) {
       const e = rt.trainer.evaluate(c.step);
       metrics = {
