@@ -23,6 +23,8 @@ import {
   type HistoryRecord,
   historyToCsv,
   parseHistory,
+  SCORE_SUMMARY_MARK,
+  stageScoreSummary,
 } from '../../src/train/history.js';
 import { runJob } from '../../src/train/run-job.js';
 import { linearWarmupDecay } from '../../src/train/schedule.js';
@@ -63,6 +65,51 @@ function steps(stage: string, from: number, to: number): HistoryRecord[] {
 
 const attach = (records: HistoryRecord[]) => ({
   [HISTORY_ATTACHMENT]: { data: encodeHistory(records), mediaType: HISTORY_MEDIA_TYPE },
+});
+
+describe('stageScoreSummary: untrained -> trained per task', () => {
+  const evalAt = (stage: string, step: number, scores: Record<string, number | null>): HistoryRecord => ({
+    kind: 'eval',
+    stage,
+    step,
+    split: 'validation',
+    scores: scores as Record<string, number>,
+    average: 0,
+    invalid: {},
+    time: new Date(Date.UTC(2026, 11, 1, 0, 0, step)).toISOString(),
+  });
+  const stages = [
+    { name: 'sources', train: { evalMode: 'generate' as const } },
+    { name: 'targets', train: { evalMode: 'rank' as const } },
+    { name: 'unscored', train: { evalMode: 'rank' as const } },
+  ];
+
+  test('one line per stage with a step-0 and a later evaluation, in stage order, the last evaluation as trained', () => {
+    const records: HistoryRecord[] = [
+      ...steps('targets', 1, 2).slice(0, 2),
+      evalAt('targets', 0, { 'demo-entail': 50, 'demo-count': 8 }),
+      evalAt('targets', 30, { 'demo-entail': 55, 'demo-count': 9 }),
+      evalAt('targets', 60, { 'demo-entail': 63, 'demo-count': 15.04 }),
+      evalAt('sources', 0, { a: 10, b: 20 }),
+      // A held-out task scored only after training, and a non-finite score kept as null: shown as '-'.
+      evalAt('sources', 4, { a: 12.25, b: null, c: 7 }),
+      // A stage evaluated only at its end (no evalAtStart) has nothing to compare.
+      evalAt('unscored', 5, { a: 1 }),
+    ];
+    assert.deepEqual(stageScoreSummary(records, stages), [
+      `stage 'sources' (validation, generation): a 10.0 -> 12.3, b 20.0 -> -, c - -> 7.0 ${SCORE_SUMMARY_MARK}4)`,
+      `stage 'targets' (validation, label scoring): demo-entail 50.0 -> 63.0, demo-count 8.0 -> 15.0 (untrained -> trained at step 60)`,
+    ]);
+  });
+
+  test('no line without both evaluations, nor for a stage the job does not name', () => {
+    assert.deepEqual(stageScoreSummary([evalAt('targets', 0, { a: 1 })], stages), []);
+    assert.deepEqual(stageScoreSummary(steps('targets', 1, 3), stages), []);
+    assert.deepEqual(
+      stageScoreSummary([evalAt('other', 0, { a: 1 }), evalAt('other', 3, { a: 2 })], stages),
+      [],
+    );
+  });
 });
 
 describe('run history in the bank', () => {
@@ -277,7 +324,7 @@ describe('train --out writes the history; plot draws it', () => {
             multiTask: true,
           },
           tasks: ['demo-sentiment', 'demo-topic'],
-          train: { ...train, lr: { prompt: 0.3, attention: 0.05 } },
+          train: { ...train, lr: { prompt: 0.3, attention: 0.05 }, evalAtStart: true },
         },
       ],
     });
@@ -299,11 +346,27 @@ describe('train --out writes the history; plot draws it', () => {
       assert.deepEqual(Object.keys(s.tasks).sort().length > 0, true);
     }
     const evalRecs = records.filter((x) => x.kind === 'eval');
+    // evalAtStart: the untrained prompt is scored first, before step 1; the kept parameters are a trained step's.
     assert.deepEqual(
       evalRecs.map((e) => e.step),
-      [3, 6],
+      [0, 3, 6],
     );
-    assert.deepEqual(evalRecs[1]!.scores, r!.final!.scores);
+    assert.equal(records[0]!.kind, 'eval');
+    assert.deepEqual(evalRecs[0]!.scores, r!.initial!.scores);
+    assert.equal(r!.initial!.step, 0);
+    assert.deepEqual(evalRecs[2]!.scores, r!.final!.scores);
+    assert.ok([3, 6].includes(r!.best!.step), `best at step ${r!.best!.step}`);
+    // The first stage did not ask for it.
+    assert.equal(
+      parseHistory(fs.readFileSync(path.join(out, 'src', HISTORY_ATTACHMENT), 'utf8'), 'src').filter(
+        (x) => x.kind === 'eval' && x.step === 0,
+      ).length,
+      0,
+    );
+    assert.match(
+      stageScoreSummary(records, job.stages).join('\n'),
+      /^stage 'only' \(validation, generation\): demo-sentiment \d+\.\d -> \d+\.\d, demo-topic \d+\.\d -> \d+\.\d \(untrained -> trained at step 6\)$/,
+    );
 
     // One trained-prompt format: the stage folder is a bank export; `bank import` commits it as is, with its
     // history and job, and refuses a folder whose files do not match their digests.
@@ -345,13 +408,13 @@ describe('train --out writes the history; plot draws it', () => {
     const svg = path.join(out, 'curves.svg');
     const p = await cli('plot', '--history', file, '--out', svg);
     assert.equal(p.code, 0, p.stderr);
-    assert.match(p.stderr, /wrote .*curves\.svg: 6 steps, 2 evaluations/);
+    assert.match(p.stderr, /wrote .*curves\.svg: 6 steps, 3 evaluations/);
     const text = fs.readFileSync(svg, 'utf8');
     assert.match(text, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
     // One smoothed loss path and one raw path per task, one score line per task with a marker per evaluation.
     const tasks = Object.keys(evalRecs[0]!.scores);
     for (const t of tasks) assert.match(text, new RegExp(`<title>${t}</title>`));
-    assert.equal((text.match(/<circle /g) ?? []).length, tasks.length * 2);
+    assert.equal((text.match(/<circle /g) ?? []).length, tasks.length * evalRecs.length);
     assert.equal((text.match(/<path /g) ?? []).length, 3 * tasks.length);
     const none = await cli('plot', '--history', file, '--out', svg, '--stage', 'nope');
     assert.equal(none.code, 1);

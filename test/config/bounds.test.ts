@@ -164,4 +164,34 @@ describe('job config bounds', () => {
       /warmupSteps: must be below steps \(10\)/,
     );
   });
+
+  test('evalAtStart is a boolean, false unless set, inherited from the top-level train block', () => {
+    const parsed = (edit: (r: Raw) => void) => {
+      const raw = base();
+      edit(raw);
+      return parseJobConfig(raw).stages[0]!.train.evalAtStart;
+    };
+    assert.equal(
+      parsed(() => {}),
+      false,
+    );
+    assert.equal(
+      parsed((r) => {
+        train(r).evalAtStart = true;
+      }),
+      true,
+    );
+    assert.equal(
+      parsed((r) => {
+        r.train = { evalAtStart: true };
+      }),
+      true,
+    );
+    assert.match(
+      refusal((r) => {
+        train(r).evalAtStart = 'yes';
+      }).message,
+      /^job\.json: stages\[0\]\.train\.evalAtStart: expected true or false, got "yes"$/,
+    );
+  });
 });

@@ -193,6 +193,93 @@ describe('Trainer on a tiny T5 with a real SentencePiece tokenizer', () => {
     method.dispose();
   });
 
+  test('evalAtStart: the untrained prompt is scored at step 0, reported first, never kept as the best, and changes no training bit', (t) => {
+    if (!tokenizer) return t.skip(SPM_MISSING_MESSAGE);
+    const encoder = new ExampleEncoder(tokenizer, { maxSourceLength: 32, maxTargetLength: 4 });
+    const run = (evalAtStart: boolean) => {
+      const method = promptTuning(true);
+      const reports: string[] = [];
+      const logs: string[] = [];
+      const losses: number[] = [];
+      const trainer = new Trainer(model, method, encoder, tasks, {
+        ...options(4, 8),
+        evalEvery: 2,
+        evalAtStart,
+        eval: { batchSize: 8, maxExamples: 8, maxNewTokens: 4, mode: 'rank' },
+        progress: { update() {}, log: (l) => logs.push(l), done() {} },
+        onReport: (r) => {
+          if ('eval' in r) reports.push(`eval ${r.eval.step}`);
+          else {
+            reports.push(`step ${r.step.step}`);
+            losses.push(r.step.loss);
+          }
+        },
+      });
+      const initial = trainer.optimizer.parameters();
+      const result = trainer.run();
+      const final = trainer.optimizer.parameters();
+      // The worker's way of scoring step 0 after training (runtime/worker/worker.ts): the method's variables set
+      // to the initial parameters for the evaluation, and back; the optimizer's state never moves.
+      const checksum = trainer.optimizer.checksum();
+      const again = trainer.optimizer.withParameters(initial, () => trainer.evaluate(0));
+      assert.equal(trainer.optimizer.checksum(), checksum);
+      const after = trainer.evaluate(4);
+      method.dispose();
+      return { result, reports, logs, losses, initial, final, again, after };
+    };
+    const withIt = run(true);
+    const without = run(false);
+    const { result } = withIt;
+    assert.equal(result.initial?.step, 0);
+    assert.deepEqual(withIt.reports, ['eval 0', 'step 0', 'step 1', 'eval 2', 'step 2', 'step 3', 'eval 4']);
+    assert.match(
+      withIt.logs[0]!,
+      /^eval @ step 0 \(untrained\): average \d+\.\d\d \| demo-sentiment \d+\.\d, demo-topic/,
+    );
+    assert.doesNotMatch(withIt.logs[0]!, /best/);
+    assert.deepEqual(
+      result.evals.map((e) => e.step),
+      [2, 4],
+    );
+    assert.equal(without.result.initial, undefined);
+    assert.deepEqual(
+      without.reports.filter((r) => r.startsWith('eval')),
+      ['eval 2', 'eval 4'],
+    );
+    // Not a candidate for the best: the best is a trained step's, and so are the parameters kept, even where the
+    // untrained prompt scores as well (rank scoring on 8 examples of a random backbone ties often).
+    t.diagnostic(
+      `averages: step 0 ${result.initial!.average}, ${result.evals.map((e) => `step ${e.step} ${e.average}`).join(', ')}`,
+    );
+    assert.ok(result.best && result.best.step > 0, `best at step ${result.best?.step}`);
+    assert.deepEqual(result.bestParams, without.result.bestParams);
+    assert.notDeepEqual(result.bestParams, withIt.initial);
+    // Training is the same to the bit with and without the extra evaluation.
+    assert.deepEqual(withIt.losses, without.losses);
+    assert.deepEqual(withIt.final, without.final);
+    assert.deepEqual(result.evals, without.result.evals);
+    // Scoring the step-0 parameters later (as a worker does) gives the step-0 scores; the live ones are untouched.
+    assert.deepEqual(withIt.again.scores, result.initial!.scores);
+    assert.deepEqual(withIt.after.scores, result.evals[1]!.scores);
+
+    // A tie, where a step-0 candidate would win (the first of equal averages is kept): learning rate 0 leaves the
+    // prompt as created, so every evaluation scores the same, and the best is still the first trained one.
+    const method = promptTuning(true);
+    const still = new Trainer(model, method, encoder, tasks, {
+      ...options(2, 8),
+      optimizer: { lr: { prompt: 0 }, weightDecay: 1e-5, warmupSteps: 0, clipNorm: 1 },
+      evalEvery: 1,
+      evalAtStart: true,
+      eval: { batchSize: 8, maxExamples: 8, maxNewTokens: 4, mode: 'rank' },
+    }).run();
+    method.dispose();
+    assert.deepEqual(
+      still.evals.map((e) => e.scores),
+      [still.initial!.scores, still.initial!.scores],
+    );
+    assert.equal(still.best?.step, 1);
+  });
+
   test('training lowers the loss, leaks no tensors, and saves/loads its state', (t) => {
     if (!tokenizer) return t.skip(SPM_MISSING_MESSAGE);
     const method = promptTuning(true);
