@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { dropTensorFlowBanner } from '../../src/cli/commands/up.js';
+import { dropTensorFlowBanner, holdBackLines } from '../../src/cli/commands/up.js';
+import { SCORE_SUMMARY_MARK } from '../../src/train/history.js';
 
 test("up drops only TensorFlow's two load-time INFO lines from the workers' output", () => {
   const banner =
@@ -15,4 +16,15 @@ test("up drops only TensorFlow's two load-time INFO lines from the workers' outp
     dropTensorFlowBanner('[worker-1] step 3/60 (no newline yet)'),
     '[worker-1] step 3/60 (no newline yet)',
   );
+});
+
+test("up holds back the coordinator's untrained -> trained lines (text or JSON) to print them last", () => {
+  const summary = `[coordinator] stage 'targets' (validation, label scoring): a 50.0 -> 63.0 ${SCORE_SUMMARY_MARK}60)\n`;
+  const json = `{"level":"info","msg":"stage 's' (validation, generation): a 1.0 -> 2.0 ${SCORE_SUMMARY_MARK}4)"}`;
+  const other = "[coordinator] job 'demo' complete; bank head 0123\n";
+  assert.deepEqual(holdBackLines(`${summary}${other}${json}`, SCORE_SUMMARY_MARK), {
+    shown: other,
+    held: [summary, `${json}\n`],
+  });
+  assert.deepEqual(holdBackLines(other, SCORE_SUMMARY_MARK), { shown: other, held: [] });
 });

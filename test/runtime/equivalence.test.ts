@@ -23,6 +23,7 @@ import { JOB_ATTACHMENT, parseJobConfig } from '../../src/config/job-config.js';
 import { type BackboneIdentity, backboneIdentity } from '../../src/model/checkpoint/identity.js';
 import { readT5Config } from '../../src/model/checkpoint/index.js';
 import {
+  type EvalRecord,
   HISTORY_ATTACHMENT,
   type HistoryRecord,
   parseHistory,
@@ -82,6 +83,17 @@ describe('runtime: the demo job ends with the same bytes in 1 process and on 1, 
       const gens = [...up.output().matchAll(/generation \d+ \([^)]*\): (.*) from step 0/g)];
       assert.ok(gens.length >= 2, up.output());
       for (const g of gens) assert.equal(g[1]!.split(', ').length, n, g[0]);
+      // It ends with each stage's untrained -> trained scores and where the versions are.
+      const last = up.output().trimEnd().split('\n').slice(-3);
+      assert.match(
+        last[0]!,
+        /stage 'sources' \(validation, label scoring\): .* \(untrained -> trained at step \d+\)$/,
+      );
+      assert.match(
+        last[1]!,
+        /stage 'targets' \(validation, label scoring\): .* \(untrained -> trained at step \d+\)$/,
+      );
+      assert.match(last[2]!, /job complete; versions: /);
       const b = openBank(bank);
       finals.set(n, [await b.get(`demo.${job.stages[0]!.name}`), await b.get('demo@head')]);
     });
@@ -124,6 +136,13 @@ describe('runtime: the demo job ends with the same bytes in 1 process and on 1, 
     ]);
     procs.push(train);
     assert.equal(await expectExit(train, 300_000), 0, train.output());
+    for (const stage of job.stages)
+      assert.match(
+        train.output(),
+        new RegExp(
+          `\\nstage '${stage.name}' \\(validation, label scoring\\): .* \\(untrained -> trained at step \\d+\\)\\n`,
+        ),
+      );
     const bank = openBank(path.join(dir, 'bank-1'));
     for (const [i, stage] of job.stages.entries()) {
       const trained = loadTrainedState(path.join(out, stage.name));
@@ -168,8 +187,8 @@ describe('runtime: the demo job ends with the same bytes in 1 process and on 1, 
       const evals = one.filter((r) => r.kind === 'eval' && r.stage === stage.name);
       assert.deepEqual(
         evals.map((r) => r.step),
-        [STEPS],
-        `stage ${stage.name}: the final evaluation`,
+        [0, STEPS],
+        `stage ${stage.name}: the untrained prompt's evaluation (evalAtStart), then the final one`,
       );
       // train --out: the same steps with the same loss, gradient norm and learning rates, to the bit.
       const file = path.join(dir, 'train-out', stage.name, HISTORY_ATTACHMENT);
@@ -182,6 +201,16 @@ describe('runtime: the demo job ends with the same bytes in 1 process and on 1, 
           .filter((r) => r.kind === 'step' && r.stage === stage.name) as StepRecord[];
         const key = (r: StepRecord) => [r.step, r.loss, r.gradNorm, r.lr];
         assert.deepEqual(theirs.map(key), mine.map(key), `${n} workers, stage ${stage.name} vs train`);
+        // The step-0 scores, whoever is rank 0 and whenever it scores them, are train's.
+        const scores = (records: HistoryRecord[]) =>
+          records
+            .filter((r) => r.kind === 'eval' && r.stage === stage.name)
+            .map((r) => [r.step, (r as EvalRecord).scores]);
+        assert.deepEqual(
+          scores(histories.get(n)!)[0],
+          scores(parseHistory(fs.readFileSync(file, 'utf8'), file))[0],
+          `${n} workers, stage ${stage.name}: step-0 scores vs train`,
+        );
       }
     }
     t.diagnostic(
