@@ -77,6 +77,8 @@ export async function makeRuntimeFixture(opts: FixtureOptions = {}): Promise<Run
     warmupSteps: 0,
     evalExamples: 8,
     evalBatchSize: 8,
+    // Every runtime test also scores step 0 (rank 0, with the stage's first version), through its failures.
+    evalAtStart: true,
   });
   const raw: RawJob = {
     jobId: opts.jobId ?? 'rt',
@@ -462,6 +464,14 @@ export async function assertMatchesReference(
       );
     }
     assert.equal(done[done.length - 1], steps[i], `${label}: stage ${stage} history ends at its last step`);
+    // evalAtStart: the step-0 evaluation is recorded once, whoever wrote the stage's first version and whatever
+    // failed, before the stage's step records (it rides in the first version).
+    const mine = records.filter((r) => r.stage === stage);
+    assert.deepEqual(
+      mine.flatMap((r, k) => (r.kind === 'eval' && r.step === 0 ? [k] : [])),
+      [0],
+      `${label}: stage ${stage} has one step-0 evaluation, first`,
+    );
     t.diagnostic(`${label}, stage ${stage}: history of ${done.length}/${steps[i]} steps, none twice`);
   }
 }
