@@ -41,7 +41,9 @@ export interface BenchSummary {
   methods: Partial<Record<RunKey, Record<string, TaskCell>>>;
   claims: Claim[];
   /** ATTEMPT(-m) -> target task -> mean attention per candidate, averaged over seeds (each seed: over test). */
-  attention: Partial<Record<RunKey, Record<string, { candidates: string[]; weights: number[]; perSeed: number[][] }>>>;
+  attention: Partial<
+    Record<RunKey, Record<string, { candidates: string[]; weights: number[]; perSeed: number[][] }>>
+  >;
 }
 
 export function taskCells(results: readonly RunResult[], key: RunKey): Record<string, TaskCell> | undefined {
@@ -122,7 +124,9 @@ export function benchClaims(
   const related = (t: string) => `related sources: ${relatedSources(t).join(', ') || 'none'}`;
   for (const t of targets) {
     for (const m of ['attempt-m', 'attempt'] as const) {
-      out.push(claim(results, seeds, 'a', t, m, 'pt', `${METHOD_LABELS[m]} beats PT on ${t} (${related(t)})`));
+      out.push(
+        claim(results, seeds, 'a', t, m, 'pt', `${METHOD_LABELS[m]} beats PT on ${t} (${related(t)})`),
+      );
     }
   }
   for (const t of targets) {

@@ -28,6 +28,7 @@
  * per seed and shared by ATTEMPT and ATTEMPT-m), TPT's token bank, SPT's memory (see docs/methods.md).
  */
 import { writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../src/backend/index.js';
 import { demoBackboneDir } from '../src/config/paths.js';
@@ -138,7 +139,8 @@ export async function main(argv: string[]): Promise<BenchSummary | undefined> {
     dropout: values.dropout === undefined ? null : Number(values.dropout),
   };
   const testExamples = Number.parseInt(values['test-examples'], 10);
-  if (!(testExamples >= 0)) throw new Error(`--test-examples: 0 (all) or more, got '${values['test-examples']}'`);
+  if (!(testExamples >= 0))
+    throw new Error(`--test-examples: 0 (all) or more, got '${values['test-examples']}'`);
   await selectBackend({ requested: values.backend, log: () => {} });
   const backbone = values.backbone ?? demoBackboneDir();
   const tokenizer = await loadTokenizer(backbone);
@@ -180,8 +182,8 @@ export async function main(argv: string[]): Promise<BenchSummary | undefined> {
     writeFileSync(
       values.svg,
       barChartSvg(summaryChartData(summary), {
-        title: 'Test score per target task after target training (demo suite, frozen demo backbone)',
-        subtitle: settings,
+        title: 'Trained test score per target task (demo suite, frozen backbone)',
+        subtitle: `${settings.replace(', seeds', ',\nseeds')}; backbone ${basename(backbone)}`,
         yLabel: 'test accuracy (%)',
         xLabel: 'target task',
         spreadLabel: `± sample sd over ${seeds.length} seed${seeds.length > 1 ? 's' : ''}`,
@@ -206,9 +208,12 @@ function printTable(summary: BenchSummary, settings: string, evalMode: EvalMode,
       `\n${task}: chance ${info.chance.toFixed(1)}, majority label ${info.majority.toFixed(1)}, related sources ${info.relatedSources.join(', ')}`,
     );
     console.log(
-      `  ${col('method', 20)}${col('untrained', 16)}${col('trained', 16)}${col('gain', 16)}${evalMode === 'generate' ? 'invalid (untrained/trained, mean)' : ''}`,
+      `  ${col('method', 32)}${col('untrained', 16)}${col('trained', 16)}${col('gain', 16)}${evalMode === 'generate' ? 'invalid (untrained/trained, mean)' : ''}`,
     );
-    for (const [key, cells] of Object.entries(summary.methods) as [RunKey, BenchSummary['methods'][RunKey]][]) {
+    for (const [key, cells] of Object.entries(summary.methods) as [
+      RunKey,
+      BenchSummary['methods'][RunKey],
+    ][]) {
       const c = cells?.[task];
       if (!c) continue;
       const runs = results.filter((r) => r.method === key);
@@ -216,7 +221,7 @@ function printTable(summary: BenchSummary, settings: string, evalMode: EvalMode,
         (runs.reduce((a, r) => a + (r[which][task] ?? 0), 0) / runs.length).toFixed(0);
       const label = `${METHOD_LABELS[key]}${c.heldOut ? ' (zero-shot)' : ''}`;
       console.log(
-        `  ${col(label, 20)}${col(formatStat(c.untrained), 16)}${col(formatStat(c.trained), 16)}${col(formatStat(c.gain, true), 16)}${evalMode === 'generate' ? `${inv('invalidUntrained')}/${inv('invalidTrained')}` : ''}`,
+        `  ${col(label, 32)}${col(formatStat(c.untrained), 16)}${col(formatStat(c.trained), 16)}${col(formatStat(c.gain, true), 16)}${evalMode === 'generate' ? `${inv('invalidUntrained')}/${inv('invalidTrained')}` : ''}`,
       );
     }
   }

@@ -27,7 +27,7 @@ export interface BarChartData {
 
 export interface BarChartOptions {
   title: string;
-  /** A second line under the title (settings, seeds...). */
+  /** Lines under the title (settings, seeds...), separated by newlines. */
   subtitle?: string;
   yLabel: string;
   xLabel?: string;
@@ -47,13 +47,16 @@ const n1 = (v: number) => v.toFixed(1);
 /** The SVG text of the chart; throws when there is no group or no series. */
 export function barChartSvg(data: BarChartData, opts: BarChartOptions): string {
   const { groups, series } = data;
-  if (groups.length === 0 || series.length === 0) throw new Error('bar chart: no groups or no series to draw');
+  if (groups.length === 0 || series.length === 0)
+    throw new Error('bar chart: no groups or no series to draw');
   for (const s of series) {
     if (s.values.length !== groups.length) {
-      throw new Error(`bar chart: series '${s.name}' has ${s.values.length} values for ${groups.length} groups`);
+      throw new Error(
+        `bar chart: series '${s.name}' has ${s.values.length} values for ${groups.length} groups`,
+      );
     }
   }
-  const width = opts.width ?? Math.max(640, 120 + groups.length * (40 + 34 * series.length));
+  const width = opts.width ?? Math.max(900, 120 + groups.length * (40 + 34 * series.length));
   const height = opts.height ?? 460;
   const colours = new Map(series.map((s, i) => [s.name, PALETTE[i % PALETTE.length]!] as const));
   const spreadOf = (v: BarValue) => (v.spread != null && Number.isFinite(v.spread) ? v.spread : 0);
@@ -74,7 +77,9 @@ export function barChartSvg(data: BarChartData, opts: BarChartOptions): string {
       }
     }
   }
-  const refs = groups.map((g) => g.reference).filter((r): r is number => r !== undefined && Number.isFinite(r));
+  const refs = groups
+    .map((g) => g.reference)
+    .filter((r): r is number => r !== undefined && Number.isFinite(r));
   let lo = Math.min(opts.yMin ?? 0, ...bottoms, ...refs);
   let hi = Math.max(opts.yMax ?? lo + 1, ...tops, ...refs);
   const ticks = niceTicks(lo, hi, 6);
@@ -83,7 +88,47 @@ export function barChartSvg(data: BarChartData, opts: BarChartOptions): string {
 
   const left = 70;
   const right = 20;
-  const top = opts.subtitle ? 92 : 74;
+  // Legend: the series, then what the whisker, marker and dashed line mean; wrapped into rows.
+  const legend: { symbol: (x: number, y: number) => string; label: string }[] = series.map((s) => ({
+    symbol: (x, y) => `<rect x="${x}" y="${y - 6}" width="14" height="12" fill="${colours.get(s.name)}"/>`,
+    label: s.name,
+  }));
+  if (anySpread && opts.spreadLabel) {
+    legend.push({
+      symbol: (x, y) =>
+        `<path d="M${x + 7},${y - 7} V${y + 7} M${x + 3},${y - 7} H${x + 11} M${x + 3},${y + 7} H${x + 11}" stroke="#333" fill="none"/>`,
+      label: opts.spreadLabel,
+    });
+  }
+  if (anyMarker && opts.markerLabel) {
+    legend.push({
+      symbol: (x, y) =>
+        `<line x1="${x}" x2="${x + 14}" y1="${y}" y2="${y}" stroke="#000" stroke-width="2.5"/>`,
+      label: opts.markerLabel,
+    });
+  }
+  if (refs.length > 0 && opts.referenceLabel) {
+    legend.push({
+      symbol: (x, y) =>
+        `<line x1="${x}" x2="${x + 14}" y1="${y}" y2="${y}" stroke="#c00" stroke-dasharray="4 3" stroke-width="1.5"/>`,
+      label: opts.referenceLabel,
+    });
+  }
+  const subtitle = opts.subtitle ? opts.subtitle.split('\n') : [];
+  const legendTop = 48 + 16 * subtitle.length;
+  const placed: { x: number; row: number }[] = [];
+  let lx = left;
+  let row = 0;
+  for (const item of legend) {
+    const w = 34 + 7 * item.label.length;
+    if (lx > left && lx + w > width - right) {
+      lx = left;
+      row += 1;
+    }
+    placed.push({ x: lx, row });
+    lx += w;
+  }
+  const top = legendTop + 20 * (row + 1) + 6;
   const bottom = opts.xLabel ? 64 : 46;
   const box = { x: left, y: top, w: width - left - right, h: height - top - bottom };
   const sy = (v: number) => box.y + box.h - ((v - lo) / (hi - lo)) * box.h;
@@ -96,39 +141,17 @@ export function barChartSvg(data: BarChartData, opts: BarChartOptions): string {
     `<rect width="100%" height="100%" fill="#fafafa"/>`,
     `<text x="${left}" y="24" font-size="16" font-weight="bold">${esc(opts.title)}</text>`,
   ];
-  if (opts.subtitle) parts.push(`<text x="${left}" y="44" fill="#444">${esc(opts.subtitle)}</text>`);
-
-  // Legend: the series, then what the whisker, marker and dashed line mean.
-  let lx = left;
-  const ly = top - 22;
-  const legendItem = (symbol: string, label: string) => {
-    parts.push(symbol, `<text x="${lx + 20}" y="${ly}" dominant-baseline="middle">${esc(label)}</text>`);
-    lx += 34 + 7 * label.length;
-  };
-  for (const s of series) {
-    legendItem(
-      `<rect x="${lx}" y="${ly - 6}" width="14" height="12" fill="${colours.get(s.name)}"/>`,
-      s.name,
+  subtitle.forEach((line, i) => {
+    parts.push(`<text x="${left}" y="${44 + 16 * i}" fill="#444">${esc(line)}</text>`);
+  });
+  legend.forEach((item, i) => {
+    const { x, row: r } = placed[i]!;
+    const y = legendTop + 20 * r;
+    parts.push(
+      item.symbol(x, y),
+      `<text x="${x + 20}" y="${y}" dominant-baseline="middle">${esc(item.label)}</text>`,
     );
-  }
-  if (anySpread && opts.spreadLabel) {
-    legendItem(
-      `<path d="M${lx + 7},${ly - 7} V${ly + 7} M${lx + 3},${ly - 7} H${lx + 11} M${lx + 3},${ly + 7} H${lx + 11}" stroke="#333" fill="none"/>`,
-      opts.spreadLabel,
-    );
-  }
-  if (anyMarker && opts.markerLabel) {
-    legendItem(
-      `<line x1="${lx}" x2="${lx + 14}" y1="${ly}" y2="${ly}" stroke="#000" stroke-width="2.5"/>`,
-      opts.markerLabel,
-    );
-  }
-  if (refs.length > 0 && opts.referenceLabel) {
-    legendItem(
-      `<line x1="${lx}" x2="${lx + 14}" y1="${ly}" y2="${ly}" stroke="#c00" stroke-dasharray="4 3" stroke-width="1.5"/>`,
-      opts.referenceLabel,
-    );
-  }
+  });
 
   parts.push(
     `<rect x="${box.x}" y="${box.y}" width="${box.w}" height="${box.h}" fill="#fff" stroke="#999"/>`,
