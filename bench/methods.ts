@@ -7,7 +7,8 @@
  * deviation over seeds (min..max in the JSON), the gain, chance (chanceLevel) and the majority-label baseline.
  *
  *   npm run bench -- methods [--steps 150] [--seeds 42,7,1234] [--methods pt,attempt,attempt-m,tpt,spt]
- *                            [--held-out demo-dining|none] [--eval-mode generate|rank] [--json] [--svg FILE]
+ *                            [--held-out demo-dining|none] [--eval-mode generate|rank] [--json] [--json-file FILE]
+ *                            [--svg FILE]   (--help lists the rest)
  *
  * Claims, each with a verdict from the per-seed paired differences (methods-stats.ts pairedVerdict):
  *   (a) ATTEMPT-m and ATTEMPT beat PT on each target; (b) TPT beats PT on each target;
@@ -27,7 +28,7 @@
  * source tasks, because that is what they are (transfer from sources): source prompts by prompt tuning (trained once
  * per seed and shared by ATTEMPT and ATTEMPT-m), TPT's token bank, SPT's memory (see docs/methods.md).
  */
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../src/backend/index.js';
@@ -61,11 +62,12 @@ const USAGE =
   '                         [--held-out demo-dining|demo-entail|demo-count|none] [--lr 0.3] [--prompt-length 10]\n' +
   '                         [--eval-examples 100] [--test-examples 0 (all)] [--eval-mode generate|rank]\n' +
   "                         [--dropout RATE (default: the checkpoint's)] [--backbone DIR] [--backend wasm]\n" +
-  '                         [--json] [--svg FILE] [--quiet]\n' +
+  '                         [--json] [--json-file FILE] [--svg FILE] [--quiet]\n' +
   '  --seeds: every method runs once per seed (init, data order, dropout); --seed N is one seed.\n' +
   "  --held-out: claim (c)'s task (runs when --methods has spt): SPT and a shared prompt train on the other targets.\n" +
   '  --eval-examples: validation examples per task for step selection; --test-examples: test examples scored.\n' +
-  '  --json: one JSON object per (method, seed), then one summary object; --svg: a bar chart of the table.';
+  '  --json: print one JSON object per (method, seed), then one summary object, instead of the table;\n' +
+  '  --json-file: write those lines to FILE too (beside the table); --svg: write a bar chart of the table.';
 
 const quietProgress = (enabled: boolean): ProgressSink => ({
   update: () => {},
@@ -106,6 +108,7 @@ export async function main(argv: string[]): Promise<BenchSummary | undefined> {
       backend: { type: 'string', default: 'wasm' },
       json: { type: 'boolean', default: false },
       svg: { type: 'string' },
+      'json-file': { type: 'string' },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -158,6 +161,12 @@ export async function main(argv: string[]): Promise<BenchSummary | undefined> {
   const runKeys: RunKey[] = [...(keys as MethodKey[]), ...(heldOut ? HELD_OUT_RUNS : [])];
   const progress = quietProgress(!values.quiet && !values.json);
   const results: RunResult[] = [];
+  const jsonFile = values['json-file'];
+  if (jsonFile) writeFileSync(jsonFile, '');
+  const emit = (line: string) => {
+    if (values.json) console.log(line);
+    if (jsonFile) appendFileSync(jsonFile, `${line}\n`);
+  };
   try {
     for (const seed of seeds) {
       // Identical source stages (ATTEMPT's and ATTEMPT-m's source prompts, SPT's memory) train once per seed.
@@ -166,8 +175,8 @@ export async function main(argv: string[]): Promise<BenchSummary | undefined> {
         const run = benchRun(key, backbone, budget, seed, heldOut);
         const r = runBenchJob(run, model, tokenizer, { testExamples, progress, cache });
         results.push(r);
-        if (values.json) console.log(JSON.stringify({ ...r, tasks, budget, testExamples }));
-        else progress.log(`${key} seed ${seed}: done in ${formatDuration(r.trainSeconds)}`);
+        emit(JSON.stringify({ ...r, tasks, budget, testExamples }));
+        progress.log(`${key} seed ${seed}: done in ${formatDuration(r.trainSeconds)}`);
       }
     }
   } finally {
@@ -182,7 +191,9 @@ export async function main(argv: string[]): Promise<BenchSummary | undefined> {
     writeFileSync(
       values.svg,
       barChartSvg(summaryChartData(summary), {
-        title: 'Trained test score per target task (demo suite, frozen backbone)',
+        title:
+          `Trained test score per target task: ${budget.steps} steps, seeds ${seeds.join(',')}, ` +
+          `${evalMode === 'rank' ? 'label scoring' : 'generation'}`,
         subtitle: `${settings.replace(', seeds', ',\nseeds')}; backbone ${basename(backbone)}`,
         yLabel: 'test accuracy (%)',
         xLabel: 'target task',
@@ -192,11 +203,8 @@ export async function main(argv: string[]): Promise<BenchSummary | undefined> {
       }),
     );
   }
-  if (values.json) {
-    console.log(JSON.stringify({ ...summary, budget, testExamples, backbone }));
-  } else {
-    printTable(summary, settings, evalMode, results);
-  }
+  emit(JSON.stringify({ ...summary, budget, testExamples, backbone }));
+  if (!values.json) printTable(summary, settings, evalMode, results);
   return summary;
 }
 
@@ -239,7 +247,12 @@ function printTable(summary: BenchSummary, settings: string, evalMode: EvalMode,
     );
     console.log(`  ${col('target', 14)}${first.candidates.map((c) => col(c, 17)).join('')}`);
     for (const [task, a] of Object.entries(byTask)) {
-      console.log(`  ${col(task, 14)}${a.weights.map((w) => col(w.toFixed(3), 17)).join('')}`);
+      // The source with the most attention ('target', the task's own prompt, is not a source).
+      const sources = a.candidates.map((c, j) => [c, a.weights[j]!] as const).filter(([c]) => c !== 'target');
+      const top = sources.reduce((b, x) => (x[1] > b[1] ? x : b), sources[0]!);
+      console.log(
+        `  ${col(task, 14)}${a.weights.map((w) => col(w.toFixed(3), 17)).join('')}most attended source: ${top[0]}`,
+      );
     }
   }
   console.log(

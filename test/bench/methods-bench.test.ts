@@ -37,14 +37,18 @@ test('methods bench: wrong arguments are refused before anything trains', async 
 test('methods bench: every method x seed, mean and spread per task, claims, attention, chart', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bench-methods-'));
   const svgPath = join(dir, 'methods.svg');
+  const jsonPath = join(dir, 'methods.jsonl');
   const seeds = [1, 2];
   try {
     const { summary, lines } = await runMain([
       ...['--steps', '2', '--seeds', seeds.join(','), '--eval-examples', '10', '--test-examples', '20'],
       ...['--eval-mode', 'rank', '--backend', testBackend(), '--json', '--quiet', '--svg', svgPath],
+      ...['--json-file', jsonPath],
     ]);
     assert.ok(summary);
     const objects = lines.map((l) => JSON.parse(l));
+    // --json-file holds the lines --json prints.
+    assert.deepEqual(readFileSync(jsonPath, 'utf8').trimEnd().split('\n'), lines);
     const runKeys = [...METHODS, ...HELD_OUT_RUNS];
     // One JSON object per (method, seed), then the summary.
     assert.equal(objects.length, runKeys.length * seeds.length + 1);
