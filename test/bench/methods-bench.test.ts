@@ -60,6 +60,15 @@ test('methods bench: every method x seed, mean and spread per task, claims, atte
       seeds.flatMap((s) => runKeys.map((k) => `${k}@${s}`)).sort(),
     );
     assert.deepEqual(printed.methods, JSON.parse(JSON.stringify(summary.methods)));
+    // Identical source stages train once per seed: ATTEMPT-m reuses ATTEMPT's source prompts, the held-out SPT
+    // run the SPT memory.
+    for (const s of seeds) {
+      const reused = (key: string) => runs.find((r) => r.method === key && r.seed === s)!.reusedStages;
+      assert.deepEqual(reused('attempt'), []);
+      assert.deepEqual(reused('attempt-m'), ['sources']);
+      assert.deepEqual(reused('spt'), []);
+      assert.deepEqual(reused('spt-held-out'), ['memory']);
+    }
     assert.deepEqual(summary.seeds, seeds);
 
     for (const t of TARGETS) {
