@@ -8,7 +8,14 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // Modules the benches share, not benches themselves.
-const HELPERS = new Set(['main.js', 'backend-child.js']);
+const HELPERS = new Set([
+  'main.js',
+  'backend-child.js',
+  'methods-jobs.js',
+  'methods-run.js',
+  'methods-stats.js',
+  'methods-summary.js',
+]);
 const available = readdirSync(here)
   .filter((f) => f.endsWith('.js') && !HELPERS.has(f))
   .map((f) => f.replace(/\.js$/, ''))

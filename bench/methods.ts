@@ -1,259 +1,73 @@
 /**
- * Do the methods learn? Trains prompt tuning, ATTEMPT-m, TPT and SPT on the demo suite's TARGET tasks with the
- * frozen demo backbone, and prints per target task each method's TEST score against chance (chanceLevel) and
- * against the untrained model (the method's initial parameters, evaluated before its target stage trains), plus
- * the training wall time. The trainer selects the best step on validation; the table is on the test split.
+ * Do the methods learn, and do the papers' claims hold here? Trains prompt tuning (PT), ATTEMPT (single-task: one
+ * target stage per target task), ATTEMPT-m (multi-task), TPT and SPT on the demo suite's TARGET tasks with the
+ * frozen demo backbone, once per seed (the seed drives initialisation, data order and dropout), and reports per
+ * method and target task the TEST score of the untrained method (its initial parameters, after any source stage,
+ * before its target stage trains) and of the trained one (the best validation step), as mean ± sample standard
+ * deviation over seeds (min..max in the JSON), the gain, chance (chanceLevel) and the majority-label baseline.
  *
- *   npm run bench -- methods [--steps 150] [--methods pt,attempt,tpt,spt] [--eval-mode generate|rank] [--json]
+ *   npm run bench -- methods [--steps 150] [--seeds 42,7,1234] [--methods pt,attempt,attempt-m,tpt,spt]
+ *                            [--held-out demo-dining|none] [--eval-mode generate|rank] [--json] [--json-file FILE]
+ *                            [--svg FILE]   (--help lists the rest)
+ *
+ * Claims, each with a verdict from the per-seed paired differences (methods-stats.ts pairedVerdict):
+ *   (a) ATTEMPT-m and ATTEMPT beat PT on each target; (b) TPT beats PT on each target;
+ *   (c) SPT helps on a held-out task: SPT's target stage trains on the other two targets and is scored zero-shot
+ *       on the held-out one, against a shared prompt (prompt tuning, one prompt for all tasks) trained on the same
+ *       two, and against SPT's own untrained score there.
+ * ATTEMPT's attention read-out: per target task, the mean attention weight on each source prompt and on the
+ * target prompt over the test examples (the method's own `inspect`, as `promptmesh method run` prints it),
+ * averaged over seeds.
  *
  * `--eval-mode` is how validation (step selection) and the test scores predict a label (see EvalMode): 'generate',
- * the job default and the papers' way, or 'rank' (label scoring), which the tables in docs/methods.md used.
+ * the job default and the papers' way, or 'rank' (label scoring).
  *
- * Budget: every method gets the same target stage (same steps, batch, prompt learning rate, validation). ATTEMPT,
- * TPT and SPT also get a source stage of the same number of steps over the six source tasks, because that is what
- * they are (transfer from sources): source prompts by prompt tuning, TPT's token bank, SPT's memory (see
- * docs/methods.md).
+ * Budget: every method gets the same target stage (same steps, batch, prompt learning rate, validation); single-task
+ * ATTEMPT gets one such stage per target with a third of the batch, so each target prompt sees the same examples
+ * and updates as under PT. ATTEMPT, TPT and SPT also get a source stage of the same number of steps over the six
+ * source tasks, because that is what they are (transfer from sources): source prompts by prompt tuning (trained once
+ * per seed and shared by ATTEMPT and ATTEMPT-m), TPT's token bank, SPT's memory (see docs/methods.md).
  */
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/backend/index.js';
-import { type JobConfig, parseJobConfig } from '../src/config/job-config.js';
 import { demoBackboneDir } from '../src/config/paths.js';
-import { chanceLevel, DEMO_TASKS, generateDemoSuite } from '../src/data/demo/index.js';
-import type { PromptMethod } from '../src/methods/index.js';
+import { chanceLevel, generateDemoSuite, majorityBaseline } from '../src/data/demo/index.js';
 import { loadT5Model } from '../src/model/load-t5.js';
-import type { T5Model } from '../src/model/t5/index.js';
-import type { TensorMap } from '../src/model/tensor-map.js';
-import { loadTokenizer, type Tokenizer } from '../src/model/tokenizer/index.js';
-import { ExampleEncoder } from '../src/train/batching.js';
-import { EVAL_MODES, type EvalMode, evaluateTask } from '../src/train/evaluate.js';
+import { loadTokenizer } from '../src/model/tokenizer/index.js';
+import { barChartSvg } from '../src/telemetry/bar-chart-svg.js';
+import { EVAL_MODES, type EvalMode } from '../src/train/evaluate.js';
 import { formatDuration, type ProgressSink } from '../src/train/progress.js';
-import { createStageMethod, methodTensors, trainerOptions } from '../src/train/run-job.js';
-import { loadTrainTasks } from '../src/train/task-source.js';
-import { Trainer, type TrainTask } from '../src/train/trainer.js';
+import {
+  type Budget,
+  benchRun,
+  HELD_OUT_RUNS,
+  METHOD_LABELS,
+  METHODS,
+  type MethodKey,
+  type RunKey,
+  relatedSources,
+  TARGETS,
+} from './methods-jobs.js';
+import { type RunResult, runBenchJob, type StageCache } from './methods-run.js';
+import { formatStat } from './methods-stats.js';
+import { type BenchSummary, benchSummary, summaryChartData } from './methods-summary.js';
 
-const SOURCES = DEMO_TASKS.filter((t) => t.role === 'source').map((t) => t.name);
-const TARGETS = DEMO_TASKS.filter((t) => t.role === 'target').map((t) => t.name);
-const METHODS = ['pt', 'attempt', 'tpt', 'spt'] as const;
-type MethodKey = (typeof METHODS)[number];
+export const DEFAULT_SEEDS = [42, 7, 1234] as const;
+export const DEFAULT_HELD_OUT = 'demo-dining';
 
-interface Budget {
-  steps: number;
-  batchSize: number;
-  lr: number;
-  promptLength: number;
-  evalExamples: number;
-  evalMode: EvalMode;
-  seed: number;
-  /** The backbone's training dropout; null: the checkpoint's dropout_rate. */
-  dropout: number | null;
-}
-
-/** Each method's stages; the last one trains on the target tasks and is the one measured. */
-function methodStages(key: MethodKey, b: Budget): Record<string, unknown>[] {
-  const train = (lr: Record<string, number>) => ({
-    steps: b.steps,
-    batchSize: b.batchSize,
-    microBatchSize: b.batchSize,
-    seed: b.seed,
-    dropout: b.dropout,
-    lr,
-    // Explicit, so every method gets the same decay (ATTEMPT's own default is 0).
-    weightDecay: 1e-5,
-    warmupSteps: Math.min(10, Math.floor(b.steps / 10)),
-    evalEvery: Math.max(1, Math.ceil(b.steps / 3)),
-    evalExamples: b.evalExamples,
-    evalMode: b.evalMode,
-  });
-  const n = b.promptLength;
-  switch (key) {
-    case 'pt':
-      return [
-        {
-          name: 'targets',
-          method: { name: 'prompt-tuning', perTask: true, promptLength: n },
-          tasks: TARGETS,
-          train: train({ prompt: b.lr }),
-        },
-      ];
-    case 'attempt':
-      return [
-        {
-          name: 'sources',
-          method: { name: 'prompt-tuning', perTask: true, promptLength: n },
-          tasks: SOURCES,
-          train: train({ prompt: b.lr }),
-        },
-        {
-          name: 'targets',
-          method: {
-            name: 'attempt',
-            multiTask: true,
-            promptLength: n,
-            attentionDim: 16,
-            sources: SOURCES.map((s) => `prompt.${s}`),
-          },
-          tasks: TARGETS,
-          train: train({ prompt: b.lr, attention: 0.05 }),
-        },
-      ];
-    case 'tpt': {
-      const tpt = { bankSize: 60, topK: n, taskPromptLength: n };
-      return [
-        {
-          name: 'bank',
-          method: { name: 'tpt', stage: 'bank', ...tpt },
-          tasks: SOURCES,
-          train: train({ bank: b.lr }),
-        },
-        {
-          name: 'targets',
-          method: { name: 'tpt', stage: 'target', bankFrom: 'bank', ...tpt },
-          tasks: TARGETS,
-          train: train({ prompt: b.lr }),
-        },
-      ];
-    }
-    case 'spt': {
-      const spt = { memorySlots: 8, memoryLength: 4, topK: 2, promptLength: n, sharedPrompt: true };
-      return [
-        {
-          name: 'memory',
-          method: { name: 'spt', ...spt },
-          tasks: SOURCES,
-          train: train({ prompt: b.lr, memory: b.lr }),
-        },
-        {
-          name: 'targets',
-          method: { name: 'spt', ...spt, memoryFrom: 'memory', keysFrom: 'keys', promptFrom: 'prompt' },
-          tasks: TARGETS,
-          train: train({ prompt: b.lr, memory: b.lr }),
-        },
-      ];
-    }
-  }
-}
-
-function methodJob(key: MethodKey, backbone: string, b: Budget): JobConfig {
-  return parseJobConfig(
-    {
-      jobId: `bench-${key}`,
-      backbone,
-      data: { suite: 'demo' },
-      maxSourceLength: 64,
-      maxTargetLength: 8,
-      stages: methodStages(key, b),
-    },
-    { source: `bench methods (${key})` },
-  );
-}
-
-function testScores(
-  model: T5Model,
-  method: PromptMethod,
-  encoder: ExampleEncoder,
-  tasks: readonly TrainTask[],
-  mode: EvalMode,
-  maxNewTokens: number,
-): TestScores {
-  const out: TestScores = { scores: {}, invalid: {}, samples: {} };
-  for (const t of tasks) {
-    const r = evaluateTask(
-      model,
-      method,
-      encoder,
-      { name: t.name, spec: t.spec, examples: t.test ?? [] },
-      { batchSize: 50, maxExamples: 0, maxNewTokens, mode, split: 'test' },
-    );
-    out.scores[t.name] = r.score;
-    out.invalid[t.name] = r.invalid;
-    out.samples[t.name] = r.predictions.slice(0, 5);
-  }
-  return out;
-}
-
-/** Test-split scores per task, how many predictions were not a label (generation only), and the first five. */
-interface TestScores {
-  scores: Record<string, number>;
-  invalid: Record<string, number>;
-  samples: Record<string, string[]>;
-}
-
-interface MethodResult {
-  method: MethodKey;
-  untrained: Record<string, number>;
-  trained: Record<string, number>;
-  /** Test predictions that were not a label string (0 under label scoring), untrained and trained. */
-  invalidUntrained: Record<string, number>;
-  invalidTrained: Record<string, number>;
-  /** The trained method's first five test predictions per task. */
-  samples: Record<string, string[]>;
-  /** Validation average of the selected step and which step it was. */
-  validation: { step: number; average: number } | undefined;
-  /** Wall time of each stage's training (evaluations included), seconds. */
-  stageSeconds: Record<string, number>;
-  trainSeconds: number;
-}
-
-/** Runs a method's stages like runJob, measuring the last stage on test before and after it trains. */
-function runMethod(
-  key: MethodKey,
-  job: JobConfig,
-  model: T5Model,
-  tokenizer: Tokenizer,
-  progress: ProgressSink,
-): MethodResult {
-  const encoder = new ExampleEncoder(tokenizer, {
-    maxSourceLength: job.maxSourceLength,
-    maxTargetLength: job.maxTargetLength,
-  });
-  let inputs: TensorMap = new Map();
-  const stageSeconds: Record<string, number> = {};
-  let result: Omit<MethodResult, 'stageSeconds' | 'trainSeconds'> | undefined;
-  job.stages.forEach((stage, i) => {
-    const last = i === job.stages.length - 1;
-    const tasks = loadTrainTasks(job.data, stage.tasks);
-    const method = createStageMethod(stage, model, inputs, job.maxSourceLength);
-    try {
-      const mode = stage.train.evalMode;
-      const untrained = last
-        ? testScores(model, method, encoder, tasks, mode, job.maxTargetLength)
-        : undefined;
-      progress.log(`${key}: stage '${stage.name}' (${stage.method.name}) on ${stage.tasks.join(', ')}`);
-      const t0 = performance.now();
-      const r = new Trainer(
-        model,
-        method,
-        encoder,
-        tasks,
-        trainerOptions(stage, progress, job.maxTargetLength),
-      ).run();
-      stageSeconds[stage.name] = (performance.now() - t0) / 1000;
-      // Evaluate (and hand on) the validation-selected parameters, not the last step's.
-      for (const p of method.params) {
-        const best = r.bestParams.get(p.name)!;
-        tf.tidy(() => p.variable.assign(tf.tensor(best, p.variable.shape, 'float32')));
-      }
-      if (last) {
-        const trained = testScores(model, method, encoder, tasks, mode, job.maxTargetLength);
-        result = {
-          method: key,
-          untrained: untrained!.scores,
-          trained: trained.scores,
-          invalidUntrained: untrained!.invalid,
-          invalidTrained: trained.invalid,
-          samples: trained.samples,
-          validation: r.best ? { step: r.best.step, average: r.best.average } : undefined,
-        };
-      }
-      inputs = new Map([...inputs, ...methodTensors(method, r.bestParams)]);
-    } finally {
-      method.dispose();
-    }
-  });
-  const trainSeconds = Object.values(stageSeconds).reduce((a, b) => a + b, 0);
-  return { ...result!, stageSeconds, trainSeconds };
-}
+const USAGE =
+  'npm run bench -- methods [--steps 150] [--seeds 42,7,1234 | --seed N] [--methods pt,attempt,attempt-m,tpt,spt]\n' +
+  '                         [--held-out demo-dining|demo-entail|demo-count|none] [--lr 0.3] [--prompt-length 10]\n' +
+  '                         [--eval-examples 100] [--test-examples 0 (all)] [--eval-mode generate|rank]\n' +
+  "                         [--dropout RATE (default: the checkpoint's)] [--backbone DIR] [--backend wasm]\n" +
+  '                         [--json] [--json-file FILE] [--svg FILE] [--quiet]\n' +
+  '  --seeds: every method runs once per seed (init, data order, dropout); --seed N is one seed.\n' +
+  "  --held-out: claim (c)'s task (runs when --methods has spt): SPT and a shared prompt train on the other targets.\n" +
+  '  --eval-examples: validation examples per task for step selection; --test-examples: test examples scored.\n' +
+  '  --json: print one JSON object per (method, seed), then one summary object, instead of the table;\n' +
+  '  --json-file: write those lines to FILE too (beside the table); --svg: write a bar chart of the table.';
 
 const quietProgress = (enabled: boolean): ProgressSink => ({
   update: () => {},
@@ -263,7 +77,19 @@ const quietProgress = (enabled: boolean): ProgressSink => ({
   done: () => {},
 });
 
-export async function main(argv: string[]): Promise<void> {
+function parseSeeds(seeds: string | undefined, seed: string | undefined): number[] {
+  if (seeds !== undefined && seed !== undefined) throw new Error('give --seeds or --seed, not both');
+  const list = seed ?? seeds ?? DEFAULT_SEEDS.join(',');
+  const out = list.split(',').map((s) => Number(s.trim()));
+  if (out.length === 0 || out.some((s) => !Number.isInteger(s))) {
+    throw new Error(`--seeds: integers separated by commas, got '${list}'`);
+  }
+  if (new Set(out).size !== out.length) throw new Error(`--seeds: '${list}' repeats a seed`);
+  return out;
+}
+
+/** Runs the bench; prints the table (or JSON lines), writes the chart, and returns the summary. */
+export async function main(argv: string[]): Promise<BenchSummary | undefined> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -272,23 +98,24 @@ export async function main(argv: string[]): Promise<void> {
       lr: { type: 'string', default: '0.3' },
       'prompt-length': { type: 'string', default: '10' },
       'eval-examples': { type: 'string', default: '100' },
+      'test-examples': { type: 'string', default: '0' },
       'eval-mode': { type: 'string', default: 'generate' },
-      seed: { type: 'string', default: '42' },
+      seeds: { type: 'string' },
+      seed: { type: 'string' },
+      'held-out': { type: 'string', default: DEFAULT_HELD_OUT },
       dropout: { type: 'string' },
       backbone: { type: 'string' },
       backend: { type: 'string', default: 'wasm' },
       json: { type: 'boolean', default: false },
+      svg: { type: 'string' },
+      'json-file': { type: 'string' },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    console.log(
-      'npm run bench -- methods [--steps 150] [--methods pt,attempt,tpt,spt] [--lr 0.3] [--prompt-length 10]\n' +
-        "                         [--eval-examples 100] [--eval-mode generate|rank] [--seed 42] [--dropout RATE (default: the checkpoint's)]\n" +
-        '                         [--backbone DIR] [--backend wasm] [--json] [--quiet]',
-    );
-    return;
+    console.log(USAGE);
+    return undefined;
   }
   const keys = values.methods.split(',').map((m) => m.trim());
   for (const k of keys) {
@@ -299,6 +126,12 @@ export async function main(argv: string[]): Promise<void> {
   if (!EVAL_MODES.includes(evalMode)) {
     throw new Error(`--eval-mode: unknown mode '${evalMode}'; known: ${EVAL_MODES.join(', ')}`);
   }
+  const heldOutArg = values['held-out'];
+  if (heldOutArg !== 'none' && !TARGETS.includes(heldOutArg)) {
+    throw new Error(`--held-out: one of ${TARGETS.join(', ')} or none, got '${heldOutArg}'`);
+  }
+  const heldOut = heldOutArg !== 'none' && keys.includes('spt') ? heldOutArg : undefined;
+  const seeds = parseSeeds(values.seeds, values.seed);
   const budget: Budget = {
     steps: Number.parseInt(values.steps, 10),
     batchSize: 32,
@@ -306,53 +139,125 @@ export async function main(argv: string[]): Promise<void> {
     promptLength: Number.parseInt(values['prompt-length'], 10),
     evalExamples: Number.parseInt(values['eval-examples'], 10),
     evalMode,
-    seed: Number.parseInt(values.seed, 10),
     dropout: values.dropout === undefined ? null : Number(values.dropout),
   };
+  const testExamples = Number.parseInt(values['test-examples'], 10);
+  if (!(testExamples >= 0))
+    throw new Error(`--test-examples: 0 (all) or more, got '${values['test-examples']}'`);
   await selectBackend({ requested: values.backend, log: () => {} });
   const backbone = values.backbone ?? demoBackboneDir();
   const tokenizer = await loadTokenizer(backbone);
   const model = loadT5Model(backbone).model;
   const suite = generateDemoSuite({ tasks: TARGETS });
-  const chance = Object.fromEntries(
-    suite.tasks.map((t) => [t.def.name, chanceLevel(t.def.name, t.test)] as const),
-  );
+  const tasks: BenchSummary['tasks'] = {};
+  for (const t of suite.tasks) {
+    const test = testExamples > 0 ? t.test.slice(0, testExamples) : t.test;
+    tasks[t.def.name] = {
+      chance: chanceLevel(t.def.name, test),
+      majority: majorityBaseline(test),
+      relatedSources: relatedSources(t.def.name),
+    };
+  }
+  const runKeys: RunKey[] = [...(keys as MethodKey[]), ...(heldOut ? HELD_OUT_RUNS : [])];
   const progress = quietProgress(!values.quiet && !values.json);
-  const results: MethodResult[] = [];
+  const results: RunResult[] = [];
+  const jsonFile = values['json-file'];
+  if (jsonFile) writeFileSync(jsonFile, '');
+  const emit = (line: string) => {
+    if (values.json) console.log(line);
+    if (jsonFile) appendFileSync(jsonFile, `${line}\n`);
+  };
   try {
-    for (const key of keys as MethodKey[]) {
-      const r = runMethod(key, methodJob(key, backbone, budget), model, tokenizer, progress);
-      results.push(r);
-      if (values.json) console.log(JSON.stringify({ ...r, chance, budget }));
-      else progress.log(`${key}: done in ${formatDuration(r.trainSeconds)}`);
+    for (const seed of seeds) {
+      // Identical source stages (ATTEMPT's and ATTEMPT-m's source prompts, SPT's memory) train once per seed.
+      const cache: StageCache = new Map();
+      for (const key of runKeys) {
+        const run = benchRun(key, backbone, budget, seed, heldOut);
+        const r = runBenchJob(run, model, tokenizer, { testExamples, progress, cache });
+        results.push(r);
+        emit(JSON.stringify({ ...r, tasks, budget, testExamples }));
+        progress.log(`${key} seed ${seed}: done in ${formatDuration(r.trainSeconds)}`);
+      }
     }
   } finally {
     model.dispose();
   }
-  if (values.json) return;
-  const col = (s: string, w: number) => s.padEnd(w);
-  console.log(
-    `test accuracy (%), ${budget.steps} steps per stage, batch ${budget.batchSize}, prompt lr ${budget.lr}, ` +
-      `prompt length ${budget.promptLength}, seed ${budget.seed}, labels predicted by ${budget.evalMode === 'rank' ? 'label scoring' : 'generation'} (--eval-mode ${budget.evalMode})`,
-  );
-  console.log(
-    `${col('method', 10)}${TARGETS.map((t) => col(`${t} (chance ${chance[t]!.toFixed(1)})`, 32)).join('')}train time`,
-  );
-  for (const r of results) {
-    const invalid = (t: string) =>
-      budget.evalMode === 'generate' ? ` (${r.invalidUntrained[t]}/${r.invalidTrained[t]} invalid)` : '';
-    const cells = TARGETS.map((t) =>
-      col(`${r.untrained[t]!.toFixed(1)} -> ${r.trained[t]!.toFixed(1)}${invalid(t)}`, 32),
+  const summary = benchSummary(results, seeds, tasks, heldOut);
+  const settings =
+    `${budget.steps} steps per stage, batch ${budget.batchSize}, prompt lr ${budget.lr}, prompt length ` +
+    `${budget.promptLength}, seeds ${seeds.join(',')}, labels by ${evalMode === 'rank' ? 'label scoring' : 'generation'} ` +
+    `(--eval-mode ${evalMode}), ${testExamples > 0 ? `${testExamples}` : 'all'} test examples per task`;
+  if (values.svg) {
+    writeFileSync(
+      values.svg,
+      barChartSvg(summaryChartData(summary), {
+        title:
+          `Trained test score per target task: ${budget.steps} steps, seeds ${seeds.join(',')}, ` +
+          `${evalMode === 'rank' ? 'label scoring' : 'generation'}`,
+        subtitle: `${settings.replace(', seeds', ',\nseeds')}; backbone ${basename(backbone)}`,
+        yLabel: 'test accuracy (%)',
+        xLabel: 'target task',
+        spreadLabel: `± sample sd over ${seeds.length} seed${seeds.length > 1 ? 's' : ''}`,
+        markerLabel: 'untrained (mean)',
+        referenceLabel: 'chance',
+      }),
     );
-    const stages = Object.entries(r.stageSeconds)
-      .map(([s, v]) => `${s} ${v.toFixed(0)}s`)
-      .join(' + ');
-    console.log(`${col(r.method, 10)}${cells.join('')}${stages}`);
+  }
+  emit(JSON.stringify({ ...summary, budget, testExamples, backbone }));
+  if (!values.json) printTable(summary, settings, evalMode, results);
+  return summary;
+}
+
+function printTable(summary: BenchSummary, settings: string, evalMode: EvalMode, results: RunResult[]): void {
+  const col = (s: string, w: number) => s.padEnd(w);
+  console.log(`test accuracy (%), mean ± sample sd over seeds; ${settings}`);
+  for (const [task, info] of Object.entries(summary.tasks)) {
+    console.log(
+      `\n${task}: chance ${info.chance.toFixed(1)}, majority label ${info.majority.toFixed(1)}, related sources ${info.relatedSources.join(', ')}`,
+    );
+    console.log(
+      `  ${col('method', 32)}${col('untrained', 16)}${col('trained', 16)}${col('gain', 16)}${evalMode === 'generate' ? 'invalid (untrained/trained, mean)' : ''}`,
+    );
+    for (const [key, cells] of Object.entries(summary.methods) as [
+      RunKey,
+      BenchSummary['methods'][RunKey],
+    ][]) {
+      const c = cells?.[task];
+      if (!c) continue;
+      const runs = results.filter((r) => r.method === key);
+      const inv = (which: 'invalidUntrained' | 'invalidTrained') =>
+        (runs.reduce((a, r) => a + (r[which][task] ?? 0), 0) / runs.length).toFixed(0);
+      const label = `${METHOD_LABELS[key]}${c.heldOut ? ' (zero-shot)' : ''}`;
+      console.log(
+        `  ${col(label, 32)}${col(formatStat(c.untrained), 16)}${col(formatStat(c.trained), 16)}${col(formatStat(c.gain, true), 16)}${evalMode === 'generate' ? `${inv('invalidUntrained')}/${inv('invalidTrained')}` : ''}`,
+      );
+    }
+  }
+  console.log('\nclaims (per-seed paired differences of the trained test score, better - baseline):');
+  for (const c of summary.claims) {
+    const diff = formatStat({ mean: c.mean, sd: c.sd }, true);
+    console.log(`  (${c.id}) ${c.text}: ${diff} over seeds ${c.seeds.join(',')} -> ${c.verdict}`);
+  }
+  for (const [key, byTask] of Object.entries(summary.attention)) {
+    if (!byTask) continue;
+    const first = Object.values(byTask)[0];
+    if (!first) continue;
+    console.log(
+      `\n${METHOD_LABELS[key as RunKey]} attention (mean over test examples, then over seeds): target task x candidate prompt`,
+    );
+    console.log(`  ${col('target', 14)}${first.candidates.map((c) => col(c, 17)).join('')}`);
+    for (const [task, a] of Object.entries(byTask)) {
+      // The source with the most attention ('target', the task's own prompt, is not a source).
+      const sources = a.candidates.map((c, j) => [c, a.weights[j]!] as const).filter(([c]) => c !== 'target');
+      const top = sources.reduce((b, x) => (x[1] > b[1] ? x : b), sources[0]!);
+      console.log(
+        `  ${col(task, 14)}${a.weights.map((w) => col(w.toFixed(3), 17)).join('')}most attended source: ${top[0]}`,
+      );
+    }
   }
   console.log(
-    'cells: untrained (initial parameters) -> trained (best validation step), on the test split' +
-      (budget.evalMode === 'generate'
-        ? '; invalid: generated strings that are no label, untrained/trained'
-        : ''),
+    '\ncells: untrained (initial parameters, after any source stage) and trained (best validation step) test scores;' +
+      ' gain = trained - untrained per seed; verdicts: holds when the mean paired difference exceeds its sd,' +
+      ' does not hold when it is at most -sd, otherwise inconclusive',
   );
 }

@@ -24,6 +24,7 @@ const NATIVE_SUITES = [
   '/test/runtime/equivalence.',
   '/test/train/pretrain-trainable.',
   '/test/cli/eval-predict.',
+  '/test/bench/methods-bench.',
 ];
 
 function walk(dir) {

@@ -5,6 +5,9 @@
  * needs nothing but a browser to open.
  */
 import type { HistoryRecord } from '../train/history.js';
+import { escapeXml as esc, formatTick as fmt, niceTicks, PALETTE } from './svg-style.js';
+
+export { niceTicks };
 
 export interface PlotOptions {
   title?: string;
@@ -13,48 +16,9 @@ export interface PlotOptions {
   smoothing?: number;
 }
 
-/** Colour-blind-safe categorical colours (Okabe-Ito, then four of Paul Tol's), then repeats. */
-const PALETTE = [
-  '#0072B2',
-  '#E69F00',
-  '#009E73',
-  '#D55E00',
-  '#CC79A7',
-  '#56B4E9',
-  '#F0E442',
-  '#000000',
-  '#882255',
-  '#999933',
-  '#44AA99',
-  '#332288',
-];
-
 interface Series {
   name: string;
   points: [number, number][];
-}
-
-const esc = (s: string) =>
-  s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
-
-/** Round numbers for an axis from lo to hi, about `n` of them. */
-export function niceTicks(lo: number, hi: number, n = 5): number[] {
-  if (!(hi > lo)) return [lo];
-  const raw = (hi - lo) / n;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
-  const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
-    out.push(Number(v.toPrecision(12)));
-  return out;
-}
-
-function fmt(v: number): string {
-  if (v === 0) return '0';
-  const a = Math.abs(v);
-  if (a >= 1000) return `${(v / 1000).toFixed(a >= 10000 ? 0 : 1)}k`;
-  if (a >= 1) return Number(v.toFixed(2)).toString();
-  return Number(v.toPrecision(2)).toString();
 }
 
 /** Stage boundaries and each stage's step offset on the shared axis, in the order stages first appear. */
