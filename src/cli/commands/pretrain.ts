@@ -76,6 +76,23 @@ function readTextFile(file: string): string[] {
   return lines;
 }
 
+/** `demo-nli=3,demo-qa=2` -> { 'demo-nli': 3, 'demo-qa': 2 }. */
+function parseSourceWeights(spec: string | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (spec === undefined || spec.trim() === '') return out;
+  for (const part of spec.split(',')) {
+    const m = /^\s*([A-Za-z0-9_-]+)\s*=\s*([0-9.]+)\s*$/.exec(part);
+    const w = m ? Number(m[2]) : Number.NaN;
+    if (!m || !(w >= 0) || !Number.isFinite(w)) {
+      throw new UsageError(
+        `--source-weights expects TASK=W pairs such as demo-nli=3,demo-qa=2; got '${part}'`,
+      );
+    }
+    out[m[1]!] = w;
+  }
+  return out;
+}
+
 /** The pretrain.json of a folder a run continues from, so the record keeps the whole recipe. */
 function readPreviousRecord(dir: string): unknown {
   try {
@@ -186,6 +203,13 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       description: `supervised examples per demo source task (default ${D.sourceExamples}, the suite's training split; more are drawn from the same generators, never repeating the suite's validation or test examples)`,
     },
     {
+      name: 'source-weights',
+      type: 'string',
+      value: 'TASK=W,...',
+      description:
+        'relative share of each demo source task among the supervised examples, e.g. demo-nli=3,demo-arithmetic=2 (tasks not named: 1; default: every example equally likely)',
+    },
+    {
       name: 'prefix-lm-fraction',
       type: 'string',
       value: 'X',
@@ -266,8 +290,15 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       ? readTextFile(textFile)
       : demoPretrainText(positiveInt(ctx, 'text-count', D.textCount), seed);
     const sourceExamples = positiveInt(ctx, 'source-examples', D.sourceExamples);
-    const supervised: SupervisedPair[] =
-      supervisedFraction > 0 ? demoSourcePairs(DEFAULT_DEMO_SEED, sourceExamples) : [];
+    const sourceWeights = parseSourceWeights(optString(ctx, 'source-weights'));
+    let supervised: SupervisedPair[] = [];
+    if (supervisedFraction > 0) {
+      try {
+        supervised = demoSourcePairs(DEFAULT_DEMO_SEED, sourceExamples, sourceWeights);
+      } catch (err) {
+        throw new UsageError(`--source-weights: ${(err as Error).message}`);
+      }
+    }
     log(
       `pretrain: ${texts.length} passages${textFile ? ` from ${textFile}` : ' of demo text'}, ` +
         `${supervised.length} supervised source-task examples (fraction ${supervisedFraction})`,
@@ -363,6 +394,7 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       vocabSize: tokenizer.vocabSize,
       supervisedFraction,
       sourceExamples,
+      ...(Object.keys(sourceWeights).length > 0 ? { sourceWeights } : {}),
       supervisedExamples: supervised.length,
       prefixLmFraction,
       lossWeighting: D.lossWeighting,

@@ -25,8 +25,22 @@ export function demoPretrainText(count: number, seed: number = DEFAULT_DEMO_SEED
  * (as T5's mixture draws from large task corpora). Extra examples never repeat a source of the suite's own
  * splits, so the validation and test splits (the probe, the source prompts' evaluation) stay unseen.
  */
-export function demoSourcePairs(seed: number = DEFAULT_DEMO_SEED, perTask = 0): SupervisedPair[] {
+export function demoSourcePairs(
+  seed: number = DEFAULT_DEMO_SEED,
+  perTask = 0,
+  weights: Readonly<Record<string, number>> = {},
+): SupervisedPair[] {
   const suite = generateDemoSuite({ seed, tasks: demoTaskNames('source') });
+  const unknown = Object.keys(weights).filter((k) => !demoTaskNames('source').includes(k));
+  if (unknown.length > 0) {
+    throw new RangeError(
+      `unknown demo source task(s) ${unknown.join(', ')}; known: ${demoTaskNames('source').join(', ')}`,
+    );
+  }
+  if (Object.keys(weights).length > 0) {
+    // Tasks not named keep weight 1 (relative to the named ones).
+    weights = Object.fromEntries(demoTaskNames('source').map((n) => [n, weights[n] ?? 1]));
+  }
   return suite.tasks.flatMap((t) => {
     if (t.def.role !== 'source') throw new Error(`internal: ${t.def.name} is not a source task`);
     const pairs = t.train.map((e) => ({ source: e.source, target: e.target }));
@@ -40,7 +54,10 @@ export function demoSourcePairs(seed: number = DEFAULT_DEMO_SEED, perTask = 0): 
         if (!taken.has(e.source)) pairs.push({ source: e.source, target: e.target });
       }
     }
-    return pairs;
+    // A task's weight is spread over its pairs, so tasks are drawn in proportion to their weights whatever
+    // their number of pairs; without weights pairs are drawn uniformly (tasks in proportion to their sizes).
+    const w = weights[t.def.name];
+    return w === undefined ? pairs : pairs.map((p) => ({ ...p, weight: w / pairs.length }));
   });
 }
 

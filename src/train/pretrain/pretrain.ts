@@ -111,6 +111,33 @@ export interface PretrainResult {
 export interface SupervisedPair {
   source: string;
   target: string;
+  /** Relative sampling weight (default 1): a pair of weight 2 is drawn twice as often as one of weight 1. */
+  weight?: number;
+}
+
+/** Draws an index of `pairs` with probability proportional to its weight; uniform (randInt) when none is set. */
+function weightedPicker(pairs: readonly SupervisedPair[]): (rng: () => number) => number {
+  if (pairs.every((p) => p.weight === undefined)) return (rng) => randInt(rng, pairs.length);
+  const cumulative: number[] = [];
+  let total = 0;
+  for (const p of pairs) {
+    const w = p.weight ?? 1;
+    if (!(w >= 0 && Number.isFinite(w))) throw new RangeError(`pretrain: pair weight must be >= 0, got ${w}`);
+    total += w;
+    cumulative.push(total);
+  }
+  if (!(total > 0)) throw new RangeError('pretrain: supervised pair weights sum to 0');
+  return (rng) => {
+    const x = rng() * total;
+    let lo = 0;
+    let hi = cumulative.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cumulative[mid]! > x) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
 }
 
 /** Concatenates tokenized passages and cuts the stream into chunks of `chunkTokens` (the last partial one kept). */
@@ -191,6 +218,7 @@ export function pretrainBackbone(
     }
     return hit;
   };
+  const pickSupervised = weightedPicker(supervised);
   const batchExamples = (step: number): PretrainExample[] => {
     const rng = rngFor(options.seed, 'pretrain-batch', step);
     const out: PretrainExample[] = [];
@@ -198,7 +226,7 @@ export function pretrainBackbone(
       // One draw decides the kind, so a run without prefix LM consumes the stream exactly as before it existed.
       const kind = supervised.length > 0 || prefixLm > 0 ? rng() : 1;
       if (supervised.length > 0 && kind < options.supervisedFraction) {
-        out.push(supervisedExample(randInt(rng, supervised.length)));
+        out.push(supervisedExample(pickSupervised(rng)));
       } else if (kind < options.supervisedFraction + prefixLm) {
         out.push(prefixLmExample(lmPassages[randInt(rng, lmPassages.length)]!, rng, eos));
       } else {
