@@ -116,7 +116,7 @@ export interface SupervisedPair {
 }
 
 /** Draws an index of `pairs` with probability proportional to its weight; uniform (randInt) when none is set. */
-function weightedPicker(pairs: readonly SupervisedPair[]): (rng: () => number) => number {
+export function weightedPicker(pairs: readonly SupervisedPair[]): (rng: () => number) => number {
   if (pairs.every((p) => p.weight === undefined)) return (rng) => randInt(rng, pairs.length);
   const cumulative: number[] = [];
   let total = 0;
