@@ -47,7 +47,7 @@ describe('shipped demo backbone (assets/demo-backbone)', () => {
   test('it has learned the skills the targets share with the sources, as its pretrain.json records', async () => {
     // The demo is only meaningful if prompt tuning has a skill to steer. The recorded probe is re-measured on the
     // shipped weights (so the record is true of this folder) and must show demo-sentiment (the skill of
-    // demo-dining) and demo-topic learned. A change to the demo generator that the backbone was not retrained
+    // demo-dining), demo-topic, arithmetic, QA and entailment learned. A change to the demo generator that the backbone was not retrained
     // for shows up here as a drop.
     const record = JSON.parse(fs.readFileSync(path.join(DIR, 'pretrain.json'), 'utf8')) as {
       sourceAccuracy: { step: number; scores: Record<string, number> }[];
@@ -77,6 +77,11 @@ describe('shipped demo backbone (assets/demo-backbone)', () => {
       }
       assert.ok(measured['demo-sentiment']! >= 0.8, `demo-sentiment ${measured['demo-sentiment']}`);
       assert.ok(measured['demo-topic']! >= 0.9, `demo-topic ${measured['demo-topic']}`);
+      // Stage 2 of the recipe (assets/demo-backbone/README.md) is what taught the skills demo-count and demo-entail
+      // need: arithmetic (the count target's sums), extractive QA and entailment, well above chance (~5, ~25, 33).
+      assert.ok(measured['demo-arithmetic']! >= 0.9, `demo-arithmetic ${measured['demo-arithmetic']}`);
+      assert.ok(measured['demo-qa']! >= 0.4, `demo-qa ${measured['demo-qa']}`);
+      assert.ok(measured['demo-nli']! >= 0.55, `demo-nli ${measured['demo-nli']}`);
     } finally {
       model.dispose();
     }

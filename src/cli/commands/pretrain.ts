@@ -296,7 +296,10 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       try {
         supervised = demoSourcePairs(DEFAULT_DEMO_SEED, sourceExamples, sourceWeights);
       } catch (err) {
-        throw new UsageError(`--source-weights: ${(err as Error).message}`);
+        const m = (err as Error).message;
+        throw new UsageError(
+          /distinct/.test(m) ? `--source-examples ${sourceExamples}: ${m}` : `--source-weights: ${m}`,
+        );
       }
     }
     log(
