@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { currentBackend, selectBackend } from '../../backend/index.js';
-import { DEFAULT_DEMO_SEED, DEMO_LABEL_WORDS } from '../../data/demo/index.js';
+import { DEFAULT_DEMO_SEED, DEMO_LABEL_WORDS, demoTaskNames } from '../../data/demo/index.js';
 import { loadT5Checkpoint, writeT5Checkpoint } from '../../model/checkpoint/index.js';
 import { loadTokenizer, type Tokenizer, writeTokenizerJson } from '../../model/tokenizer/index.js';
 import {
@@ -89,6 +89,13 @@ function parseSourceWeights(spec: string | undefined): Record<string, number> {
       );
     }
     out[m[1]!] = w;
+  }
+  const known = demoTaskNames('source');
+  const unknown = Object.keys(out).filter((k) => !known.includes(k));
+  if (unknown.length > 0) {
+    throw new UsageError(
+      `--source-weights: unknown demo source task(s) ${unknown.join(', ')}; known: ${known.join(', ')}`,
+    );
   }
   return out;
 }
@@ -296,10 +303,7 @@ tasks are never used. Without --tokenizer a SentencePiece Unigram model is train
       try {
         supervised = demoSourcePairs(DEFAULT_DEMO_SEED, sourceExamples, sourceWeights);
       } catch (err) {
-        const m = (err as Error).message;
-        throw new UsageError(
-          /distinct/.test(m) ? `--source-examples ${sourceExamples}: ${m}` : `--source-weights: ${m}`,
-        );
+        throw new UsageError(`--source-examples ${sourceExamples}: ${(err as Error).message}`);
       }
     }
     log(

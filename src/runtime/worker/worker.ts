@@ -641,6 +641,18 @@ export class Worker {
     this.events.onStep?.(result, this.collective.stats());
   }
 
+  private reportCheckpointDone(stage: number, step: number, version: string): void {
+    this.report({
+      type: 'checkpoint-done',
+      incarnation: this.incarnation!,
+      generation: this.generation,
+      workerId: this.opts.workerId,
+      stage,
+      step,
+      version,
+    });
+  }
+
   /** Writes this replica's state at the requested committed step as a bank version (rank 0 is asked). */
   private async onCheckpoint(c: CheckpointMsg): Promise<void> {
     const rt = this.stageRt;
@@ -649,15 +661,7 @@ export class Worker {
     // is in progress): report the version again instead of writing another one.
     const done = this.lastCheckpoint;
     if (done && done.stage === rt.index && done.step === c.step && done.parent === c.parent) {
-      this.report({
-        type: 'checkpoint-done',
-        incarnation: this.incarnation!,
-        generation: this.generation,
-        workerId: this.opts.workerId,
-        stage: rt.index,
-        step: c.step,
-        version: done.version,
-      });
+      this.reportCheckpointDone(rt.index, c.step, done.version);
       return;
     }
     const state = rt.replica.at(c.step);
@@ -727,15 +731,7 @@ export class Worker {
     });
     this.milestone(`checkpoint at step ${c.step}: written`);
     this.lastCheckpoint = { stage: rt.index, step: c.step, parent: c.parent, version: v.id };
-    this.report({
-      type: 'checkpoint-done',
-      incarnation: this.incarnation!,
-      generation: this.generation,
-      workerId: this.opts.workerId,
-      stage: rt.index,
-      step: c.step,
-      version: v.id,
-    });
+    this.reportCheckpointDone(rt.index, c.step, v.id);
     this.events.onCheckpoint?.({
       version: v.id,
       step: c.step,
