@@ -98,6 +98,17 @@ describe('tiny T5 checkpoints', () => {
         }
         const config2 = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
         assert.deepEqual(config2, t5ConfigToJson(config));
+        // Streamed (how loadT5Model reads): each tensor handed over once, in the same order, none collected.
+        const streamed = new Map<string, { shape: number[]; data: Float32Array }>();
+        const again = loadT5Checkpoint(dir, {
+          onTensor: (name, t) => {
+            assert.ok(!streamed.has(name), `${name} handed over twice`);
+            streamed.set(name, t);
+          },
+        });
+        assert.equal(again.tensors.size, 0);
+        assert.deepEqual([...streamed.keys()], [...loaded.tensors.keys()]);
+        assertSameTensors(tensors, streamed);
       });
     }
   }
@@ -239,6 +250,15 @@ describe('loadT5Checkpoint errors', () => {
     );
     assert.equal(e.tensor, 'decoder.block.1.layer.1.EncDecAttention.k.weight');
     assert.equal(e.dir, dir);
+  });
+
+  test('a streamed load checks the whole checkpoint before handing over any tensor', () => {
+    const dir = write('v1');
+    // The last tensor in the file's order is the one missing: nothing may be handed over before that is found.
+    editFile(path.join(dir, 'model.safetensors'), (m) => m.delete([...m.keys()].sort().at(-1)!));
+    let handed = 0;
+    checkpointError(() => loadT5Checkpoint(dir, { onTensor: () => handed++ }), /1 tensor\(s\) missing/);
+    assert.equal(handed, 0);
   });
 
   test('an encoder-only export is recognised', () => {

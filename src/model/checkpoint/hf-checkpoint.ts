@@ -44,6 +44,12 @@ export interface T5Checkpoint {
 export interface LoadT5CheckpointOptions {
   /** Load (and check) only the tensors this accepts, e.g. `(n) => n === 'shared.weight'` for embeddings only. */
   include?: (name: string) => boolean;
+  /**
+   * Hands each tensor over as soon as it is read, instead of collecting them in `tensors` (which is then empty):
+   * the caller moves it to the backend and drops it, so the whole checkpoint is never in JavaScript memory at once.
+   * Everything is checked before the first tensor is read.
+   */
+  onTensor?: (name: string, tensor: Float32Tensor) => void;
 }
 
 /** The folder is not a usable T5 checkpoint; the message says which file/tensor and what to do. */
@@ -333,7 +339,9 @@ export function loadT5Checkpoint(dir: string, opts: LoadT5CheckpointOptions = {}
     const tensors = new Map<string, Float32Tensor>();
     for (const [name, src] of sources) {
       try {
-        tensors.set(name, src.reader.readFloat32(src.stored));
+        const t = src.reader.readFloat32(src.stored);
+        if (opts.onTensor) opts.onTensor(name, t);
+        else tensors.set(name, t);
       } catch (e) {
         if (e instanceof SafetensorsFormatError) {
           throw new CheckpointFormatError(e.message, dir, src.file, name, { cause: e });

@@ -152,3 +152,86 @@ function headwiseMatMul(
     return parts.length === 1 ? parts[0]! : tf.concat(parts, 0);
   });
 }
+
+/** The sizes of one multi-head attention: batch, heads, query and key lengths, width of a head. */
+export interface HeadShape {
+  B: number;
+  H: number;
+  Lq: number;
+  Lk: number;
+  dk: number;
+}
+
+/**
+ * Multi-head attention from the 2-D projections: q [B * Lq, H * dk], k and v [B * Lk, H * dk] -> rows
+ * [B * Lq, H * dk] for the output projection (T5's layout: example-major rows, head-major columns). `biasGrad`: the
+ * bias gets a gradient (a backbone being pretrained learns its relative position table through it); otherwise it
+ * is a constant of the op.
+ *
+ * On wasm: split-head attention between the head transposes, differentiated op by op. Elsewhere one op with the
+ * gradient written out (that of splitHeadAttention, with batched matmuls), which keeps only Q, K and V split into
+ * heads, the probabilities and the dropout mask for the backward pass. Differentiating the composed ops also keeps
+ * each projection before its transpose (a reshape keeps its input), the scores before the bias add (an add keeps
+ * both operands) and the output before its transpose: on the t5-small bench step that held about 120 MB more from
+ * the forward pass to the backward (docs/backends.md). The forward values are the same ops in the same order.
+ */
+export function multiHeadAttention(
+  q: tf.Tensor2D,
+  k: tf.Tensor2D,
+  v: tf.Tensor2D,
+  shape: HeadShape,
+  bias: tf.Tensor,
+  dropout?: AttentionDropout,
+  biasGrad = false,
+): tf.Tensor2D {
+  const { B, H, Lq, Lk, dk } = shape;
+  const toHeads = (t: tf.Tensor, L: number) =>
+    tf.transpose(tf.reshape(t, [B, L, H, dk]), [0, 2, 1, 3]) as tf.Tensor4D;
+  const toRows = (t: tf.Tensor, L: number) =>
+    tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B * L, H * dk]) as tf.Tensor2D;
+  if (transposedMatmulIsSlow()) {
+    return tf.tidy(() =>
+      toRows(splitHeadAttention(toHeads(q, Lq), toHeads(k, Lk), toHeads(v, Lk), bias, dropout), Lq),
+    );
+  }
+  const scale = dropout ? 1 / (1 - dropout.rate) : 1;
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const [q2, k2, v2] = args as tf.Tensor[];
+    const b = biasGrad ? (args[3] as tf.Tensor) : bias;
+    const [qh, kh, vh, probs, out] = tf.tidy(() => {
+      const qh = toHeads(q2!, Lq);
+      const kh = toHeads(k2!, Lk);
+      const vh = toHeads(v2!, Lk);
+      const probs = tf.softmax(tf.add(tf.matMul(qh, kh, false, true), b));
+      const mixed = dropout ? tf.mul(probs, tf.mul(tf.cast(dropout.keep, 'float32'), scale)) : probs;
+      return [qh, kh, vh, probs, toRows(tf.matMul(mixed, vh), Lq)];
+    });
+    save(dropout ? [qh!, kh!, vh!, probs!, dropout.keep] : [qh!, kh!, vh!, probs!]);
+    return {
+      value: out!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [sq, sk, sv, p, keep] = saved as [
+            tf.Tensor4D,
+            tf.Tensor4D,
+            tf.Tensor4D,
+            tf.Tensor4D,
+            tf.Tensor?,
+          ];
+          const m = keep ? tf.mul(tf.cast(keep, 'float32'), scale) : undefined;
+          const dO = toHeads(dy, Lq);
+          const dMixed = tf.matMul(dO, sv, false, true);
+          const dP = m ? tf.mul(dMixed, m) : dMixed;
+          const dS = tf.mul(p, tf.sub(dP, tf.sum(tf.mul(dP, p), -1, true)));
+          const grads = [
+            toRows(tf.matMul(dS, sk), Lq),
+            toRows(tf.matMul(dS, sq, true, false), Lk),
+            toRows(tf.matMul(m ? tf.mul(p, m) : p, dO, true, false), Lk),
+          ];
+          return biasGrad ? [...grads, reduceToShape(dS, bias.shape)] : grads;
+        }),
+    };
+  });
+  return (biasGrad ? op(q, k, v, bias) : op(q, k, v)) as tf.Tensor2D;
+}

@@ -1,4 +1,4 @@
-export { attentionCore, batchedAttention, splitHeadAttention } from './attention-core.js';
+export { attentionCore, batchedAttention, multiHeadAttention, splitHeadAttention } from './attention-core.js';
 export { tokenNll } from './cross-entropy.js';
 export { applyDropout, type DropoutPlan, keepFlags } from './dropout.js';
 export { assertShape, ShapeMismatchError } from './errors.js';

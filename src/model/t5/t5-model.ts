@@ -1,15 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 import '../../backend/gradients.js';
-import type { T5Config } from '../t5-config.js';
+import { expectedT5TensorShapes, type T5Config } from '../t5-config.js';
 import { relu } from './activations.js';
-import { attentionCore } from './attention-core.js';
+import { attentionCore, multiHeadAttention } from './attention-core.js';
 import { tokenNll } from './cross-entropy.js';
 import { type DropoutPlan, type StackDropout, stackDropout } from './dropout.js';
 import { assertShape, ShapeMismatchError } from './errors.js';
 import { FrozenLinear } from './frozen-linear.js';
-import { nativeKernelsAvailable } from './native-kernels.js';
+import { nativeKernelsAvailable, uploadNow } from './native-kernels.js';
 import { relativePositionBuckets } from './relative-position.js';
+import { residualAdd } from './residual.js';
 import { frozenRmsNorm } from './rms-norm.js';
 import { gatherRowsTrainable } from './trainable-embedding.js';
 import { TrainableLinear } from './trainable-linear.js';
@@ -214,7 +215,7 @@ export class T5Model {
           // Copy: a variable's updates must not write through to the caller's checkpoint arrays.
           const t = trainable
             ? tf.tidy(() => tf.variable(tf.tensor(Float32Array.from(w.data), shape, 'float32'), true))
-            : tf.tensor(w.data, shape, 'float32');
+            : uploadNow(tf.tensor(w.data, shape, 'float32'));
           created.push(t);
           return t;
         },
@@ -224,6 +225,21 @@ export class T5Model {
       for (const t of created) t.dispose();
       throw err;
     }
+  }
+
+  /**
+   * A frozen model from weights already on the backend (Hugging Face names and shapes), as `loadT5Model` streams
+   * them from a checkpoint. The model owns them from here; a missing one or a wrong shape throws naming the tensor
+   * and disposes none of them (the caller still owns them then).
+   */
+  static fromTensors(config: T5Config, weights: ReadonlyMap<string, tf.Tensor>): T5Model {
+    for (const [name, shape] of expectedT5TensorShapes(config)) {
+      const t = weights.get(name);
+      if (!t)
+        throw new Error(`checkpoint tensor '${name}' is missing (expected shape [${shape.join(', ')}])`);
+      assertShape(name, t.shape, shape);
+    }
+    return new T5Model(config, (name) => weights.get(name)!, false);
   }
 
   /** The weights as tf.Variables by Hugging Face name (trainable mode); empty for a frozen model. */
@@ -267,21 +283,26 @@ export class T5Model {
       const bias = tf.add(this.positionBias(L, L, true), maskBias(attentionMask));
       let h = tf.reshape(inputsEmbeds, [B * L, d]) as tf.Tensor2D;
       if (drop) h = drop.rows(h, 'embed', L);
+      // One scope per layer: what the backward pass needs is kept by the ops themselves, so the layer's other
+      // outputs (normed inputs, sublayer outputs, the intermediate residual) go now, not at the end of the stack.
       this.encoder.forEach((blk, i) => {
-        const att = this.attend(
-          blk.self,
-          this.rmsNorm(h, blk.selfLn),
-          undefined,
-          B,
-          L,
-          L,
-          bias,
-          drop,
-          `${i}.self`,
-        );
-        h = tf.add(h, drop ? drop.rows(att, `${i}.self.out`, L) : att);
-        const ff = this.feedForward(blk.ff, this.rmsNorm(h, blk.ffLn), drop, `${i}.ff`, L);
-        h = tf.add(h, drop ? drop.rows(ff, `${i}.ff.out`, L) : ff);
+        const input = h;
+        h = tf.tidy(() => {
+          const att = this.attend(
+            blk.self,
+            this.rmsNorm(input, blk.selfLn),
+            undefined,
+            B,
+            L,
+            L,
+            bias,
+            drop,
+            `${i}.self`,
+          );
+          const mid = residualAdd(input, drop ? drop.rows(att, `${i}.self.out`, L) : att);
+          const ff = this.feedForward(blk.ff, this.rmsNorm(mid, blk.ffLn), drop, `${i}.ff`, L);
+          return residualAdd(mid, drop ? drop.rows(ff, `${i}.ff.out`, L) : ff);
+        });
       });
       h = this.rmsNorm(h, this.encFinalLn);
       if (drop) h = drop.rows(h, 'final', L);
@@ -308,32 +329,35 @@ export class T5Model {
       let h = tf.reshape(this.embed(decoderInputIds), [B * T, d]) as tf.Tensor2D;
       if (drop) h = drop.rows(h, 'embed', T);
       this.decoder.forEach((blk, i) => {
-        const sa = this.attend(
-          blk.self,
-          this.rmsNorm(h, blk.selfLn),
-          undefined,
-          B,
-          T,
-          T,
-          selfBias,
-          drop,
-          `${i}.self`,
-        );
-        h = tf.add(h, drop ? drop.rows(sa, `${i}.self.out`, T) : sa);
-        const ca = this.attend(
-          blk.cross,
-          this.rmsNorm(h, blk.crossLn),
-          enc,
-          B,
-          T,
-          L,
-          crossBias,
-          drop,
-          `${i}.cross`,
-        );
-        h = tf.add(h, drop ? drop.rows(ca, `${i}.cross.out`, T) : ca);
-        const ff = this.feedForward(blk.ff, this.rmsNorm(h, blk.ffLn), drop, `${i}.ff`, T);
-        h = tf.add(h, drop ? drop.rows(ff, `${i}.ff.out`, T) : ff);
+        const input = h;
+        h = tf.tidy(() => {
+          const sa = this.attend(
+            blk.self,
+            this.rmsNorm(input, blk.selfLn),
+            undefined,
+            B,
+            T,
+            T,
+            selfBias,
+            drop,
+            `${i}.self`,
+          );
+          const afterSelf = residualAdd(input, drop ? drop.rows(sa, `${i}.self.out`, T) : sa);
+          const ca = this.attend(
+            blk.cross,
+            this.rmsNorm(afterSelf, blk.crossLn),
+            enc,
+            B,
+            T,
+            L,
+            crossBias,
+            drop,
+            `${i}.cross`,
+          );
+          const afterCross = residualAdd(afterSelf, drop ? drop.rows(ca, `${i}.cross.out`, T) : ca);
+          const ff = this.feedForward(blk.ff, this.rmsNorm(afterCross, blk.ffLn), drop, `${i}.ff`, T);
+          return residualAdd(afterCross, drop ? drop.rows(ff, `${i}.ff.out`, T) : ff);
+        });
       });
       h = this.rmsNorm(h, this.decFinalLn);
       if (drop) h = drop.rows(h, 'final', T);
@@ -755,16 +779,17 @@ export class T5Model {
     const { numHeads: H, dKv: dk } = this.config;
     return tf.tidy(() => {
       const src = kv ?? x;
-      const heads = (t: tf.Tensor2D, L: number) =>
-        tf.transpose(tf.reshape(t, [B, L, H, dk]), [0, 2, 1, 3]) as tf.Tensor4D;
-      const out = attentionCore(
-        heads(att.q.apply(x), Lq),
-        heads(att.k.apply(src), Lk),
-        heads(att.v.apply(src), Lk),
+      const out = multiHeadAttention(
+        att.q.apply(x),
+        att.k.apply(src),
+        att.v.apply(src),
+        { B, H, Lq, Lk, dk },
         bias,
         drop ? { keep: drop.attentionKeep(`${site}.probs`, H, Lq, Lk), rate: drop.rate } : undefined,
+        // Only self-attention's bias holds the relative position table; cross-attention's is the padding mask.
+        this.trainable && kv === undefined,
       );
-      return att.o.apply(tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * Lq, H * dk]) as tf.Tensor2D);
+      return att.o.apply(out);
     });
   }
 
