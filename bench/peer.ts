@@ -106,6 +106,15 @@ function resetPeakRss(): boolean {
 
 const mb = (kb: number) => Number((kb / 1024).toFixed(1));
 
+/**
+ * The CPU the bench ran on, printed with the numbers: the ratio depends on it (on an AMD EPYC, PyTorch's MKL ran
+ * the step's matmuls slower than TensorFlow's oneDNN; on the Intel machine of earlier runs, faster).
+ */
+function cpuModel(): string {
+  const cpus = os.cpus();
+  return `${cpus[0]?.model.trim() || 'unknown CPU'} (${cpus.length} CPUs)`;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
@@ -373,7 +382,8 @@ export async function main(argv: string[]): Promise<void> {
     tensors.clear();
     log(
       `peer: t5-small-shaped checkpoint in ${dir} (${((performance.now() - t0) / 1000).toFixed(1)} s); ` +
-        `${probe.backend} vs torch ${versions.torch} + transformers ${versions.transformers}, ${threads} threads`,
+        `${probe.backend} vs torch ${versions.torch} + transformers ${versions.transformers}, ${threads} threads, ` +
+        `on ${cpuModel()}`,
     );
 
     const common = ['--batch', String(B), '--src-len', String(L), '--steps', String(steps)];
@@ -440,6 +450,7 @@ function report(
   const row = {
     bench: 'peer',
     config: 't5-small',
+    cpu: cpuModel(),
     batch: o.B,
     srcLen: o.L,
     tgtLen: s.tgtLen,
