@@ -27,7 +27,7 @@ export function demoJob(overrides: { steps?: number; seed?: number } = {}): JobC
     // generation (the job default, the papers' way) the untrained target prompts mostly write no label at all
     // (demo-dining: 290 of 300 test predictions; docs/methods.md), so the line would show 2 -> 86 where label
     // scoring shows which label the prompts lean to before training. This job, as shipped (seed 42, 2 workers, native
-    // backend, 26 s): demo-entail 61 -> 68, demo-dining 58 -> 77, demo-count 7 -> 17 (validation, 100 examples).
+    // backend, 26 s): demo-entail 63 -> 69, demo-dining 66 -> 75, demo-count 8 -> 14 (validation, 100 examples).
     evalMode: 'rank' as const,
     // Score the untrained prompts too: the job ends with each task's score untrained -> trained.
     evalAtStart: true,
