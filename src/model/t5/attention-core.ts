@@ -153,6 +153,16 @@ function headwiseMatMul(
   });
 }
 
+/** Rows [B * L, H * dk] (example-major rows, head-major columns) -> heads [B, H, L, dk]. */
+export function rowsToHeads(t: tf.Tensor, B: number, L: number, H: number, dk: number): tf.Tensor4D {
+  return tf.transpose(tf.reshape(t, [B, L, H, dk]), [0, 2, 1, 3]) as tf.Tensor4D;
+}
+
+/** Heads [B, H, L, dk] -> rows [B * L, H * dk], the inverse of rowsToHeads. */
+export function headsToRows(t: tf.Tensor, B: number, L: number, H: number, dk: number): tf.Tensor2D {
+  return tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B * L, H * dk]) as tf.Tensor2D;
+}
+
 /** The sizes of one multi-head attention: batch, heads, query and key lengths, width of a head. */
 export interface HeadShape {
   B: number;
@@ -185,10 +195,8 @@ export function multiHeadAttention(
   biasGrad = false,
 ): tf.Tensor2D {
   const { B, H, Lq, Lk, dk } = shape;
-  const toHeads = (t: tf.Tensor, L: number) =>
-    tf.transpose(tf.reshape(t, [B, L, H, dk]), [0, 2, 1, 3]) as tf.Tensor4D;
-  const toRows = (t: tf.Tensor, L: number) =>
-    tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B * L, H * dk]) as tf.Tensor2D;
+  const toHeads = (t: tf.Tensor, L: number) => rowsToHeads(t, B, L, H, dk);
+  const toRows = (t: tf.Tensor, L: number) => headsToRows(t, B, L, H, dk);
   if (transposedMatmulIsSlow()) {
     return tf.tidy(() =>
       toRows(splitHeadAttention(toHeads(q, Lq), toHeads(k, Lk), toHeads(v, Lk), bias, dropout), Lq),

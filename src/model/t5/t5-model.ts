@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '../../backend/gradients.js';
 import { expectedT5TensorShapes, type T5Config } from '../t5-config.js';
 import { relu } from './activations.js';
-import { attentionCore, multiHeadAttention } from './attention-core.js';
+import { attentionCore, headsToRows, multiHeadAttention, rowsToHeads } from './attention-core.js';
 import { tokenNll } from './cross-entropy.js';
 import { type DropoutPlan, type StackDropout, stackDropout } from './dropout.js';
 import { assertShape, ShapeMismatchError } from './errors.js';
@@ -695,8 +695,7 @@ export class T5Model {
 
   /** Rows [B * L, H * dk] -> [B, H, L, dk]. */
   private splitHeads(t: tf.Tensor2D, B: number, L: number): tf.Tensor4D {
-    const { numHeads: H, dKv: dk } = this.config;
-    return tf.transpose(tf.reshape(t, [B, L, H, dk]), [0, 2, 1, 3]) as tf.Tensor4D;
+    return rowsToHeads(t, B, L, this.config.numHeads, this.config.dKv);
   }
 
   private projectHeads(
@@ -725,7 +724,7 @@ export class T5Model {
     const { numHeads: H, dKv: dk } = this.config;
     return tf.tidy(() => {
       const out = attentionCore(q, k, v, bias);
-      return att.o.apply(tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * Lq, H * dk]) as tf.Tensor2D);
+      return att.o.apply(headsToRows(out, B, Lq, H, dk));
     });
   }
 
