@@ -77,11 +77,12 @@ describe('shipped demo backbone (assets/demo-backbone)', () => {
       }
       assert.ok(measured['demo-sentiment']! >= 0.8, `demo-sentiment ${measured['demo-sentiment']}`);
       assert.ok(measured['demo-topic']! >= 0.9, `demo-topic ${measured['demo-topic']}`);
-      // Stage 2 of the recipe (assets/demo-backbone/README.md) is what taught the skills demo-count and demo-entail
-      // need: arithmetic (the count target's sums), extractive QA and entailment, well above chance (~5, ~25, 33).
+      // Stages 2 and 3 of the recipe (assets/demo-backbone/README.md) are what taught the skills demo-count and
+      // demo-entail need: arithmetic (the count target's sums), extractive QA and entailment, well above chance
+      // (~5, ~25, 33). Stage 2 alone left entailment at 62%, and prompt tuning on demo-entail did not learn then.
       assert.ok(measured['demo-arithmetic']! >= 0.9, `demo-arithmetic ${measured['demo-arithmetic']}`);
-      assert.ok(measured['demo-qa']! >= 0.4, `demo-qa ${measured['demo-qa']}`);
-      assert.ok(measured['demo-nli']! >= 0.55, `demo-nli ${measured['demo-nli']}`);
+      assert.ok(measured['demo-qa']! >= 0.5, `demo-qa ${measured['demo-qa']}`);
+      assert.ok(measured['demo-nli']! >= 0.8, `demo-nli ${measured['demo-nli']}`);
     } finally {
       model.dispose();
     }
