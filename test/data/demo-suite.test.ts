@@ -86,6 +86,12 @@ describe('demo suite generator', () => {
       assert.equal(agree, t.test.length, `${t.def.name} vs ${src.name}`);
       // ... while the wording differs: another prefix, and other field names or label words.
       assert.notEqual(t.def.prefix, src.prefix);
+      // Each of its labels is answered with the source's word for it: training a prompt selects a skill, it does
+      // not have to remap the backbone's output words (prompts could not, on this backbone: demo-tasks.ts). The
+      // RTE-style split (neutral answered 'no', where demo-nli says 'maybe') fails here.
+      for (const [canonical, word] of Object.entries(t.def.labelWords ?? {})) {
+        assert.equal(word, src.labelWords?.[canonical] ?? canonical, `${t.def.name}: label '${canonical}'`);
+      }
     }
     // The two-skill target's answers lie in the arithmetic source's answer space.
     const arithmetic = new Set(
