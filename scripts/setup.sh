@@ -50,13 +50,5 @@ fi
 PROMPTMESH_NATIVE="$native" bash scripts/native-backend.sh
 
 if [ "$peers" = 1 ]; then
-  if python3 -c 'import torch, transformers, safetensors, peft' >/dev/null 2>&1; then
-    :
-  elif python3 -m pip --version >/dev/null 2>&1; then
-    echo "setup: installing the Python peers (torch, transformers, safetensors, peft) with pip" >&2
-    python3 -m pip install --retries 0 --progress-bar off -q torch transformers safetensors peft ||
-      echo "setup: pip could not install torch/transformers/safetensors/peft; the tests that compare with them will skip" >&2
-  else
-    echo "setup: no pip; the tests that compare with PyTorch/transformers will skip (install python3-pip)" >&2
-  fi
+  bash scripts/python-peers.sh
 fi
