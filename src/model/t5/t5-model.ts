@@ -288,20 +288,11 @@ export class T5Model {
       this.encoder.forEach((blk, i) => {
         const input = h;
         h = tf.tidy(() => {
-          const att = this.attend(
-            blk.self,
-            this.rmsNorm(input, blk.selfLn),
-            undefined,
-            B,
-            L,
-            L,
-            bias,
-            drop,
-            `${i}.self`,
-          );
-          const mid = residualAdd(input, drop ? drop.rows(att, `${i}.self.out`, L) : att);
-          const ff = this.feedForward(blk.ff, this.rmsNorm(mid, blk.ffLn), drop, `${i}.ff`, L);
-          return residualAdd(mid, drop ? drop.rows(ff, `${i}.ff.out`, L) : ff);
+          const attend = (x: tf.Tensor2D) =>
+            this.attend(blk.self, x, undefined, B, L, L, bias, drop, `${i}.self`);
+          const mid = this.sublayer(input, blk.selfLn, attend, drop, `${i}.self`, L);
+          const ff = (x: tf.Tensor2D) => this.feedForward(blk.ff, x, drop, `${i}.ff`, L);
+          return this.sublayer(mid, blk.ffLn, ff, drop, `${i}.ff`, L);
         });
       });
       h = this.rmsNorm(h, this.encFinalLn);
@@ -331,32 +322,14 @@ export class T5Model {
       this.decoder.forEach((blk, i) => {
         const input = h;
         h = tf.tidy(() => {
-          const sa = this.attend(
-            blk.self,
-            this.rmsNorm(input, blk.selfLn),
-            undefined,
-            B,
-            T,
-            T,
-            selfBias,
-            drop,
-            `${i}.self`,
-          );
-          const afterSelf = residualAdd(input, drop ? drop.rows(sa, `${i}.self.out`, T) : sa);
-          const ca = this.attend(
-            blk.cross,
-            this.rmsNorm(afterSelf, blk.crossLn),
-            enc,
-            B,
-            T,
-            L,
-            crossBias,
-            drop,
-            `${i}.cross`,
-          );
-          const afterCross = residualAdd(afterSelf, drop ? drop.rows(ca, `${i}.cross.out`, T) : ca);
-          const ff = this.feedForward(blk.ff, this.rmsNorm(afterCross, blk.ffLn), drop, `${i}.ff`, T);
-          return residualAdd(afterCross, drop ? drop.rows(ff, `${i}.ff.out`, T) : ff);
+          const selfAttend = (x: tf.Tensor2D) =>
+            this.attend(blk.self, x, undefined, B, T, T, selfBias, drop, `${i}.self`);
+          const afterSelf = this.sublayer(input, blk.selfLn, selfAttend, drop, `${i}.self`, T);
+          const cross = (x: tf.Tensor2D) =>
+            this.attend(blk.cross, x, enc, B, T, L, crossBias, drop, `${i}.cross`);
+          const afterCross = this.sublayer(afterSelf, blk.crossLn, cross, drop, `${i}.cross`, T);
+          const ff = (x: tf.Tensor2D) => this.feedForward(blk.ff, x, drop, `${i}.ff`, T);
+          return this.sublayer(afterCross, blk.ffLn, ff, drop, `${i}.ff`, T);
         });
       });
       h = this.rmsNorm(h, this.decFinalLn);
@@ -729,6 +702,22 @@ export class T5Model {
   }
 
   /** T5LayerNorm: scale only, no mean subtraction, no bias. */
+  /**
+   * One pre-norm sublayer with its residual, as T5's T5LayerSelfAttention / T5LayerCrossAttention / T5LayerFF:
+   * input + dropout(f(rmsNorm(input))), the dropout mask named `<name>.out` over `rows` positions per example.
+   */
+  private sublayer(
+    input: tf.Tensor2D,
+    ln: tf.Tensor1D,
+    f: (normed: tf.Tensor2D) => tf.Tensor2D,
+    drop: StackDropout | undefined,
+    name: string,
+    rows: number,
+  ): tf.Tensor2D {
+    const out = f(this.rmsNorm(input, ln));
+    return residualAdd(input, drop ? drop.rows(out, `${name}.out`, rows) : out);
+  }
+
   private rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D): tf.Tensor2D {
     // Native TensorFlow: the hand-written gradient (rms-norm.ts); measured on the t5-small bench step there. The
     // frozen backbone only: a backbone being pretrained also needs the weight's gradient, which autodiff gives.
