@@ -200,7 +200,8 @@ const MODE_WORDS: Record<EvalMode, string> = { rank: 'label scoring', generate: 
 
 /**
  * One line per stage whose history has both an evaluation at step 0 (the untrained prompt, `evalAtStart`) and a
- * later one, in the order of `stages`: each task's score at step 0 -> at the stage's last evaluation, e.g.
+ * later one, in the order of `stages`: each task's score at step 0 -> at the evaluation whose prompts the stage
+ * keeps (its best validation average, the earliest on ties; the last one unless `evalEvery` evaluated more), e.g.
  * `stage 'targets' (validation, label scoring): demo-entail 50.0 -> 63.0, demo-count 8.0 -> 15.0 (untrained ->
  * trained at step 60)`. `stages` names each stage's evaluation mode (the job's stages).
  */
@@ -214,14 +215,19 @@ export function stageScoreSummary(
   for (const stage of stages) {
     const evals = records.filter((r): r is EvalRecord => r.kind === 'eval' && r.stage === stage.name);
     const before = evals.find((r) => r.step === 0);
+    // The evaluation whose prompts the stage keeps: the highest average, the earliest on ties (one per step).
+    const later = [...new Map(evals.filter((r) => r.step > 0).map((r) => [r.step, r])).values()].sort(
+      (a, b) => a.step - b.step,
+    );
     let after: EvalRecord | undefined;
-    for (const r of evals) if (r.step > 0 && (!after || r.step >= after.step)) after = r;
+    for (const r of later) if (!after || r.average > after.average) after = r;
     if (!before || !after) continue;
     const tasks = [...new Set([...Object.keys(after.scores), ...Object.keys(before.scores)])];
     const pairs = tasks.map((t) => `${t} ${score(before.scores[t])} -> ${score(after.scores[t])}`);
+    const of = later.length > 1 ? `, the best of ${later.length} evaluations` : '';
     lines.push(
       `stage '${stage.name}' (${after.split}, ${MODE_WORDS[stage.train.evalMode]}): ${pairs.join(', ')} ` +
-        `${SCORE_SUMMARY_MARK}${after.step})`,
+        `${SCORE_SUMMARY_MARK}${after.step}${of})`,
     );
   }
   return lines;

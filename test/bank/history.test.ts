@@ -74,17 +74,18 @@ describe('stageScoreSummary: untrained -> trained per task', () => {
     step,
     split: 'validation',
     scores: scores as Record<string, number>,
-    average: 0,
+    average: mean(Object.values(scores).filter((v): v is number => v !== null)),
     invalid: {},
     time: new Date(Date.UTC(2026, 11, 1, 0, 0, step)).toISOString(),
   });
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
   const stages = [
     { name: 'sources', train: { evalMode: 'generate' as const } },
     { name: 'targets', train: { evalMode: 'rank' as const } },
     { name: 'unscored', train: { evalMode: 'rank' as const } },
   ];
 
-  test('one line per stage with a step-0 and a later evaluation, in stage order, the last evaluation as trained', () => {
+  test('one line per stage with a step-0 and a later evaluation, in stage order, the best evaluation as trained', () => {
     const records: HistoryRecord[] = [
       ...steps('targets', 1, 2).slice(0, 2),
       evalAt('targets', 0, { 'demo-entail': 50, 'demo-count': 8 }),
@@ -98,7 +99,22 @@ describe('stageScoreSummary: untrained -> trained per task', () => {
     ];
     assert.deepEqual(stageScoreSummary(records, stages), [
       `stage 'sources' (validation, generation): a 10.0 -> 12.3, b 20.0 -> -, c - -> 7.0 ${SCORE_SUMMARY_MARK}4)`,
-      `stage 'targets' (validation, label scoring): demo-entail 50.0 -> 63.0, demo-count 8.0 -> 15.0 (untrained -> trained at step 60)`,
+      `stage 'targets' (validation, label scoring): demo-entail 50.0 -> 63.0, demo-count 8.0 -> 15.0 (untrained -> trained at step 60, the best of 2 evaluations)`,
+    ]);
+  });
+
+  test('trained is the evaluation the stage keeps: the best average, the earliest on ties', () => {
+    const records: HistoryRecord[] = [
+      evalAt('targets', 0, { a: 50 }),
+      evalAt('targets', 10, { a: 60 }),
+      evalAt('targets', 20, { a: 70 }),
+      evalAt('targets', 30, { a: 70 }),
+      evalAt('targets', 40, { a: 65 }),
+      // A version rewritten after a failure records its evaluation again: counted once.
+      evalAt('targets', 40, { a: 65 }),
+    ];
+    assert.deepEqual(stageScoreSummary(records, stages), [
+      `stage 'targets' (validation, label scoring): a 50.0 -> 70.0 ${SCORE_SUMMARY_MARK}20, the best of 4 evaluations)`,
     ]);
   });
 
@@ -363,9 +379,12 @@ describe('train --out writes the history; plot draws it', () => {
       ).length,
       0,
     );
+    // The summary names the evaluation whose prompts the stage kept (the trainer's best).
     assert.match(
       stageScoreSummary(records, job.stages).join('\n'),
-      /^stage 'only' \(validation, generation\): demo-sentiment \d+\.\d -> \d+\.\d, demo-topic \d+\.\d -> \d+\.\d \(untrained -> trained at step 6\)$/,
+      new RegExp(
+        `^stage 'only' \\(validation, generation\\): demo-sentiment \\d+\\.\\d -> \\d+\\.\\d, demo-topic \\d+\\.\\d -> \\d+\\.\\d \\(untrained -> trained at step ${r!.best!.step}, the best of 2 evaluations\\)$`,
+      ),
     );
 
     // One trained-prompt format: the stage folder is a bank export; `bank import` commits it as is, with its

@@ -1,7 +1,7 @@
 import { selectBackend } from '../../backend/index.js';
 import { demoJob } from '../../config/demo-job.js';
 import { checkStepsOverride, type JobConfig, readJobConfig } from '../../config/job-config.js';
-import { evalRecord, stageScoreSummary } from '../../train/history.js';
+import { stageScoreSummary } from '../../train/history.js';
 import { formatDuration, TerminalProgress } from '../../train/progress.js';
 import { runJob } from '../../train/run-job.js';
 import { checkJobTasks } from '../../train/task-source.js';
@@ -66,14 +66,11 @@ For several workers, use 'promptmesh up' (one machine) or 'promptmesh coordinato
           `${r.stage} (${r.method}): best validation average ${r.best ? r.best.average.toFixed(2) : '-'} at step ${r.best?.step ?? '-'} in ${formatDuration(r.ms / 1000)}${scores ? ` | ${scores}` : ''}\n`,
         );
       }
-      // Untrained -> trained per task, for the stages with `evalAtStart`: the parameters kept are the best's.
-      const compared = results.flatMap((r) =>
-        r.initial && r.best
-          ? [evalRecord(r.stage, r.initial, 'validation'), evalRecord(r.stage, r.best, 'validation')]
-          : [],
-      );
+      // Untrained -> trained per task, for the stages with `evalAtStart`, from every evaluation the stages ran: the
+      // line names the best (the parameters kept), as `up` prints it from the bank's history.
       if (out) ctx.stdout.write(`saved under ${out}/\n`);
-      for (const line of stageScoreSummary(compared, job.stages)) ctx.stdout.write(`${line}\n`);
+      const records = results.flatMap((r) => r.history);
+      for (const line of stageScoreSummary(records, job.stages)) ctx.stdout.write(`${line}\n`);
     }
     return 0;
   },

@@ -29,8 +29,9 @@
  * 21.3 (+8.3 +- 3.8), and in the demo job the last step showed no gain (12 -> 11); with 30% totals, ATTEMPT-m +3.4.
  * Always a total but the third fact kept (find the two facts, then add): PT 9.0 -> 30.4, ATTEMPT-m 21.2 -> 38.0
  * (+16.8 +- 3.4). Two facts, half totals and half "how many more does X have than Y": PT 7.2 -> 39.2, ATTEMPT-m
- * 18.1 -> 41.6 (+23.4 +- 6.5). Two facts, always a total (this design): PT 8.8 -> 86.3 (+77.6 +- 2.2), ATTEMPT-m 27.6 -> 87.0 (+59.4 +- 12.4); the
- * untrained ATTEMPT-m prompt, built from the source prompts, already triples PT's untrained score.
+ * 18.1 -> 41.6 (+23.4 +- 6.5). Two facts, always a total (this design): PT 8.8 -> 86.3 (+77.6 +- 2.2), ATTEMPT-m
+ * 27.6 -> 87.0 (+59.4 +- 12.4); the untrained ATTEMPT-m prompt, built from the source prompts, already triples PT's
+ * untrained score.
  */
 
 import { RecordShapeError } from '../errors.js';

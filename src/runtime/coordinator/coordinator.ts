@@ -628,14 +628,14 @@ export class Coordinator {
   /**
    * A generation is ready. If the state it starts from is due a bank version that was never acknowledged (rank 0
    * or the coordinator died while checkpointing), that version comes first: a stage's final version and every
-   * K-th step's are never skipped. When the dead rank 0 did write it (the bank head moved to it), it is taken as
+   * K-th step's and every evaluation step's are never skipped. When the dead rank 0 did write it (the bank head moved to it), it is taken as
    * written; rewriting it would fail the head's compare-and-set. Otherwise plan the next step.
    */
   private async resume(): Promise<void> {
-    const steps = this.job.stages[this.stage]!.train.steps;
+    const { steps, evalEvery } = this.job.stages[this.stage]!.train;
     const due = this.step > 0 && this.headStep !== this.step;
     const final = this.step >= steps;
-    if (!due || !(final || this.step % this.opts.checkpointEvery === 0)) {
+    if (!due || !checkpointDue(this.step, steps, this.opts.checkpointEvery, evalEvery)) {
       this.sendStep();
       return;
     }
@@ -710,7 +710,7 @@ export class Coordinator {
     const rate = this.examplesDone / Math.max(1e-9, (now - this.stageStarted) / 1000);
     this.opts.progress.update(stepProgressLine(committed, { name: stage.name, ...stage.train }, rate));
     const last = this.step >= stage.train.steps;
-    if (checkpointDue(this.step, stage.train.steps, this.opts.checkpointEvery)) {
+    if (checkpointDue(this.step, stage.train.steps, this.opts.checkpointEvery, stage.train.evalEvery)) {
       this.phase = {
         kind: 'checkpointing',
         step: this.step,
@@ -791,8 +791,12 @@ export class Coordinator {
     this.head = manifest.id;
     this.bankHead = manifest.id;
     this.headStep = p.step;
+    const best = manifest.extra?.best as { step?: unknown } | undefined;
+    const final = p.final
+      ? ` (stage final${typeof best?.step === 'number' ? `, the state and scores of step ${best.step}, the stage's best` : ''})`
+      : '';
     this.opts.progress.log(
-      `bank version ${manifest.id.slice(0, 12)} committed at stage ${this.stage} step ${p.step}${p.final ? ' (stage final)' : ''}${Object.keys(manifest.metrics).length > 0 ? `: ${formatMetrics(manifest.metrics)}` : ''}`,
+      `bank version ${manifest.id.slice(0, 12)} committed at stage ${this.stage} step ${p.step}${final}${Object.keys(manifest.metrics).length > 0 ? `: ${formatMetrics(manifest.metrics)}` : ''}`,
     );
     this.events.onVersion?.({ id: manifest.id, stage: this.stage, step: p.step, final: p.final });
     if (p.after === 'next-stage') this.finishStage();

@@ -88,7 +88,20 @@ export function stepProgressLine(
   });
 }
 
-/** Whether a bank version follows the committed step `step` (1-based count of committed steps). */
-export function checkpointDue(committedSteps: number, stageSteps: number, every: number): boolean {
-  return committedSteps >= stageSteps || committedSteps % every === 0;
+/**
+ * Whether a bank version follows the committed step `step` (1-based count of committed steps): the stage's last
+ * step, every `every` steps, and every `evalEvery` steps (the stage's `train.evalEvery`, 0 for none), where rank 0
+ * evaluates the prompts and the version records the scores (the stage hands on its best evaluated version).
+ */
+export function checkpointDue(
+  committedSteps: number,
+  stageSteps: number,
+  every: number,
+  evalEvery = 0,
+): boolean {
+  return (
+    committedSteps >= stageSteps ||
+    committedSteps % every === 0 ||
+    (evalEvery > 0 && committedSteps % evalEvery === 0)
+  );
 }

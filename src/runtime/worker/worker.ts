@@ -124,6 +124,15 @@ interface StageRuntime {
 
 type StepDone = Extract<Report, { type: 'step-done' }>;
 
+/** A stage's bank version written at an evaluation step, with what it scored. */
+interface BestVersion {
+  id: string;
+  step: number;
+  average: number;
+  metrics: Record<string, number>;
+  adamSteps: Record<string, number>;
+}
+
 /** How the heartbeat names the phases of Trainer.step (the coordinator logs them for a hung worker). */
 const PHASE_NAMES = {
   'forward-backward': 'forward/backward',
@@ -690,7 +699,12 @@ export class Worker {
       history.unshift(evalRecord(rt.stage.name, e, 'validation'));
       this.opts.log(`eval @ step 0 (untrained): average ${e.average.toFixed(2)} | ${formatEvalScores(e)}`);
     }
-    if (c.final) {
+    // Evaluated: the stage's last step and, with `evalEvery`, every evalEvery-th step (the coordinator asks for a
+    // version at each), as the single-process Trainer evaluates.
+    const { evalEvery } = rt.stage.train;
+    let best: BestVersion | undefined;
+    if (c.final || (evalEvery > 0 && c.step % evalEvery === 0)) {
+      this.milestone(`checkpoint at step ${c.step}: evaluating`);
       const e = rt.trainer.evaluate(c.step);
       metrics = {
         validationAverage: e.average,
@@ -699,10 +713,31 @@ export class Worker {
       };
       history.push(evalRecord(rt.stage.name, e, 'validation'));
       this.events.onEval?.(e);
+      // What a stage hands on is its best evaluated state (the highest validation average, the earliest on ties),
+      // as the Trainer keeps its best parameters: when an earlier version of this stage scored at least as well as
+      // the last step, the stage's final version carries that version's state and scores.
+      if (c.final && evalEvery > 0) {
+        const earlier = await this.bestEvaluatedVersion(rt, c.parent);
+        if (earlier && earlier.average >= e.average) best = earlier;
+      }
     }
     this.milestone(`checkpoint at step ${c.step}: writing`);
     const commitStarted = performance.now();
-    const { tensors, adamSteps } = stateTensors(rt.method, state);
+    let { tensors, adamSteps } = stateTensors(rt.method, state);
+    if (best) {
+      this.opts.log(
+        `stage ${rt.stage.name}: the best validation average is step ${best.step}'s (${best.average.toFixed(2)}), ` +
+          `version ${best.id.slice(0, 12)}; the stage's final version carries its state`,
+      );
+      tensors = await loadForRestore(
+        this.bank,
+        this.job.jobId,
+        best.id,
+        `stage ${rt.stage.name}'s best version`,
+      );
+      adamSteps = best.adamSteps;
+      metrics = best.metrics;
+    }
     const v = await this.commitWithRetry(c.step, {
       job: this.job.jobId,
       parent: c.parent,
@@ -718,6 +753,7 @@ export class Worker {
         stageName: rt.stage.name,
         final: c.final,
         adamSteps,
+        ...(best ? { best: { step: best.step, version: best.id } } : {}),
         inputs: rt.inputsVersion ?? null,
         backbone: await this.backboneIdentity(),
       },
@@ -738,6 +774,31 @@ export class Worker {
       final: c.final,
       seconds: (performance.now() - commitStarted) / 1000,
     });
+  }
+
+  /**
+   * The best evaluated version of this stage among `parent` and its ancestors back to the stage's inputs: the
+   * highest `validationAverage` (the versions at evaluation steps record it), the earliest on ties. Read from the
+   * bank, so a rank 0 that joined mid-stage finds the versions its predecessors wrote.
+   */
+  private async bestEvaluatedVersion(
+    rt: StageRuntime,
+    parent: string | null,
+  ): Promise<BestVersion | undefined> {
+    if (parent === null) return undefined;
+    let best: BestVersion | undefined;
+    for (const { id } of await this.bank.lineage(parent)) {
+      if (id === rt.inputsVersion) break;
+      const m = await this.bank.manifest(id);
+      if (Number(m.extra?.stage ?? -1) !== rt.index) break;
+      const average = m.metrics.validationAverage;
+      // Newest first: an equal score further back is earlier, and wins.
+      if (typeof average === 'number' && m.step > 0 && (!best || average >= best.average)) {
+        const adamSteps = (m.extra?.adamSteps ?? {}) as Record<string, number>;
+        best = { id, step: m.step, average, metrics: m.metrics, adamSteps };
+      }
+    }
+    return best;
   }
 
   /** Why the worker stopped on its own account (a JoinTimeoutError), if it did. */
