@@ -30,6 +30,11 @@ export interface EvalOptions {
   maxNewTokens: number;
   mode: EvalMode;
   split: string;
+  /**
+   * Called after each batch with the examples predicted so far and the task's total: a distributed worker's proof
+   * of life while it evaluates (the coordinator declares a member whose main thread makes no progress hung).
+   */
+  onBatch?: (done: number, total: number) => void;
 }
 
 /** Predictions (see EvalMode) then the task's metrics. */
@@ -68,6 +73,7 @@ export function evaluateTask(
     } finally {
       disposeBatch(batch);
     }
+    opts.onBatch?.(predictions.length, examples.length);
   }
   return { ...scoreTask(task.spec, predictions, examples), predictions };
 }

@@ -319,7 +319,15 @@ export class Trainer {
     return { ...report, ms: performance.now() - t0 };
   }
 
-  evaluate(step: number, split: 'validation' = 'validation'): EvalReport {
+  /**
+   * Scores every evaluation task on its validation split. `onBatch` hears each batch (task, examples predicted,
+   * the task's total): the distributed worker's progress while it evaluates.
+   */
+  evaluate(
+    step: number,
+    split: 'validation' = 'validation',
+    onBatch?: (task: string, done: number, total: number) => void,
+  ): EvalReport {
     const scores: Record<string, number> = {};
     const metrics: Record<string, Record<string, number>> = {};
     const invalid: Record<string, number> = {};
@@ -331,7 +339,7 @@ export class Trainer {
         this.method,
         this.encoder,
         { name: t.name, spec: t.spec, examples: t.validation },
-        { ...this.options.eval, split },
+        { ...this.options.eval, split, ...(onBatch ? { onBatch: (d, n) => onBatch(t.name, d, n) } : {}) },
       );
       scores[t.name] = r.score;
       metrics[t.name] = r.metrics as Record<string, number>;

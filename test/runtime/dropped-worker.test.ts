@@ -133,4 +133,26 @@ describe('runtime: dropped while alive, hung while beating', { skip: natsSkipRea
     w1.kill('SIGKILL');
     await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], reference, 'hung worker', t);
   });
+
+  test('rank 0 evaluating longer than --progress-timeout is not declared hung: it makes progress per batch', async (t) => {
+    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    // Evaluation batches of 2 (16 batches per evaluation: 2 tasks x 8 examples) and each one 700 ms slower: every
+    // evaluation of rank 0 (step 0 and each stage's last step, inside a checkpoint) takes over 11 s, against a
+    // progress timeout of 3 s. Progress per batch keeps it alive; one milestone per evaluation would not.
+    const jobFile = fx.writeJob('slow-eval.json', (raw) => {
+      for (const s of raw.stages as { train: Record<string, unknown> }[]) s.train.evalBatchSize = 2;
+      return raw;
+    });
+    const a = { ...args(`${fx.bankDir}-slow-eval`, ['--progress-timeout', '3']), jobFile };
+    const coord = track(startCoordinator({ ...a, min: 1, max: 1 }));
+    const w0 = track(startWorker({ ...a, id: 'w0', env: { PROMPTMESH_FAILPOINT: 'slow-eval-batch:700' } }));
+    await w0.waitFor(/failpoint: every evaluation batch takes 700 ms longer/, 60_000);
+    assert.equal(await expectExit(coord, 180_000), 0, coord.output());
+    assert.equal(await expectExit(w0, 20_000), 0, w0.output());
+    assert.doesNotMatch(coord.output(), /declared hung/);
+    assert.match(coord.output(), /complete/);
+    t.diagnostic(
+      'rank 0 evaluated 16 batches of 700+ ms per evaluation under --progress-timeout 3: not declared hung',
+    );
+  });
 });

@@ -128,6 +128,22 @@ describe('evaluateTask modes on a tiny T5', () => {
     assert.equal(r.invalid, 0);
   });
 
+  test('onBatch hears every batch: examples predicted so far, and the total', (t) => {
+    if (!tokenizer) return t.skip(SPM_MISSING_MESSAGE);
+    const calls: [number, number][] = [];
+    const r = evaluateTask(model, method, encoder, task, {
+      ...opts('rank'),
+      onBatch: (done, total) => calls.push([done, total]),
+    });
+    const n = task.examples.length;
+    assert.ok(n > 5, `${n} examples: more than one batch of 5`);
+    assert.deepEqual(
+      calls,
+      Array.from({ length: Math.ceil(n / 5) }, (_, i) => [Math.min(n, 5 * (i + 1)), n]),
+    );
+    assert.equal(r.predictions.length, n);
+  });
+
   test('generate: the greedy string, matched as a string; one that is not a label is wrong', (t) => {
     if (!tokenizer) return t.skip(SPM_MISSING_MESSAGE);
     const tok = tokenizer;

@@ -5,11 +5,15 @@
  *
  *   PROMPTMESH_FAILPOINT=hang-at-step:N   the worker's main thread spins forever when it starts a step >= N
  *   PROMPTMESH_FAILPOINT=fail-at-step:N   the first step N the worker starts fails with an error (once)
+ *   PROMPTMESH_FAILPOINT=slow-eval-batch:MS   every evaluation batch blocks the main thread MS ms longer (a large
+ *                                          validation set on a slow device)
  */
 const spec = process.env.PROMPTMESH_FAILPOINT ?? '';
 const hangAt = /^hang-at-step:(\d+)$/.exec(spec);
 const failAt = /^fail-at-step:(\d+)$/.exec(spec);
+const slowEval = /^slow-eval-batch:(\d+)$/.exec(spec);
 let failed = false;
+let slowLogged = false;
 
 /** Throws a FailpointError the first time step N starts when PROMPTMESH_FAILPOINT=fail-at-step:N. */
 export function failIfAsked(step: number): void {
@@ -29,4 +33,14 @@ export function hangIfAsked(step: number, log: (line: string) => void): void {
   for (;;) {
     // A stuck computation: no await, no I/O, the event loop never runs again.
   }
+}
+
+/** Blocks the main thread MS ms (no event loop, as a computation would) when PROMPTMESH_FAILPOINT=slow-eval-batch:MS. */
+export function slowEvalBatchIfAsked(log: (line: string) => void): void {
+  if (!slowEval) return;
+  if (!slowLogged) {
+    slowLogged = true;
+    log(`failpoint: every evaluation batch takes ${slowEval[1]} ms longer (PROMPTMESH_FAILPOINT=${spec})`);
+  }
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Number(slowEval[1]));
 }

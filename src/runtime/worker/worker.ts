@@ -59,7 +59,7 @@ import { CollectiveReducer } from '../collective-reducer.js';
 import { CorruptVersionError, loadForRestore } from '../corrupt-version.js';
 import { ReplicaState, stateFromTensors, stateTensors, type TensorMap } from '../replica-state.js';
 import type { RuntimeBank } from '../runtime-bank.js';
-import { failIfAsked, hangIfAsked } from './failpoints.js';
+import { failIfAsked, hangIfAsked, slowEvalBatchIfAsked } from './failpoints.js';
 import { type HeartbeatSender, timerHeartbeat } from './heartbeat.js';
 import {
   describeJoinFailure,
@@ -364,6 +364,18 @@ export class Worker {
     const rt = this.stageRt;
     if (!rt) return {};
     return { holds: { stage: rt.index, inputs: rt.inputsVersion ?? null, states: rt.replica.held() } };
+  }
+
+  /**
+   * Progress while rank 0 evaluates (inside a checkpoint, which the peers wait for): a milestone per batch, so an
+   * evaluation longer than the coordinator's progress timeout (--progress-timeout, 10 min) on a large validation set
+   * is not taken for a hung worker.
+   */
+  private evaluating(step: number): (task: string, done: number, total: number) => void {
+    return (task, done, total) => {
+      slowEvalBatchIfAsked(this.opts.log);
+      this.milestone(`evaluating step ${step}: ${task} ${done}/${total}`);
+    };
   }
 
   /** The main thread reached a new phase: tell the heartbeat (the coordinator drops a member that makes none). */
@@ -695,7 +707,9 @@ export class Worker {
       // holds whatever generation it is in. A rewrite of this version after a failure scores them again and records
       // them once; a later version (a resume mid-stage) never does.
       this.milestone(`checkpoint at step ${c.step}: evaluating step 0`);
-      const e = rt.trainer.optimizer.withParameters(rt.replica.initialParams, () => rt.trainer.evaluate(0));
+      const e = rt.trainer.optimizer.withParameters(rt.replica.initialParams, () =>
+        rt.trainer.evaluate(0, 'validation', this.evaluating(0)),
+      );
       history.unshift(evalRecord(rt.stage.name, e, 'validation'));
       this.opts.log(`eval @ step 0 (untrained): average ${e.average.toFixed(2)} | ${formatEvalScores(e)}`);
     }
@@ -704,8 +718,7 @@ export class Worker {
     const { evalEvery } = rt.stage.train;
     let best: BestVersion | undefined;
     if (c.final || (evalEvery > 0 && c.step % evalEvery === 0)) {
-      this.milestone(`checkpoint at step ${c.step}: evaluating`);
-      const e = rt.trainer.evaluate(c.step);
+      const e = rt.trainer.evaluate(c.step, 'validation', this.evaluating(c.step));
       metrics = {
         validationAverage: e.average,
         ...(e.heldOut ? { heldOutAverage: e.heldOut.average } : {}),
