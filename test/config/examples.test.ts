@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { demoJob } from '../../src/config/demo-job.js';
 import { type JobConfig, JobConfigError, readJobConfig } from '../../src/config/job-config.js';
 import { checkJobTasks, loadStageTasks } from '../../src/train/task-source.js';
 import { removeRoot, tempRoot, writeTaskDir } from '../data/fixtures.js';
@@ -108,6 +109,20 @@ describe('example job configs', () => {
         return true;
       },
     );
+  });
+
+  test('demo-curves.json is the built-in demo job, evaluated every 50 steps', () => {
+    const job = readJobConfig(path.join(EXAMPLES, 'demo-curves.json'));
+    const demo = demoJob();
+    assert.equal(job.backbone.checkpoint, demo.backbone.checkpoint);
+    const evalEvery = (j: JobConfig) => j.stages.map((s) => s.train.evalEvery);
+    assert.deepEqual(evalEvery(job), [50, 50]);
+    const without = (j: JobConfig) => ({
+      ...j,
+      jobId: '',
+      stages: j.stages.map((s) => ({ ...s, train: { ...s.train, evalEvery: 0 } })),
+    });
+    assert.deepEqual(without(job), without(demo));
   });
 
   test('the demo suite: a task it does not have is named', () => {
