@@ -22,6 +22,7 @@ const NATIVE_SUITES = [
   '/test/train/trainer.',
   '/test/train/run-job.',
   '/test/runtime/equivalence.',
+  '/test/runtime/demo-learns.',
   '/test/train/pretrain-trainable.',
   '/test/cli/eval-predict.',
   '/test/bench/methods-bench.',
