@@ -9,15 +9,15 @@
  * demo-dining it stayed at its untrained score (57.3 -> 57.3 and 58.3 -> 63.3 at lr 0.03; 57.3 -> 54.3 and
  * 58.3 -> 49.7 at lr 0.1, seeds 42 and 7, label scoring, 300 updates), while the backbone solves the source
  * sentiment task at 83%. With the source's words, 200 updates at lr 0.1 took it from 55.3 and 55.0 to 79.3 and
- * 72.3 (same seeds, same backbone). Remapping output words is a harder job for a prompt than selecting a skill the model has, and a
- * 380k-parameter model leaves a prompt little room; T5-sized models do both (Lester et al. 2021).
+ * 72.3 (same seeds, same backbone). Remapping output words is a harder job for a prompt than selecting a skill the
+ * model has, and a 380k-parameter model leaves a prompt little room; T5-sized models do both (Lester et al. 2021).
  *
  * Why demo-entail is entailment vs neutral in GLUE RTE's field names (sentence1/sentence2): every other design we
  * measured left prompt tuning nothing to learn (PT, lr 0.1, label scoring, seeds 42/7/1234, test: untrained score,
  * then gain, on the stage-3 backbone that solves demo-nli at 87%). RTE's binary split (neutral and contradiction both
- * 'no') asks the prompt to remap 'maybe' to 'no': 68.3, -4.7 (150 updates) in the old claim/statement fields; 59.0, -2.7 at 300
- * updates in these. Entailment vs contradiction: 72.8, -8.3 (150) in claim/statement (the untrained prompt already
- * transfers), 57.4, +3.6 (300 updates) in sentence1/sentence2. All three NLI labels: 41.8, +9.3 +- 10.4 (300).
+ * 'no') asks the prompt to remap 'maybe' to 'no': 68.3, -4.7 (150 updates) in the old claim/statement fields;
+ * 59.0, -2.7 at 300 updates in these. Entailment vs contradiction: 72.8, -8.3 (150) in claim/statement (the
+ * untrained prompt already transfers), 57.4, +3.6 (300 updates) in sentence1/sentence2. All three NLI labels: 41.8, +9.3 +- 10.4 (300).
  * Entailment vs neutral here: 52.4, +22.2 +- 4.5 (300): the untrained prompt reads the pair as demo-paraphrase
  * (the same field names) and scores at chance; the trained one selects the NLI skill. Neutral pairs add a detail
  * the premise does not give (so sentence2 is longer), which demo-nli shares: the skill transferred includes that cue.

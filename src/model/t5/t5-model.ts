@@ -701,7 +701,6 @@ export class T5Model {
     });
   }
 
-  /** T5LayerNorm: scale only, no mean subtraction, no bias. */
   /**
    * One pre-norm sublayer with its residual, as T5's T5LayerSelfAttention / T5LayerCrossAttention / T5LayerFF:
    * input + dropout(f(rmsNorm(input))), the dropout mask named `<name>.out` over `rows` positions per example.
@@ -718,6 +717,7 @@ export class T5Model {
     return residualAdd(input, drop ? drop.rows(out, `${name}.out`, rows) : out);
   }
 
+  /** T5LayerNorm: scale only, no mean subtraction, no bias. */
   private rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D): tf.Tensor2D {
     // Native TensorFlow: the hand-written gradient (rms-norm.ts); measured on the t5-small bench step there. The
     // frozen backbone only: a backbone being pretrained also needs the weight's gradient, which autodiff gives.

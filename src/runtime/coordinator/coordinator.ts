@@ -627,9 +627,9 @@ export class Coordinator {
 
   /**
    * A generation is ready. If the state it starts from is due a bank version that was never acknowledged (rank 0
-   * or the coordinator died while checkpointing), that version comes first: a stage's final version and every
-   * K-th step's and every evaluation step's are never skipped. When the dead rank 0 did write it (the bank head moved to it), it is taken as
-   * written; rewriting it would fail the head's compare-and-set. Otherwise plan the next step.
+   * or the coordinator died while checkpointing), that version comes first: a stage's final version, every K-th
+   * step's and every evaluation step's are never skipped. When the dead rank 0 did write it (the bank head moved to
+   * it), it is taken as written; rewriting it would fail the head's compare-and-set. Otherwise plan the next step.
    */
   private async resume(): Promise<void> {
     const { steps, evalEvery } = this.job.stages[this.stage]!.train;
