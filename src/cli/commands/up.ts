@@ -310,6 +310,9 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
     say(workerEnv.reason);
     // The coordinator's untrained -> trained lines, shown at the end with 'job complete' (the last lines a user sees).
     const summary: string[] = [];
+    // Each child's stderr, until it has closed: a process's last lines can still be in the pipe after its exit
+    // event, and the summary waits for them so that it really is last.
+    const logsOpen = new Set<Promise<void>>();
     const launch = (
       name: string,
       args: string[],
@@ -329,6 +332,9 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
         }
         if (text) ctx.stderr.write(text);
       });
+      const open = new Promise<void>((resolve) => child.stderr!.once('close', () => resolve()));
+      logsOpen.add(open);
+      void open.then(() => logsOpen.delete(open));
       // A spawn error (ENOMEM, EAGAIN) surfaces as an exit with no code, which the supervisor restarts.
       child.once('error', (e) => say.error(`${name}: ${e.message}`));
       say(`started ${name} (pid ${child.pid})`);
@@ -426,6 +432,7 @@ keep freed buffers; variables you set yourself win (docs/backends.md).`,
     process.off('SIGTERM', onSignal);
     if (interrupted) return code;
     if (code === 0) {
+      await Promise.race([Promise.all(logsOpen), new Promise((r) => setTimeout(r, 2000).unref())]);
       for (const line of summary) ctx.stderr.write(line);
       say(`job complete; versions: promptmesh bank ls --bank ${bank}`);
     } else say.error(`job failed (exit ${code})`);
