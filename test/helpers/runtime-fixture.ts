@@ -181,8 +181,10 @@ export function spawnCli(name: string, args: string[], env: NodeJS.ProcessEnv = 
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
+  // 'close', not 'exit': a process's last output can still be in its pipes when it exits, and a test that reads
+  // the output once the process is done must see all of it.
   const exited = new Promise<number>((resolve) =>
-    child.once('exit', (code) => {
+    child.once('close', (code) => {
       live.delete(child);
       resolve(code ?? -1);
     }),
