@@ -410,9 +410,10 @@ export class Coordinator {
     const p = this.phase;
     switch (r.type) {
       case 'ready':
-        if (p.kind === 'forming') {
+        // A repeated 'ready' (the worker re-sent it) must not resume the generation a second time.
+        if (p.kind === 'forming' && !p.ready.has(r.workerId)) {
           p.ready.add(r.workerId);
-          if (p.ready.size === this.members.length) void this.resume();
+          if (p.ready.size === this.members.length) void this.resume(p);
         }
         return;
       case 'error':
@@ -443,7 +444,8 @@ export class Coordinator {
         }
         return;
       case 'checkpoint-done':
-        if (p.kind === 'checkpointing' && r.step === p.step) void this.onCheckpointDone(r.version, p);
+        if (p.kind === 'checkpointing' && r.stage === this.stage && r.step === p.step)
+          void this.onCheckpointDone(r.version, p);
         return;
     }
   }
@@ -631,7 +633,7 @@ export class Coordinator {
    * step's and every evaluation step's are never skipped. When the dead rank 0 did write it (the bank head moved to
    * it), it is taken as written; rewriting it would fail the head's compare-and-set. Otherwise plan the next step.
    */
-  private async resume(): Promise<void> {
+  private async resume(forming: Phase): Promise<void> {
     const { steps, evalEvery } = this.job.stages[this.stage]!.train;
     const due = this.step > 0 && this.headStep !== this.step;
     const final = this.step >= steps;
@@ -641,7 +643,7 @@ export class Coordinator {
     }
     const generation = this.generation;
     const written = await this.bank.head(this.job.jobId).catch(() => undefined);
-    if (this.generation !== generation || this.phase.kind !== 'forming') return;
+    if (this.generation !== generation || this.phase !== forming) return;
     const phase: Extract<Phase, { kind: 'checkpointing' }> = {
       kind: 'checkpointing',
       step: this.step,
@@ -785,7 +787,9 @@ export class Coordinator {
       );
       return;
     }
-    if (manifest.step !== p.step) return;
+    // Only the first report of this checkpoint acts: a repeat (the worker answers each re-send of the request) can
+    // arrive while this one reads the manifest, and acting on both would finish the stage twice, skipping the next.
+    if (this.phase !== p || manifest.step !== p.step) return;
     this.history.committed(this.historySent);
     this.historySent = 0;
     this.head = manifest.id;

@@ -7,11 +7,15 @@
  *   PROMPTMESH_FAILPOINT=fail-at-step:N   the first step N the worker starts fails with an error (once)
  *   PROMPTMESH_FAILPOINT=slow-eval-batch:MS   every evaluation batch blocks the main thread MS ms longer (a large
  *                                          validation set on a slow device)
+ *   PROMPTMESH_FAILPOINT=repeat-reports   every report to the coordinator is sent twice, sealed twice (what the
+ *                                          coordinator sees when it re-sends a request and the worker answers the
+ *                                          repeat from memory while the first answer is still on its way)
  */
 const spec = process.env.PROMPTMESH_FAILPOINT ?? '';
 const hangAt = /^hang-at-step:(\d+)$/.exec(spec);
 const failAt = /^fail-at-step:(\d+)$/.exec(spec);
 const slowEval = /^slow-eval-batch:(\d+)$/.exec(spec);
+const repeat = spec === 'repeat-reports';
 let failed = false;
 let slowLogged = false;
 
@@ -43,4 +47,9 @@ export function slowEvalBatchIfAsked(log: (line: string) => void): void {
     log(`failpoint: every evaluation batch takes ${slowEval[1]} ms longer (PROMPTMESH_FAILPOINT=${spec})`);
   }
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Number(slowEval[1]));
+}
+
+/** How many times each report is sent: 2 when PROMPTMESH_FAILPOINT=repeat-reports, else 1. */
+export function reportCopies(): number {
+  return repeat ? 2 : 1;
 }

@@ -59,7 +59,7 @@ import { CollectiveReducer } from '../collective-reducer.js';
 import { CorruptVersionError, loadForRestore } from '../corrupt-version.js';
 import { ReplicaState, stateFromTensors, stateTensors, type TensorMap } from '../replica-state.js';
 import type { RuntimeBank } from '../runtime-bank.js';
-import { failIfAsked, hangIfAsked, slowEvalBatchIfAsked } from './failpoints.js';
+import { failIfAsked, hangIfAsked, reportCopies, slowEvalBatchIfAsked } from './failpoints.js';
 import { type HeartbeatSender, timerHeartbeat } from './heartbeat.js';
 import {
   describeJoinFailure,
@@ -438,7 +438,8 @@ export class Worker {
   private report(r: Report): void {
     if (this.nc.isClosed() || this.nc.isDraining()) return;
     try {
-      this.nc.publish(this.subj.report, this.sealer.seal(this.subj.report, r));
+      for (let i = reportCopies(); i > 0; i--)
+        this.nc.publish(this.subj.report, this.sealer.seal(this.subj.report, r));
     } catch (err) {
       // Shutting down while a handler finishes: nobody is listening any more.
       this.opts.log(`could not report ${r.type}: ${(err as Error).message}`);
