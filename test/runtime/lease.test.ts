@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect } from 'nats';
 import { selectBackend } from '../../src/backend/index.js';
-import { LEASE_BUCKET } from '../../src/runtime/coordinator/lease.js';
+import { CoordinatorLease, LEASE_BUCKET } from '../../src/runtime/coordinator/lease.js';
 import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
 import {
   assertMatchesReference,
@@ -113,5 +113,51 @@ describe('runtime: one coordinator per job (lease)', { skip: natsSkipReason() },
     }
     assert.notEqual(await expectExit(coord, 30_000), 0);
     assert.match(coord.output(), new RegExp(`the coordinator lease of job '${JOB}' was lost`));
+  });
+
+  test('renewal: our own value at a new revision stays ours, an expired key is taken again, another holder is lost', async () => {
+    // In process, on the real nats-server. A NATS restart can apply a renewal and lose its reply ("TIMEOUT"): the
+    // key then holds our value at a revision we never saw, and the next compare-and-set fails. CI once saw a
+    // coordinator stop there ("lease lost (TIMEOUT); another coordinator holds it now") while nobody else did.
+    const job = 'lease-renewal';
+    const nc = await connect({ servers: nats.url });
+    const lost: string[] = [];
+    const logs: string[] = [];
+    const lease = await CoordinatorLease.acquire(nc, job, {
+      ttlMs: 900,
+      waitMs: 0,
+      incarnation: 'renewal-test',
+      log: (l) => logs.push(l),
+      onLost: (why) => lost.push(why),
+    });
+    assert.ok(lease, 'the nats-server of the tests runs JetStream');
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    try {
+      const kv = await nc.jetstream().views.kv(LEASE_BUCKET);
+      const mine = (await kv.get(job))!;
+      // 1. The renewal applied, its reply lost: our value, a revision the lease does not know.
+      const moved = await kv.put(job, mine.string());
+      await sleep(800);
+      assert.deepEqual(lost, [], 'our own value at a new revision is still our lease');
+      const after1 = (await kv.get(job))!;
+      assert.ok(after1.revision > moved, 'renewals go on from the new revision');
+      // 2. Expired while paused (nobody took it): created again.
+      await kv.delete(job);
+      await sleep(800);
+      assert.deepEqual(lost, []);
+      assert.equal((await kv.get(job))?.string(), mine.string(), 'the lease holds our value again');
+      assert.ok(
+        logs.some((l) => /had expired and nobody held it: taken again/.test(l)),
+        logs.join('\n'),
+      );
+      // 3. Another coordinator holds it: lost, once, naming the holder.
+      await kv.put(job, JSON.stringify({ incarnation: 'other', host: 'elsewhere', pid: 7, since: 'now' }));
+      await sleep(800);
+      assert.equal(lost.length, 1, lost.join('\n'));
+      assert.match(lost[0]!, /lease of job 'lease-renewal' was lost .*the coordinator on elsewhere pid 7/);
+    } finally {
+      await lease.release();
+      await nc.close();
+    }
   });
 });

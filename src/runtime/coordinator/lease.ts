@@ -6,9 +6,11 @@
  *    holder stopped renewing). Otherwise the holder is named in the log and we try again every `ttlMs / 3` until
  *    `waitMs` has passed (then LeaseHeldError: the second coordinator exits with a message naming the holder).
  * 2. Renew every `ttlMs / 3` with `update(job, value, revision)`: a compare-and-set on the revision we wrote last.
- *    If it fails (our lease expired while we were paused and someone else took it) the lease is lost: `onLost`
- *    runs and the coordinator must stop at once without telling the workers anything (they follow the new holder,
- *    whose `hello` carries another incarnation).
+ *    When it fails, the key decides: still our value (an update applied whose reply was lost in a NATS restart):
+ *    ours, at its new revision; absent (expired while we were paused, nobody took it): created again; unreadable:
+ *    try again next tick; another holder's value: the lease is lost, `onLost` runs and the coordinator must stop
+ *    at once without telling the workers anything (they follow the new holder, whose `hello` carries another
+ *    incarnation).
  * 3. Release at the end: delete the key if it is still our revision, so a successor starts without waiting.
  *
  * Without JetStream on the server, there is no lease (a warning says so) and nothing fences a second coordinator.
@@ -57,6 +59,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export class CoordinatorLease {
   private timer: NodeJS.Timeout | undefined;
   private lost = false;
+  private renewing = false;
 
   private constructor(
     private readonly kv: KV,
@@ -132,23 +135,61 @@ export class CoordinatorLease {
     }
   }
 
-  /** Step 2. */
+  /** Step 2. One renewal at a time: a renewal slower than the interval (NATS reconnecting) is not overtaken. */
   private async renew(): Promise<void> {
-    if (this.lost) return;
+    if (this.lost || this.renewing) return;
+    this.renewing = true;
     try {
-      this.revision = await this.kv.update(this.job, this.value, this.revision);
-    } catch (e) {
-      // A transient NATS error keeps the old revision and retries next tick; a revision mismatch means another
-      // coordinator holds the job now.
-      const current = await this.kv.get(this.job).catch(() => undefined);
-      if (current === undefined) return; // cannot tell (NATS down): try again next tick
-      if (current && current.operation === 'PUT' && current.revision === this.revision) return;
+      const lost = await this.renewOnce();
+      if (lost === undefined || this.lost) return;
       this.lost = true;
       clearInterval(this.timer);
-      this.opts.onLost(
-        `the coordinator lease of job '${this.job}' was lost (${(e as Error).message}); another coordinator holds it now`,
-      );
+      this.opts.onLost(lost);
+    } finally {
+      this.renewing = false;
     }
+  }
+
+  /** A compare-and-set on our last revision; when it fails, what the key holds decides. Returns why, when lost. */
+  private async renewOnce(): Promise<string | undefined> {
+    let error: Error;
+    try {
+      this.revision = await this.kv.update(this.job, this.value, this.revision);
+      return undefined;
+    } catch (e) {
+      error = e as Error;
+    }
+    const current = await this.kv.get(this.job).catch(() => undefined);
+    // Cannot tell (NATS down or reconnecting): keep the revision and try again next tick.
+    if (current === undefined) return undefined;
+    if (current && current.operation === 'PUT' && current.string() === this.value) {
+      // Ours (the value names this process's incarnation). Either the update failed for a transient reason, or it
+      // was applied and its reply lost (a NATS restart in between: "TIMEOUT"), which moved the revision on.
+      this.revision = current.revision;
+      return undefined;
+    }
+    if (current === null || current.operation !== 'PUT') {
+      // Nobody holds it (it expired while this process was paused, or was released): take it back, unless another
+      // coordinator takes it first (create is a compare-and-set on absence).
+      try {
+        this.revision = await this.kv.create(this.job, this.value);
+        this.opts.log(
+          `the coordinator lease of job '${this.job}' had expired and nobody held it: taken again`,
+        );
+        return undefined;
+      } catch {
+        // Taken in between, or NATS failed: the next tick reads the key again and decides.
+        return undefined;
+      }
+    }
+    let holder = 'another coordinator';
+    try {
+      const h = JSON.parse(current.string()) as LeaseHolder;
+      holder = `the coordinator on ${h.host} pid ${h.pid} (since ${h.since})`;
+    } catch {
+      // not our format: name nobody
+    }
+    return `the coordinator lease of job '${this.job}' was lost (${error.message}); ${holder} holds it now`;
   }
 
   /** Step 3. */
