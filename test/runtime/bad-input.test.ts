@@ -8,59 +8,38 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { connect, type NatsConnection } from 'nats';
-import { selectBackend } from '../../src/backend/index.js';
 import { blobDigest, CorruptBlobError, DirectoryStore } from '../../src/bank/index.js';
 import { MAX_CONTROL_BYTES, PROTOCOL_VERSION, subjects } from '../../src/control/protocol.js';
-import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
+import { natsSkipReason } from '../helpers/nats.js';
 import {
   bankParams,
-  type CliProcess,
   expectExit,
   firstDifference,
-  killAll,
-  makeRuntimeFixture,
-  type RuntimeFixture,
-  referenceRun,
   spawnCli,
   startCoordinator,
   startWorker,
   testSealer,
 } from '../helpers/runtime-fixture.js';
+import { runtimeSuite } from '../helpers/runtime-suite.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
 const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
 
 describe('runtime: bad input', { skip: natsSkipReason() }, () => {
-  let fx: RuntimeFixture | undefined;
-  let nats: NatsServerHandle;
-  let reference: Map<string, Float32Array>[];
-  const procs: CliProcess[] = [];
-
-  before(async () => {
-    fx = await makeRuntimeFixture({ jobId: 'bad', steps: [30, 4] });
-    if (!fx) return;
-    nats = await startNatsServer();
-    await selectBackend({ requested: 'wasm' });
-    reference = await referenceRun(fx.job());
-  });
-  after(async () => {
-    await killAll(procs);
-    await nats?.stop();
-    fx?.cleanup();
-  });
+  const suite = runtimeSuite({ jobId: 'bad', steps: [30, 4], reference: true });
 
   test('garbage, oversized, unknown, future, stale and duplicate messages: the job completes unchanged', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
     const subj = subjects('bad');
     const a = {
-      natsUrl: nats.url,
-      jobFile: fx.jobFile,
-      bankDir: fx.bankDir,
+      natsUrl: suite.nats.url,
+      jobFile: suite.fx.jobFile,
+      bankDir: suite.fx.bankDir,
       coordinatorArgs: ['--checkpoint-every', '5'],
     };
-    const nc: NatsConnection = await connect({ servers: nats.url });
+    const nc: NatsConnection = await connect({ servers: suite.nats.url });
     // Learn the live incarnation, generation and step the way a snooping client would: from the plans.
     let live: { incarnation: string; generation: number; step: number } | undefined;
     nc.subscribe(subj.ctl, {
@@ -76,7 +55,7 @@ describe('runtime: bad input', { skip: natsSkipReason() }, () => {
     });
     const coord = startCoordinator({ ...a, workers: 2 });
     const ws = [startWorker({ ...a, id: 'w0' }), startWorker({ ...a, id: 'w1' })];
-    procs.push(coord, ...ws);
+    suite.procs.push(coord, ...ws);
     await coord.waitFor(/committed at stage 0 step 5/);
     assert.ok(live, 'saw a step plan');
     const { incarnation, generation, step } = live;
@@ -202,21 +181,24 @@ describe('runtime: bad input', { skip: natsSkipReason() }, () => {
       ['1', '2'],
     );
     for (const w of ws) assert.match(w.output(), /ignored a malformed control message/);
-    const bank = fx.bank();
+    const bank = suite.fx.bank();
     for (const [i, ref] of [await bank.get('bad.s1'), await bank.get('bad@head')].entries()) {
-      const diff = firstDifference(reference[i]!, await bankParams(bank, ref.id, reference[i]!.keys()));
+      const diff = firstDifference(
+        suite.reference[i]!,
+        await bankParams(bank, ref.id, suite.reference[i]!.keys()),
+      );
       assert.equal(diff, undefined, `stage ${i + 1}: ${diff}`);
     }
   });
 
   test('a corrupt blob is refused by its digest; no committed version is lost', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const bank = fx.bank();
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const bank = suite.fx.bank();
     const before = await bank.list({ job: 'bad' });
     const mid = before.find((v) => v.step === 15)!;
     const m = await bank.get(mid.id);
     const [name, entry] = Object.entries(m.tensors).find(([n]) => n.startsWith('prompt.'))!;
-    const file = new DirectoryStore(fx.bankDir).blobPath(entry.digest);
+    const file = new DirectoryStore(suite.fx.bankDir).blobPath(entry.digest);
     const bytes = fs.readFileSync(file);
     bytes[0] = bytes[0]! ^ 0xff;
     fs.writeFileSync(file, bytes);
@@ -241,10 +223,10 @@ describe('runtime: bad input', { skip: natsSkipReason() }, () => {
       // A resume from the corrupt version stops the coordinator before any worker spends a generation on it
       // (it used to re-form 10 times, ~20 s, and then give up), naming the version, the tensor, both digests and
       // what to do instead; it commits nothing and the head stays.
-      const a = { natsUrl: nats.url, jobFile: fx.jobFile, bankDir: fx.bankDir };
+      const a = { natsUrl: suite.nats.url, jobFile: suite.fx.jobFile, bankDir: suite.fx.bankDir };
       const started = performance.now();
       const coord = startCoordinator({ ...a, workers: 1, coordinatorArgs: ['--from', mid.id] });
-      procs.push(coord);
+      suite.procs.push(coord);
       assert.equal(await expectExit(coord, 60_000), 1, coord.output());
       const seconds = (performance.now() - started) / 1000;
       t.diagnostic(`the coordinator exited ${seconds.toFixed(1)} s after it was spawned`);
@@ -274,18 +256,18 @@ describe('runtime: bad input', { skip: natsSkipReason() }, () => {
   });
 
   test('a version found corrupt by a worker (after the coordinator checked it) stops the job without retries', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const bank = fx.bank();
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const bank = suite.fx.bank();
     const before = await bank.list({ job: 'bad' });
     const mid = before.find((v) => v.step === 15)!;
     const [name, entry] = Object.entries((await bank.get(mid.id)).tensors).find(([n]) =>
       n.startsWith('prompt.'),
     )!;
-    const file = new DirectoryStore(fx.bankDir).blobPath(entry.digest);
+    const file = new DirectoryStore(suite.fx.bankDir).blobPath(entry.digest);
     const good = fs.readFileSync(file);
-    const a = { natsUrl: nats.url, jobFile: fx.jobFile, bankDir: fx.bankDir };
+    const a = { natsUrl: suite.nats.url, jobFile: suite.fx.jobFile, bankDir: suite.fx.bankDir };
     const coord = startCoordinator({ ...a, workers: 1, coordinatorArgs: ['--from', mid.id] });
-    procs.push(coord);
+    suite.procs.push(coord);
     // The coordinator has read the version intact; now the blob goes bad before the worker restores it.
     await coord.waitFor(/resuming job 'bad' from bank version \w+ \(stage 0, step 15\)/);
     fs.writeFileSync(
@@ -294,7 +276,7 @@ describe('runtime: bad input', { skip: natsSkipReason() }, () => {
     );
     try {
       const w = startWorker({ ...a, id: 'w0' });
-      procs.push(w);
+      suite.procs.push(w);
       await w.waitFor(/joined job 'bad'/);
       const joinedAt = performance.now();
       assert.equal(await expectExit(coord, 60_000), 1, coord.output());
@@ -326,17 +308,17 @@ describe('runtime: bad input', { skip: natsSkipReason() }, () => {
   });
 
   test('a half-written manifest breaks neither `bank ls` nor a resume', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const bank = fx.bank();
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const bank = suite.fx.bank();
     const head = await bank.get('bad@head');
-    const text = fs.readFileSync(path.join(fx.bankDir, 'versions', `${head.id}.json`), 'utf8');
+    const text = fs.readFileSync(path.join(suite.fx.bankDir, 'versions', `${head.id}.json`), 'utf8');
     const bogus = `${'ab'.repeat(32)}`;
     fs.writeFileSync(
-      path.join(fx.bankDir, 'versions', `${bogus}.json`),
+      path.join(suite.fx.bankDir, 'versions', `${bogus}.json`),
       text.slice(0, Math.floor(text.length / 2)),
     );
-    const ls = spawnCli('bank-ls', ['bank', 'ls', '--bank', fx.bankDir, '--json']);
-    procs.push(ls);
+    const ls = spawnCli('bank-ls', ['bank', 'ls', '--bank', suite.fx.bankDir, '--json']);
+    suite.procs.push(ls);
     assert.equal(await expectExit(ls, 30_000), 0, ls.output());
     const listed = JSON.parse(
       ls.output().slice(ls.output().indexOf('['), ls.output().lastIndexOf(']') + 1),
@@ -345,10 +327,15 @@ describe('runtime: bad input', { skip: natsSkipReason() }, () => {
     assert.ok(!listed.some((v) => v.id === bogus));
     assert.match(ls.output(), new RegExp(`${bogus}`), 'the unreadable manifest is named in a warning');
     // The coordinator resumes past it: a larger --steps continues the last stage from the head.
-    const a = { natsUrl: nats.url, jobFile: fx.jobFile, bankDir: fx.bankDir, extra: ['--steps', '6'] };
+    const a = {
+      natsUrl: suite.nats.url,
+      jobFile: suite.fx.jobFile,
+      bankDir: suite.fx.bankDir,
+      extra: ['--steps', '6'],
+    };
     const coord = startCoordinator({ ...a, workers: 1 });
     const w = startWorker({ ...a, id: 'w0' });
-    procs.push(coord, w);
+    suite.procs.push(coord, w);
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(w, 20_000), 0, w.output());
     const now = await bank.get('bad@head');

@@ -10,21 +10,16 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { selectBackend } from '../../src/backend/index.js';
-import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
+import { after, describe, test } from 'node:test';
+import { natsSkipReason } from '../helpers/nats.js';
 import {
   assertMatchesReference,
-  type CliProcess,
   expectExit,
-  killAll,
-  makeRuntimeFixture,
   openBank,
-  type RuntimeFixture,
-  referenceRun,
   startCoordinator,
   startWorker,
 } from '../helpers/runtime-fixture.js';
+import { runtimeSuite } from '../helpers/runtime-suite.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
 const JOB = 'diskfull';
@@ -58,39 +53,25 @@ function fillDisk(dir: string): string {
 }
 
 describe('runtime: a checkpoint on a full disk is retried, not fatal', { skip }, () => {
-  let fx: RuntimeFixture | undefined;
-  let nats: NatsServerHandle;
-  let reference: Map<string, Float32Array>[];
-  const procs: CliProcess[] = [];
-
-  before(async () => {
-    fx = await makeRuntimeFixture({ jobId: JOB, steps: [20, 4] });
-    if (!fx) return;
-    nats = await startNatsServer();
-    await selectBackend({ requested: 'wasm' });
-    reference = await referenceRun(fx.job());
-  });
-  after(async () => {
-    await killAll(procs);
-    await nats?.stop();
-    fx?.cleanup();
+  const suite = runtimeSuite({ jobId: JOB, steps: [20, 4], reference: true });
+  after(() => {
     spawnSync('umount', [mountPoint]);
     fs.rmSync(mountPoint, { recursive: true, force: true });
   });
 
   test('ENOSPC while checkpointing: logged with its cause, retried, the job completes byte-identical', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
     const bankDir = path.join(mountPoint, 'bank');
     const a = {
-      natsUrl: nats.url,
-      jobFile: fx.jobFile,
+      natsUrl: suite.nats.url,
+      jobFile: suite.fx.jobFile,
       bankDir,
       coordinatorArgs: ['--checkpoint-every', '5'],
     };
     const coord = startCoordinator({ ...a, workers: 1 });
-    procs.push(coord);
+    suite.procs.push(coord);
     const worker = startWorker({ ...a, id: 'w1', extra: ['--metrics-port', '0'] });
-    procs.push(worker);
+    suite.procs.push(worker);
     await coord.waitFor(/committed at stage 0 step 5/, 120_000);
     const filler = fillDisk(mountPoint);
     const failed = await worker.waitFor(
@@ -114,7 +95,7 @@ describe('runtime: a checkpoint on a full disk is retried, not fatal', { skip },
       kept.some((v) => v.step === Number(failed[1])),
       `the version of step ${failed[1]} was written after the disk had space again`,
     );
-    await assertMatchesReference(bank, JOB, [20, 4], reference, 'disk full, then freed', t);
+    await assertMatchesReference(bank, JOB, [20, 4], suite.reference, 'disk full, then freed', t);
     assert.doesNotMatch(
       coord.output(),
       /failed at step/,

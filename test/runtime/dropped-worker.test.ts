@@ -5,61 +5,36 @@
  * heartbeat thread still beats is declared hung and dropped. Each job completes with the single-process result.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { selectBackend } from '../../src/backend/index.js';
-import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
+import { describe, test } from 'node:test';
+import { natsSkipReason } from '../helpers/nats.js';
 import {
   assertMatchesReference,
-  type CliProcess,
   expectExit,
-  killAll,
-  makeRuntimeFixture,
   openBank,
-  type RuntimeFixture,
-  referenceRun,
   startCoordinator,
   startWorker,
 } from '../helpers/runtime-fixture.js';
+import { runtimeSuite } from '../helpers/runtime-suite.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
 const JOB = 'dropped';
 
 describe('runtime: dropped while alive, hung while beating', { skip: natsSkipReason() }, () => {
-  let fx: RuntimeFixture | undefined;
-  let nats: NatsServerHandle;
-  let reference: Map<string, Float32Array>[];
-  const procs: CliProcess[] = [];
-
-  before(async () => {
-    fx = await makeRuntimeFixture({ jobId: JOB, steps: [20, 6] });
-    if (!fx) return;
-    nats = await startNatsServer();
-    await selectBackend({ requested: 'wasm' });
-    reference = await referenceRun(fx.job());
-  });
-  after(async () => {
-    await killAll(procs);
-    await nats?.stop();
-    fx?.cleanup();
-  });
+  const suite = runtimeSuite({ jobId: JOB, steps: [20, 6], reference: true });
 
   const args = (bankDir: string, extra: string[] = []) => ({
-    natsUrl: nats.url,
-    jobFile: fx!.jobFile,
+    natsUrl: suite.nats.url,
+    jobFile: suite.fx!.jobFile,
     bankDir,
     coordinatorArgs: ['--checkpoint-every', '5', '--heartbeat-timeout-ms', '1500', ...extra],
   });
-  const track = <T extends CliProcess>(p: T): T => {
-    procs.push(p);
-    return p;
-  };
 
   test('SIGSTOP a worker past the heartbeat timeout (min = max = 2): it is told to re-join and the job completes', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const a = args(`${fx.bankDir}-pause`);
-    const coord = track(startCoordinator({ ...a, min: 2, max: 2 }));
-    const w0 = track(startWorker({ ...a, id: 'w0' }));
-    const w1 = track(startWorker({ ...a, id: 'w1' }));
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = args(`${suite.fx.bankDir}-pause`);
+    const coord = suite.track(startCoordinator({ ...a, min: 2, max: 2 }));
+    const w0 = suite.track(startWorker({ ...a, id: 'w0' }));
+    const w1 = suite.track(startWorker({ ...a, id: 'w1' }));
     await coord.waitFor(/committed at stage 0 step 5/);
     w1.kill('SIGSTOP');
     const from = coord.mark();
@@ -81,18 +56,18 @@ describe('runtime: dropped while alive, hung while beating', { skip: natsSkipRea
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.equal(await expectExit(w1, 20_000), 0, w1.output());
-    await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], reference, 'SIGSTOP', t);
+    await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], suite.reference, 'SIGSTOP', t);
   });
 
   test('nats-server down longer than the heartbeat timeout: every worker is dropped, re-joins, and the job completes', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const a = args(`${fx.bankDir}-outage`);
-    const coord = track(startCoordinator({ ...a, min: 2, max: 2 }));
-    const w0 = track(startWorker({ ...a, id: 'w0' }));
-    const w1 = track(startWorker({ ...a, id: 'w1' }));
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = args(`${suite.fx.bankDir}-outage`);
+    const coord = suite.track(startCoordinator({ ...a, min: 2, max: 2 }));
+    const w0 = suite.track(startWorker({ ...a, id: 'w0' }));
+    const w1 = suite.track(startWorker({ ...a, id: 'w1' }));
     await coord.waitFor(/committed at stage 0 step 5/);
     const from = coord.mark();
-    await nats.restart({ downMs: 4000 });
+    await suite.nats.restart({ downMs: 4000 });
     t.diagnostic('nats-server was down for 4 s (heartbeat timeout 1.5 s) after the step-5 version');
     await coord.waitFor(/declared dead/, 15_000, from);
     await coord.waitFor(/told to re-join/, 30_000, from);
@@ -105,17 +80,17 @@ describe('runtime: dropped while alive, hung while beating', { skip: natsSkipRea
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.equal(await expectExit(w1, 20_000), 0, w1.output());
-    await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], reference, 'nats outage', t);
+    await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], suite.reference, 'nats outage', t);
   });
 
   test('a worker whose main thread is stuck (heartbeats still arrive) is declared hung and the job goes on', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const a = args(`${fx.bankDir}-hung`, ['--progress-timeout', '3']);
-    const coord = track(startCoordinator({ ...a, min: 1, max: 2 }));
-    const w0 = track(startWorker({ ...a, id: 'w0' }));
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = args(`${suite.fx.bankDir}-hung`, ['--progress-timeout', '3']);
+    const coord = suite.track(startCoordinator({ ...a, min: 1, max: 2 }));
+    const w0 = suite.track(startWorker({ ...a, id: 'w0' }));
     await coord.waitFor(/generation \d+ \([^)]*\): w0 from step 0/);
     // The first step w1 runs after it is admitted (at the next bank version) spins its main thread forever.
-    const w1 = track(startWorker({ ...a, id: 'w1', env: { PROMPTMESH_FAILPOINT: 'hang-at-step:0' } }));
+    const w1 = suite.track(startWorker({ ...a, id: 'w1', env: { PROMPTMESH_FAILPOINT: 'hang-at-step:0' } }));
     const at = Number((await w1.waitFor(/failpoint: hanging the main thread at step (\d+)/, 60_000))[1]);
     const from = coord.mark();
     const hung = await coord.waitFor(
@@ -131,21 +106,23 @@ describe('runtime: dropped while alive, hung while beating', { skip: natsSkipRea
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     w1.kill('SIGKILL');
-    await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], reference, 'hung worker', t);
+    await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], suite.reference, 'hung worker', t);
   });
 
   test('rank 0 evaluating longer than --progress-timeout is not declared hung: it makes progress per batch', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
     // Evaluation batches of 2 (16 batches per evaluation: 2 tasks x 8 examples) and each one 700 ms slower: every
     // evaluation of rank 0 (step 0 and each stage's last step, inside a checkpoint) takes over 11 s, against a
     // progress timeout of 3 s. Progress per batch keeps it alive; one milestone per evaluation would not.
-    const jobFile = fx.writeJob('slow-eval.json', (raw) => {
+    const jobFile = suite.fx.writeJob('slow-eval.json', (raw) => {
       for (const s of raw.stages as { train: Record<string, unknown> }[]) s.train.evalBatchSize = 2;
       return raw;
     });
-    const a = { ...args(`${fx.bankDir}-slow-eval`, ['--progress-timeout', '3']), jobFile };
-    const coord = track(startCoordinator({ ...a, min: 1, max: 1 }));
-    const w0 = track(startWorker({ ...a, id: 'w0', env: { PROMPTMESH_FAILPOINT: 'slow-eval-batch:700' } }));
+    const a = { ...args(`${suite.fx.bankDir}-slow-eval`, ['--progress-timeout', '3']), jobFile };
+    const coord = suite.track(startCoordinator({ ...a, min: 1, max: 1 }));
+    const w0 = suite.track(
+      startWorker({ ...a, id: 'w0', env: { PROMPTMESH_FAILPOINT: 'slow-eval-batch:700' } }),
+    );
     await w0.waitFor(/failpoint: every evaluation batch takes 700 ms longer/, 60_000);
     assert.equal(await expectExit(coord, 180_000), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());

@@ -7,25 +7,20 @@
  * and replayed, do not keep it in the job.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { connect, type NatsConnection } from 'nats';
-import { selectBackend } from '../../src/backend/index.js';
 import { PROTOCOL_VERSION, subjects, UNAUTHENTICATED_JOIN } from '../../src/control/protocol.js';
-import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
+import { natsSkipReason } from '../helpers/nats.js';
 import {
   bankParams,
-  type CliProcess,
   expectExit,
   firstDifference,
-  killAll,
-  makeRuntimeFixture,
   openBank,
-  type RuntimeFixture,
-  referenceRun,
   startCoordinator,
   startWorker,
   testSealer,
 } from '../helpers/runtime-fixture.js';
+import { runtimeSuite } from '../helpers/runtime-suite.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
 const WRONG = 'wrong-token-0123456789abcdef';
@@ -68,38 +63,22 @@ function snoop(nc: NatsConnection, job: string): Captured[] {
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 
 describe('runtime: forged and replayed control messages', { skip: natsSkipReason() }, () => {
-  let fx: RuntimeFixture | undefined;
-  let nats: NatsServerHandle;
-  let reference: Map<string, Float32Array>[];
-  const procs: CliProcess[] = [];
-
-  before(async () => {
-    fx = await makeRuntimeFixture({ jobId: 'forge', steps: [30, 4] });
-    if (!fx) return;
-    nats = await startNatsServer();
-    await selectBackend({ requested: 'wasm' });
-    reference = await referenceRun(fx.job());
-  });
-  after(async () => {
-    await killAll(procs);
-    await nats?.stop();
-    fx?.cleanup();
-  });
+  const suite = runtimeSuite({ jobId: 'forge', steps: [30, 4], reference: true });
 
   test('every message type forged, tampered or replayed is refused; the job completes unchanged', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
     const subj = subjects('forge');
     const a = {
-      natsUrl: nats.url,
-      jobFile: fx.jobFile,
-      bankDir: fx.bankDir,
+      natsUrl: suite.nats.url,
+      jobFile: suite.fx.jobFile,
+      bankDir: suite.fx.bankDir,
       coordinatorArgs: ['--checkpoint-every', '5'],
     };
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect({ servers: suite.nats.url });
     const seen = snoop(nc, 'forge');
     const coord = startCoordinator({ ...a, workers: 2 });
     const ws = [startWorker({ ...a, id: 'w0' }), startWorker({ ...a, id: 'w1' })];
-    procs.push(coord, ...ws);
+    suite.procs.push(coord, ...ws);
     await coord.waitFor(/committed at stage 0 step 10/);
     const lastStep = [...seen].reverse().find((c) => c.body.type === 'step')!;
     assert.ok(lastStep, 'saw a step plan');
@@ -227,22 +206,25 @@ describe('runtime: forged and replayed control messages', { skip: natsSkipReason
       [...out.matchAll(/generation (\d+) \(/g)].map((m) => m[1]),
       ['1', '2'],
     );
-    const bank = openBank(fx.bankDir);
+    const bank = openBank(suite.fx.bankDir);
     for (const [i, ref] of [await bank.get('forge.s1'), await bank.get('forge@head')].entries()) {
-      const diff = firstDifference(reference[i]!, await bankParams(bank, ref.id, reference[i]!.keys()));
+      const diff = firstDifference(
+        suite.reference[i]!,
+        await bankParams(bank, ref.id, suite.reference[i]!.keys()),
+      );
       assert.equal(diff, undefined, `stage ${i + 1}: ${diff}`);
     }
   });
 
   test("a dead worker's forged and replayed heartbeats do not keep it in the job", async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const job = fx.writeJob('dead.json', (j) => {
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const job = suite.fx.writeJob('dead.json', (j) => {
       j.stages[0].train.steps = 300;
       j.stages.length = 1;
       return j;
     });
-    const a = { natsUrl: nats.url, jobFile: job, bankDir: `${fx.bankDir}-dead` };
-    const nc = await connect({ servers: nats.url });
+    const a = { natsUrl: suite.nats.url, jobFile: job, bankDir: `${suite.fx.bankDir}-dead` };
+    const nc = await connect({ servers: suite.nats.url });
     const seen = snoop(nc, 'forge');
     const coord = startCoordinator({
       ...a,
@@ -251,7 +233,7 @@ describe('runtime: forged and replayed control messages', { skip: natsSkipReason
       coordinatorArgs: ['--heartbeat-timeout-ms', '2000', '--checkpoint-every', '20'],
     });
     const ws = [startWorker({ ...a, id: 'w0' }), startWorker({ ...a, id: 'w1' })];
-    procs.push(coord, ...ws);
+    suite.procs.push(coord, ...ws);
     await coord.waitFor(/generation \d+ \(.*\): (w0, w1|w1, w0) from step/, 120_000);
     await new Promise((r) => setTimeout(r, 1000));
     const beats = seen.filter((c) => c.body.type === 'heartbeat' && c.body.workerId === 'w1');

@@ -13,7 +13,7 @@
  * re-join, and answers the new join the same way), each one the same race.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { connect, type Msg, type NatsConnection } from 'nats';
 import { deriveJobKey, MessageOpener, MessageSealer } from '../../src/control/message-auth.js';
 import {
@@ -27,16 +27,9 @@ import {
   subjects,
 } from '../../src/control/protocol.js';
 import { Membership } from '../../src/runtime/coordinator/membership.js';
-import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
-import {
-  type CliProcess,
-  expectExit,
-  killAll,
-  makeRuntimeFixture,
-  type RuntimeFixture,
-  startWorker,
-  TEST_TOKEN,
-} from '../helpers/runtime-fixture.js';
+import { natsSkipReason } from '../helpers/nats.js';
+import { expectExit, startWorker, TEST_TOKEN } from '../helpers/runtime-fixture.js';
+import { runtimeSuite } from '../helpers/runtime-suite.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
 const JOB = 'race';
@@ -157,34 +150,21 @@ class RacingCoordinator {
 describe('runtime: the first generation arrives in the same read as the join reply', {
   skip: natsSkipReason(),
 }, () => {
-  let fx: RuntimeFixture | undefined;
-  let nats: NatsServerHandle;
-  const procs: CliProcess[] = [];
-
-  before(async () => {
-    fx = await makeRuntimeFixture({ jobId: JOB, steps: [2, 0] });
-    if (!fx) return;
-    nats = await startNatsServer();
-  });
-  after(async () => {
-    await killAll(procs);
-    await nats?.stop();
-    fx?.cleanup();
-  });
+  const suite = runtimeSuite({ jobId: JOB, steps: [2, 0] });
 
   test(`the worker acts on the generation of each of ${ROUNDS} admissions (ready within ${READY_WITHIN_MS} ms)`, async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const nc = await connect({ servers: nats.url });
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const nc = await connect({ servers: suite.nats.url });
     const coord = new RacingCoordinator(nc);
     await nc.flush();
     const w = startWorker({
-      natsUrl: nats.url,
-      jobFile: fx.jobFile,
-      bankDir: fx.bankDir,
+      natsUrl: suite.nats.url,
+      jobFile: suite.fx.jobFile,
+      bankDir: suite.fx.bankDir,
       id: 'w0',
       extra: ['--metrics-port', 'off', '--join-timeout', '120'],
     });
-    procs.push(w);
+    suite.procs.push(w);
     const outcomes: string[] = [];
     const stalled: number[] = [];
     try {

@@ -5,63 +5,38 @@
  * single-process result; a coordinator whose lease is taken from it stops without stopping the workers.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { connect } from 'nats';
-import { selectBackend } from '../../src/backend/index.js';
 import { CoordinatorLease, LEASE_BUCKET } from '../../src/runtime/coordinator/lease.js';
-import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
+import { natsSkipReason } from '../helpers/nats.js';
 import {
   assertMatchesReference,
-  type CliProcess,
   expectExit,
-  killAll,
-  makeRuntimeFixture,
   openBank,
-  type RuntimeFixture,
-  referenceRun,
   startCoordinator,
   startWorker,
 } from '../helpers/runtime-fixture.js';
+import { runtimeSuite } from '../helpers/runtime-suite.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
 const JOB = 'lease';
 
 describe('runtime: one coordinator per job (lease)', { skip: natsSkipReason() }, () => {
-  let fx: RuntimeFixture | undefined;
-  let nats: NatsServerHandle;
-  let reference: Map<string, Float32Array>[];
-  const procs: CliProcess[] = [];
-  const track = <T extends CliProcess>(p: T): T => {
-    procs.push(p);
-    return p;
-  };
-
-  before(async () => {
-    fx = await makeRuntimeFixture({ jobId: JOB, steps: [24, 4] });
-    if (!fx) return;
-    nats = await startNatsServer();
-    await selectBackend({ requested: 'wasm' });
-    reference = await referenceRun(fx.job());
-  });
-  after(async () => {
-    await killAll(procs);
-    await nats?.stop();
-    fx?.cleanup();
-  });
+  const suite = runtimeSuite({ jobId: JOB, steps: [24, 4], reference: true });
 
   const args = (bankDir: string, coordinatorArgs: string[] = []) => ({
-    natsUrl: nats.url,
-    jobFile: fx!.jobFile,
+    natsUrl: suite.nats.url,
+    jobFile: suite.fx!.jobFile,
     bankDir,
     coordinatorArgs: ['--checkpoint-every', '4', ...coordinatorArgs],
   });
 
   test('a second coordinator gives up naming the holder, a third waits and takes over when the holder dies', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const a = args(fx.bankDir);
-    const first = track(startCoordinator({ ...a, workers: 1, name: 'first' }));
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = args(suite.fx.bankDir);
+    const first = suite.track(startCoordinator({ ...a, workers: 1, name: 'first' }));
     await first.waitFor(/holds the coordinator lease of job 'lease'/, 30_000);
-    const second = track(
+    const second = suite.track(
       startCoordinator({ ...a, workers: 1, name: 'second', coordinatorArgs: ['--lease-wait', '1'] }),
     );
     assert.notEqual(await expectExit(second, 30_000), 0);
@@ -71,9 +46,9 @@ describe('runtime: one coordinator per job (lease)', { skip: natsSkipReason() },
         `another coordinator holds job '${JOB}' \\(host [^,]+, pid ${first.child.pid}, since [^)]+\\)`,
       ),
     );
-    const third = track(startCoordinator({ ...a, workers: 1, name: 'third' }));
+    const third = suite.track(startCoordinator({ ...a, workers: 1, name: 'third' }));
     await third.waitFor(new RegExp(`job '${JOB}' is held by .* pid ${first.child.pid}`), 30_000);
-    const worker = track(startWorker({ ...a, id: 'w1' }));
+    const worker = suite.track(startWorker({ ...a, id: 'w1' }));
     await first.waitFor(/committed at stage 0 step 4/, 60_000);
     assert.doesNotMatch(third.output(), /generation \d+/, 'the waiting coordinator formed nothing');
     first.kill('SIGKILL');
@@ -84,24 +59,28 @@ describe('runtime: one coordinator per job (lease)', { skip: natsSkipReason() },
     assert.equal(await expectExit(third, 120_000), 0, third.output());
     assert.equal(await expectExit(worker, 30_000), 0, worker.output());
     await assertMatchesReference(
-      openBank(fx.bankDir),
+      openBank(suite.fx.bankDir),
       JOB,
       [24, 4],
-      reference,
+      suite.reference,
       'holder killed, waiter took over',
       t,
     );
   });
 
   test('a coordinator whose lease is taken stops at once and leaves the workers to the new holder', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const coord = track(
-      startCoordinator({ ...args(`${fx.bankDir}-lost`, ['--lease-ttl', '1']), workers: 1, name: 'robbed' }),
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const coord = suite.track(
+      startCoordinator({
+        ...args(`${suite.fx.bankDir}-lost`, ['--lease-ttl', '1']),
+        workers: 1,
+        name: 'robbed',
+      }),
     );
     await coord.waitFor(/holds the coordinator lease of job 'lease'/, 30_000);
     // Someone else's lease replaces ours (as when ours expired during a long pause and another coordinator
     // started): delete and re-create the key.
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect({ servers: suite.nats.url });
     try {
       const kv = await nc.jetstream().views.kv(LEASE_BUCKET);
       const mine = await kv.get(JOB);
@@ -120,7 +99,7 @@ describe('runtime: one coordinator per job (lease)', { skip: natsSkipReason() },
     // key then holds our value at a revision we never saw, and the next compare-and-set fails. CI once saw a
     // coordinator stop there ("lease lost (TIMEOUT); another coordinator holds it now") while nobody else did.
     const job = 'lease-renewal';
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect({ servers: suite.nats.url });
     const lost: string[] = [];
     const logs: string[] = [];
     const lease = await CoordinatorLease.acquire(nc, job, {

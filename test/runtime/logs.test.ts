@@ -7,22 +7,20 @@
  * of bogus joins and garbage writes a few warn records and is counted in full by the metrics.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { connect } from 'nats';
 import { dropTensorFlowBanner } from '../../src/cli/commands/up.js';
 import { PROTOCOL_VERSION, subjects } from '../../src/control/protocol.js';
-import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
+import { natsSkipReason } from '../helpers/nats.js';
 import {
   type CliProcess,
   expectExit,
-  killAll,
-  makeRuntimeFixture,
-  type RuntimeFixture,
   spawnCli,
   startCoordinator,
   startWorker,
   TEST_TOKEN,
 } from '../helpers/runtime-fixture.js';
+import { runtimeSuite } from '../helpers/runtime-suite.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 import { fetchText, poll } from '../telemetry/local-job.js';
 
@@ -44,24 +42,11 @@ function records(p: CliProcess): LogRecord[] {
 }
 
 describe('runtime: JSON logs', { skip: natsSkipReason() }, () => {
-  let fx: RuntimeFixture | undefined;
-  let nats: NatsServerHandle;
-  const procs: CliProcess[] = [];
-
-  before(async () => {
-    fx = await makeRuntimeFixture({ jobId: 'logs', steps: [5, 0] });
-    if (!fx) return;
-    nats = await startNatsServer();
-  });
-  after(async () => {
-    await killAll(procs);
-    await nats?.stop();
-    fx?.cleanup();
-  });
+  const suite = runtimeSuite({ jobId: 'logs', steps: [5, 0] });
 
   test('a job with a failed step: JSON lines with role, job, generation, step and an error record', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const a = { natsUrl: nats.url, jobFile: fx.jobFile, bankDir: fx.bankDir };
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = { natsUrl: suite.nats.url, jobFile: suite.fx.jobFile, bankDir: suite.fx.bankDir };
     const coord = startCoordinator({
       ...a,
       workers: 2,
@@ -69,11 +54,11 @@ describe('runtime: JSON logs', { skip: natsSkipReason() }, () => {
       // close grace, when a worker that re-listened too early found its port still taken.
       coordinatorArgs: ['--log-format', 'json', '--heartbeat-timeout-ms', '1000', '--checkpoint-every', '2'],
     });
-    procs.push(coord);
+    suite.procs.push(coord);
     const json = { PROMPTMESH_LOG_FORMAT: 'json' };
     const w0 = startWorker({ ...a, id: 'w0', env: { ...json, PROMPTMESH_FAILPOINT: 'fail-at-step:3' } });
     const w1 = startWorker({ ...a, id: 'w1', env: { ...json, PROMPTMESH_LOG_LEVEL: 'debug' } });
-    procs.push(w0, w1);
+    suite.procs.push(w0, w1);
     assert.equal(await expectExit(coord, 180_000), 0, coord.output());
     assert.equal(await expectExit(w0), 0, w0.output());
     assert.equal(await expectExit(w1), 0, w1.output());
@@ -138,19 +123,28 @@ describe('runtime: JSON logs', { skip: natsSkipReason() }, () => {
   });
 
   test('a flood of bogus joins and garbage: a few warn records, every one counted in the metrics', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
     const coord = spawnCli(
       'coordinator',
       [
         'coordinator',
-        ...['--nats', nats.url, '--config', fx.jobFile, '--bank', fx.bankDir, '--token', TEST_TOKEN],
+        ...[
+          '--nats',
+          suite.nats.url,
+          '--config',
+          suite.fx.jobFile,
+          '--bank',
+          suite.fx.bankDir,
+          '--token',
+          TEST_TOKEN,
+        ],
         ...['--job-id', 'flood', '--metrics-port', '0', '--log-format', 'json'],
       ],
       {},
     );
-    procs.push(coord);
+    suite.procs.push(coord);
     const url = (await coord.waitFor(/metrics on (http:\/\/[^\s"]+\/metrics)/))[1]!;
-    const nc = await connect({ servers: nats.url });
+    const nc = await connect({ servers: suite.nats.url });
     try {
       const subj = subjects('flood');
       const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
@@ -203,17 +197,17 @@ describe('runtime: JSON logs', { skip: natsSkipReason() }, () => {
   });
 
   test('a process that fails ends with a level=error JSON record naming why', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
     const p = spawnCli(
       'coordinator',
       [
         'coordinator',
         '--nats',
-        nats.url,
+        suite.nats.url,
         '--config',
-        fx.jobFile,
+        suite.fx.jobFile,
         '--bank',
-        fx.bankDir,
+        suite.fx.bankDir,
         '--token',
         TEST_TOKEN,
         '--from',
@@ -221,7 +215,7 @@ describe('runtime: JSON logs', { skip: natsSkipReason() }, () => {
       ],
       { PROMPTMESH_LOG_FORMAT: 'json' },
     );
-    procs.push(p);
+    suite.procs.push(p);
     assert.equal(await expectExit(p), 1, p.output());
     const recs = records(p);
     const last = recs.at(-1)!;

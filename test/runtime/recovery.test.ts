@@ -4,61 +4,36 @@
  * the single-process run's, which proves that no committed step was lost and none was applied twice.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { selectBackend } from '../../src/backend/index.js';
-import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
+import { describe, test } from 'node:test';
+import { natsSkipReason } from '../helpers/nats.js';
 import {
   assertMatchesReference,
-  type CliProcess,
   expectExit,
-  killAll,
-  makeRuntimeFixture,
   openBank,
-  type RuntimeFixture,
-  referenceRun,
   startCoordinator,
   startWorker,
 } from '../helpers/runtime-fixture.js';
+import { runtimeSuite } from '../helpers/runtime-suite.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
 describe('runtime recovery', { skip: natsSkipReason() }, () => {
-  let fx: RuntimeFixture | undefined;
-  let nats: NatsServerHandle;
-  let reference: Map<string, Float32Array>[];
-  const procs: CliProcess[] = [];
-
-  before(async () => {
-    // Stage 2 is long enough (versions at its steps 5 and 10) that a worker restarted late in stage 1 still finds a
-    // bank version to be admitted at: with 4 steps, a slow restart on a loaded machine missed the whole job.
-    fx = await makeRuntimeFixture({ jobId: 'recov', steps: [30, 12] });
-    if (!fx) return;
-    nats = await startNatsServer();
-    await selectBackend({ requested: 'wasm' });
-    reference = await referenceRun(fx.job());
-  });
-  after(async () => {
-    await killAll(procs);
-    await nats?.stop();
-    fx?.cleanup();
-  });
+  // Stage 2 is long enough (versions at its steps 5 and 10) that a worker restarted late in stage 1 still finds a
+  // bank version to be admitted at: with 4 steps, a slow restart on a loaded machine missed the whole job.
+  const suite = runtimeSuite({ jobId: 'recov', steps: [30, 12], reference: true });
 
   const args = (bankDir: string, extra: string[] = []) => ({
-    natsUrl: nats.url,
-    jobFile: fx!.jobFile,
+    natsUrl: suite.nats.url,
+    jobFile: suite.fx!.jobFile,
     bankDir,
     coordinatorArgs: ['--checkpoint-every', '5', ...extra],
   });
-  const track = <T extends CliProcess>(p: T): T => {
-    procs.push(p);
-    return p;
-  };
 
   test('kill -9 a worker mid-step: detected within seconds, survivors go on, a returning worker re-joins', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const a = args(`${fx.bankDir}-kill`, ['--heartbeat-timeout-ms', '1500']);
-    const coord = track(startCoordinator({ ...a, min: 1, max: 3 }));
-    const w0 = track(startWorker({ ...a, id: 'w0' }));
-    const w1 = track(startWorker({ ...a, id: 'w1' }));
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = args(`${suite.fx.bankDir}-kill`, ['--heartbeat-timeout-ms', '1500']);
+    const coord = suite.track(startCoordinator({ ...a, min: 1, max: 3 }));
+    const w0 = suite.track(startWorker({ ...a, id: 'w0' }));
+    const w1 = suite.track(startWorker({ ...a, id: 'w1' }));
     // Generation 1 may start with whichever worker joined first; the other is added at the next bank version.
     await coord.waitFor(/generation \d+ \([^)]*\): (w0, w1|w1, w0) from step \d+/);
     await coord.waitFor(/committed at stage 0 step 5/);
@@ -79,7 +54,7 @@ describe('runtime recovery', { skip: natsSkipReason() }, () => {
     // The survivor restores the last committed state: the new generation starts at the first uncommitted step.
     assert.ok(Number(regen[2]) >= 5, `restarted at step ${regen[2]}, before the committed step 5`);
     // A worker that comes back (new process, same id) joins at a later generation.
-    const w1b = track(startWorker({ ...a, id: 'w1' }));
+    const w1b = suite.track(startWorker({ ...a, id: 'w1' }));
     const rejoin = await coord.waitFor(
       /generation (\d+) \([^)]*\): (w0, w1) from step \d+/,
       60_000,
@@ -89,20 +64,20 @@ describe('runtime recovery', { skip: natsSkipReason() }, () => {
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.equal(await expectExit(w1b, 20_000), 0, w1b.output());
-    await assertMatchesReference(openBank(a.bankDir), 'recov', [30, 12], reference, 'kill -9', t);
+    await assertMatchesReference(openBank(a.bankDir), 'recov', [30, 12], suite.reference, 'kill -9', t);
   });
 
   test('restart the coordinator: the new incarnation resumes from the bank head and the workers re-join it', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const a = args(`${fx.bankDir}-coord`);
-    const first = track(startCoordinator({ ...a, name: 'coordinator-1' }));
-    const w0 = track(startWorker({ ...a, id: 'w0' }));
-    const w1 = track(startWorker({ ...a, id: 'w1' }));
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = args(`${suite.fx.bankDir}-coord`);
+    const first = suite.track(startCoordinator({ ...a, name: 'coordinator-1' }));
+    const w0 = suite.track(startWorker({ ...a, id: 'w0' }));
+    const w1 = suite.track(startWorker({ ...a, id: 'w1' }));
     await first.waitFor(/committed at stage 0 step 10/);
     first.kill('SIGKILL');
     await first.exited;
     const head = await openBank(a.bankDir).get('recov@head');
-    const second = track(startCoordinator({ ...a, name: 'coordinator-2' }));
+    const second = suite.track(startCoordinator({ ...a, name: 'coordinator-2' }));
     const resumed = await second.waitFor(
       /resuming job 'recov' from bank version (\w+) \(stage 0, step (\d+)\)/,
     );
@@ -112,21 +87,28 @@ describe('runtime recovery', { skip: natsSkipReason() }, () => {
     assert.equal(await expectExit(second), 0, second.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.equal(await expectExit(w1, 20_000), 0, w1.output());
-    await assertMatchesReference(openBank(a.bankDir), 'recov', [30, 12], reference, 'coordinator restart', t);
+    await assertMatchesReference(
+      openBank(a.bankDir),
+      'recov',
+      [30, 12],
+      suite.reference,
+      'coordinator restart',
+      t,
+    );
   });
 
   test('restart nats-server mid-job: everyone reconnects and the job completes', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const a = args(`${fx.bankDir}-nats`);
-    const coord = track(startCoordinator(a));
-    const w0 = track(startWorker({ ...a, id: 'w0' }));
-    const w1 = track(startWorker({ ...a, id: 'w1' }));
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = args(`${suite.fx.bankDir}-nats`);
+    const coord = suite.track(startCoordinator(a));
+    const w0 = suite.track(startWorker({ ...a, id: 'w0' }));
+    const w1 = suite.track(startWorker({ ...a, id: 'w1' }));
     await coord.waitFor(/committed at stage 0 step 5/);
-    await nats.restart({ downMs: 1000 });
+    await suite.nats.restart({ downMs: 1000 });
     t.diagnostic('nats-server was down for 1 s after the step-5 version');
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.equal(await expectExit(w1, 20_000), 0, w1.output());
-    await assertMatchesReference(openBank(a.bankDir), 'recov', [30, 12], reference, 'nats restart', t);
+    await assertMatchesReference(openBank(a.bankDir), 'recov', [30, 12], suite.reference, 'nats restart', t);
   });
 });

@@ -6,38 +6,18 @@
  * generation after the close, and the close must not bind it again afterwards (EADDRINUSE: "cannot listen").
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
-import {
-  type CliProcess,
-  expectExit,
-  killAll,
-  makeRuntimeFixture,
-  type RuntimeFixture,
-  startCoordinator,
-  startWorker,
-} from '../helpers/runtime-fixture.js';
+import { describe, test } from 'node:test';
+import { natsSkipReason } from '../helpers/nats.js';
+import { expectExit, startCoordinator, startWorker } from '../helpers/runtime-fixture.js';
+import { runtimeSuite } from '../helpers/runtime-suite.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
 describe('runtime: re-listen after a generation change', { skip: natsSkipReason() }, () => {
-  let fx: RuntimeFixture | undefined;
-  let nats: NatsServerHandle;
-  const procs: CliProcess[] = [];
-
-  before(async () => {
-    fx = await makeRuntimeFixture({ jobId: 'relisten', steps: [60, 0] });
-    if (!fx) return;
-    nats = await startNatsServer();
-  });
-  after(async () => {
-    await killAll(procs);
-    await nats?.stop();
-    fx?.cleanup();
-  });
+  const suite = runtimeSuite({ jobId: 'relisten', steps: [60, 0] });
 
   test('a peer stuck mid-step: the survivor re-forms on its port without a bind error', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const a = { natsUrl: nats.url, jobFile: fx.jobFile, bankDir: fx.bankDir };
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const a = { natsUrl: suite.nats.url, jobFile: suite.fx.jobFile, bankDir: suite.fx.bankDir };
     const coord = startCoordinator({
       ...a,
       min: 1,
@@ -48,7 +28,7 @@ describe('runtime: re-listen after a generation change', { skip: natsSkipReason(
     // w1's main thread hangs at step 3's forward/backward, before its all-reduce; its process (and so its
     // connections to w0) stays alive, and its heartbeat thread keeps beating.
     const w1 = startWorker({ ...a, id: 'w1', env: { PROMPTMESH_FAILPOINT: 'hang-at-step:3' } });
-    procs.push(coord, w0, w1);
+    suite.procs.push(coord, w0, w1);
     // The coordinator drops w1 as hung after 2 s and forms the next generation; w0's all-reduce fails when its
     // wait for w1 times out (10 s), and that generation's message, queued meanwhile, runs right after.
     await coord.waitFor(/worker w1 .*(no progress|hung)/i, 60_000);

@@ -7,58 +7,37 @@
  * the job reported itself complete without training it.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { selectBackend } from '../../src/backend/index.js';
-import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
+import { describe, test } from 'node:test';
+import { natsSkipReason } from '../helpers/nats.js';
 import {
   assertMatchesReference,
-  type CliProcess,
   expectExit,
-  killAll,
-  makeRuntimeFixture,
   openBank,
-  type RuntimeFixture,
-  referenceRun,
   startCoordinator,
   startWorker,
 } from '../helpers/runtime-fixture.js';
+import { runtimeSuite } from '../helpers/runtime-suite.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
 const JOB = 'twice';
 const STEPS: [number, number] = [6, 4];
 
 describe('runtime: every report arrives twice', { skip: natsSkipReason() }, () => {
-  let fx: RuntimeFixture | undefined;
-  let nats: NatsServerHandle;
-  let reference: Map<string, Float32Array>[];
-  const procs: CliProcess[] = [];
-
-  before(async () => {
-    fx = await makeRuntimeFixture({ jobId: JOB, steps: STEPS });
-    if (!fx) return;
-    nats = await startNatsServer();
-    await selectBackend({ requested: 'wasm' });
-    reference = await referenceRun(fx.job());
-  });
-  after(async () => {
-    await killAll(procs);
-    await nats?.stop();
-    fx?.cleanup();
-  });
+  const suite = runtimeSuite({ jobId: JOB, steps: STEPS, reference: true });
 
   test('each ready, step and checkpoint report acts once: both stages train, bytes equal one process', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
     const a = {
-      natsUrl: nats.url,
-      jobFile: fx.jobFile,
-      bankDir: `${fx.bankDir}-twice`,
+      natsUrl: suite.nats.url,
+      jobFile: suite.fx.jobFile,
+      bankDir: `${suite.fx.bankDir}-twice`,
       coordinatorArgs: ['--checkpoint-every', '2'],
     };
     const env = { PROMPTMESH_FAILPOINT: 'repeat-reports' };
     const coord = startCoordinator({ ...a, min: 2, max: 2 });
     const w0 = startWorker({ ...a, id: 'w0', env });
     const w1 = startWorker({ ...a, id: 'w1', env });
-    procs.push(coord, w0, w1);
+    suite.procs.push(coord, w0, w1);
     assert.equal(await expectExit(coord, 180_000), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.equal(await expectExit(w1, 20_000), 0, w1.output());
@@ -69,6 +48,6 @@ describe('runtime: every report arrives twice', { skip: natsSkipReason() }, () =
     );
     assert.deepEqual(committed, ['0:2', '0:4', '0:6', '1:2', '1:4'], coord.output());
     assert.match(coord.output(), /generation \d+ \(stage s2\)/);
-    await assertMatchesReference(openBank(a.bankDir), JOB, STEPS, reference, 'reports twice', t);
+    await assertMatchesReference(openBank(a.bankDir), JOB, STEPS, suite.reference, 'reports twice', t);
   });
 });

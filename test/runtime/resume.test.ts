@@ -4,85 +4,64 @@
  * it is; a larger --steps continues a finished stage. Runs share one bank, in order.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { selectBackend } from '../../src/backend/index.js';
-import { type NatsServerHandle, natsSkipReason, startNatsServer } from '../helpers/nats.js';
+import { describe, test } from 'node:test';
+import { natsSkipReason } from '../helpers/nats.js';
 import {
   bankParams,
-  type CliProcess,
   expectExit,
   firstDifference,
-  killAll,
-  makeRuntimeFixture,
-  type RuntimeFixture,
-  referenceRun,
   startCoordinator,
   startWorker,
 } from '../helpers/runtime-fixture.js';
+import { runtimeSuite } from '../helpers/runtime-suite.js';
 import { SPM_MISSING_MESSAGE } from '../helpers/spm-fixture.js';
 
 describe('runtime: resume from any bank version', { skip: natsSkipReason() }, () => {
-  let fx: RuntimeFixture | undefined;
-  let nats: NatsServerHandle;
-  let reference: Map<string, Float32Array>[];
-  const procs: CliProcess[] = [];
-
-  before(async () => {
-    fx = await makeRuntimeFixture({ jobId: 'resume' });
-    if (!fx) return;
-    nats = await startNatsServer();
-    await selectBackend({ requested: 'wasm' });
-    reference = await referenceRun(fx.job());
-  });
-  after(async () => {
-    await killAll(procs);
-    await nats?.stop();
-    fx?.cleanup();
-  });
+  const suite = runtimeSuite({ jobId: 'resume', reference: true });
 
   /** Runs the job to the end with `n` workers; returns the coordinator's log. */
   async function run(n: number, coordinatorArgs: string[], extra: string[] = []): Promise<string> {
-    const a = { natsUrl: nats.url, jobFile: fx!.jobFile, bankDir: fx!.bankDir, extra };
+    const a = { natsUrl: suite.nats.url, jobFile: suite.fx!.jobFile, bankDir: suite.fx!.bankDir, extra };
     const coord = startCoordinator({
       ...a,
       workers: n,
       coordinatorArgs: ['--checkpoint-every', '3', ...coordinatorArgs],
     });
     const workers = Array.from({ length: n }, (_, i) => startWorker({ ...a, id: `w${i}` }));
-    procs.push(coord, ...workers);
+    suite.procs.push(coord, ...workers);
     assert.equal(await expectExit(coord), 0, coord.output());
     for (const w of workers) assert.equal(await expectExit(w, 20_000), 0, w.output());
     return coord.output();
   }
 
   async function assertStage(ref: string, stage: 0 | 1, label: string, t: { diagnostic(m: string): void }) {
-    const want = reference[stage]!;
-    const diff = firstDifference(want, await bankParams(fx!.bank(), ref, want.keys()));
+    const want = suite.reference[stage]!;
+    const diff = firstDifference(want, await bankParams(suite.fx!.bank(), ref, want.keys()));
     t.diagnostic(`${label}: ${diff ?? 'byte-identical to the single process'}`);
     assert.equal(diff, undefined, `${label}: ${diff}`);
   }
 
   test('a job run with 2 workers, then run again: already complete, nothing changes', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
     await run(2, []);
-    const head = await fx.bank().get('resume@head');
+    const head = await suite.fx.bank().get('resume@head');
     await assertStage(head.id, 1, '2 workers', t);
     // Only the coordinator: it exits at once, and a worker would wait for a coordinator of that job.
     const coord = startCoordinator({
-      natsUrl: nats.url,
-      jobFile: fx.jobFile,
-      bankDir: fx.bankDir,
+      natsUrl: suite.nats.url,
+      jobFile: suite.fx.jobFile,
+      bankDir: suite.fx.bankDir,
       workers: 1,
     });
-    procs.push(coord);
+    suite.procs.push(coord);
     assert.equal(await expectExit(coord), 0, coord.output());
     assert.match(coord.output(), /already completed/);
-    assert.equal((await fx.bank().get('resume@head')).id, head.id);
+    assert.equal((await suite.fx.bank().get('resume@head')).id, head.id);
   });
 
   test('--from the stage-1 version with 1 worker: stage 2 again, same parameters, head moved', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const bank = fx.bank();
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const bank = suite.fx.bank();
     const before = (await bank.list({ job: 'resume' })).map((v) => v.id);
     const s1 = await bank.get('resume.s1');
     const log = await run(1, ['--from', 'resume.s1']);
@@ -101,8 +80,8 @@ describe('runtime: resume from any bank version', { skip: natsSkipReason() }, ()
   });
 
   test('--from a mid-stage version (stage 1 step 3) with 3 workers: the rest of the job, same parameters', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const bank = fx.bank();
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const bank = suite.fx.bank();
     const mid = (await bank.list({ job: 'resume' })).find(
       (v) => v.step === 3 && v.method === 'prompt-tuning',
     );
@@ -120,8 +99,8 @@ describe('runtime: resume from any bank version', { skip: natsSkipReason() }, ()
   });
 
   test('a finished job with a larger --steps continues its last stage from its last version', async (t) => {
-    if (!fx) return t.skip(SPM_MISSING_MESSAGE);
-    const bank = fx.bank();
+    if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
+    const bank = suite.fx.bank();
     const last = await bank.get('resume@head');
     const log = await run(2, [], ['--steps', '7']);
     assert.match(log, new RegExp(`from bank version ${last.id.slice(0, 12)} \\(stage 1, step 4\\)`));
