@@ -109,27 +109,31 @@ describe('runtime: dropped while alive, hung while beating', { skip: natsSkipRea
     await assertMatchesReference(openBank(a.bankDir), JOB, [20, 6], suite.reference, 'hung worker', t);
   });
 
-  test('rank 0 evaluating longer than --progress-timeout is not declared hung: it makes progress per batch', async (t) => {
+  test('rank 0 evaluating longer than --progress-timeout is not declared hung, nor asked for its checkpoint again', async (t) => {
     if (!suite.fx) return t.skip(SPM_MISSING_MESSAGE);
-    // Evaluation batches of 2 (16 batches per evaluation: 2 tasks x 8 examples) and each one 700 ms slower: every
-    // evaluation of rank 0 (step 0 and each stage's last step, inside a checkpoint) takes over 11 s, against a
-    // progress timeout of 3 s. Progress per batch keeps it alive; one milestone per evaluation would not.
+    // The first stage alone, evaluation batches of 2 (8 batches per evaluation: 2 tasks x 8 examples), each one
+    // 1.8 s slower: both evaluations of rank 0 (step 0 and the last step, each inside a checkpoint) take over 14 s,
+    // against a progress timeout of 3 s. Progress per batch keeps it alive; one milestone per evaluation would not.
+    // And they are longer than the checkpoint re-send interval (12 s): the coordinator sees from the heartbeats that
+    // rank 0 works on that checkpoint and does not re-send it (before, each drew a repeat, answered after the write).
     const jobFile = suite.fx.writeJob('slow-eval.json', (raw) => {
+      raw.stages = raw.stages.slice(0, 1);
       for (const s of raw.stages as { train: Record<string, unknown> }[]) s.train.evalBatchSize = 2;
       return raw;
     });
     const a = { ...args(`${suite.fx.bankDir}-slow-eval`, ['--progress-timeout', '3']), jobFile };
     const coord = suite.track(startCoordinator({ ...a, min: 1, max: 1 }));
     const w0 = suite.track(
-      startWorker({ ...a, id: 'w0', env: { PROMPTMESH_FAILPOINT: 'slow-eval-batch:700' } }),
+      startWorker({ ...a, id: 'w0', env: { PROMPTMESH_FAILPOINT: 'slow-eval-batch:1800' } }),
     );
-    await w0.waitFor(/failpoint: every evaluation batch takes 700 ms longer/, 60_000);
+    await w0.waitFor(/failpoint: every evaluation batch takes 1800 ms longer/, 60_000);
     assert.equal(await expectExit(coord, 180_000), 0, coord.output());
     assert.equal(await expectExit(w0, 20_000), 0, w0.output());
     assert.doesNotMatch(coord.output(), /declared hung/);
     assert.match(coord.output(), /complete/);
+    assert.doesNotMatch(w0.output(), /requested again/);
     t.diagnostic(
-      'rank 0 evaluated 16 batches of 700+ ms per evaluation under --progress-timeout 3: not declared hung',
+      'rank 0 evaluated 8 batches of 1.8+ s per evaluation under --progress-timeout 3: not declared hung, no re-sent checkpoint',
     );
   });
 });

@@ -476,10 +476,24 @@ export class Coordinator {
       this.publish(this.stepMessage(p.step));
     } else if (p.kind === 'checkpointing' && now - p.sentAt > this.opts.resendMs * 4) {
       p.sentAt = now;
-      this.sendCheckpoint(p.step, p.final);
+      if (!this.rankZeroWorksOn(p.step, now)) this.sendCheckpoint(p.step, p.final);
     } else if (p.kind === 'backoff' && now >= p.until) {
       this.reform(p.reason);
     }
+  }
+
+  /**
+   * Whether rank 0's heartbeats say it is writing (or evaluating for) the checkpoint at `step` and its main thread
+   * moved within the re-send interval: then it has the request, and a re-send would only queue a repeat behind the
+   * write (a long evaluation drew one every 12 s). Once it reports `written`, or goes quiet, re-sending resumes: the
+   * request or its answer may have been lost.
+   */
+  private rankZeroWorksOn(step: number, now: number): boolean {
+    const w = this.members[0] && this.membership.get(this.members[0].workerId);
+    if (!w?.phase || now - w.progressAt > this.opts.resendMs * 4) return false;
+    if (w.phase.startsWith('evaluating ')) return true;
+    const m = /^checkpoint at step (\d+)(: (.*))?$/.exec(w.phase);
+    return m !== null && Number(m[1]) === step && m[3] !== 'written';
   }
 
   /**

@@ -683,6 +683,9 @@ export class Worker {
     // is in progress): report the version again instead of writing another one.
     const done = this.lastCheckpoint;
     if (done && done.stage === rt.index && done.step === c.step && done.parent === c.parent) {
+      this.opts.log(
+        `checkpoint at step ${c.step} requested again (the coordinator re-sent it): version ${done.version.slice(0, 12)} reported again`,
+      );
       this.reportCheckpointDone(rt.index, c.step, done.version);
       return;
     }
