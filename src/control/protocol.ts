@@ -102,7 +102,25 @@ export interface Heartbeat {
    * moving is what gives it away (legitimately only for the length of one computation).
    */
   progress?: number;
+  /** What the main thread does, in words (logged for a hung worker); the checkpoint phases below are also read. */
   phase?: string;
+}
+
+/** Heartbeat phase while writing the checkpoint at `step` (`what`: a sub-phase; `written` when it is done). */
+export function checkpointPhase(step: number, what?: string): string {
+  return what ? `checkpoint at step ${step}: ${what}` : `checkpoint at step ${step}`;
+}
+
+/** Heartbeat phase per evaluation batch (evaluations run inside a checkpoint). */
+export function evaluatingPhase(step: number, task: string, done: number, total: number): string {
+  return `evaluating step ${step}: ${task} ${done}/${total}`;
+}
+
+/** Whether a heartbeat phase says the worker is inside the checkpoint at `step` and has not written it yet. */
+export function inCheckpoint(phase: string, step: number): boolean {
+  if (phase.startsWith('evaluating step ')) return true;
+  const m = /^checkpoint at step (\d+)(?:: (.*))?$/.exec(phase);
+  return m !== null && Number(m[1]) === step && m[2] !== 'written';
 }
 
 export interface Leave {

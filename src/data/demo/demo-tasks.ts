@@ -17,10 +17,12 @@
  * then gain, on the stage-3 backbone that solves demo-nli at 87%). RTE's binary split (neutral and contradiction both
  * 'no') asks the prompt to remap 'maybe' to 'no': 68.3, -4.7 (150 updates) in the old claim/statement fields;
  * 59.0, -2.7 at 300 updates in these. Entailment vs contradiction: 72.8, -8.3 (150) in claim/statement (the
- * untrained prompt already transfers), 57.4, +3.6 (300 updates) in sentence1/sentence2. All three NLI labels: 41.8, +9.3 +- 10.4 (300).
- * Entailment vs neutral here: 52.4, +22.2 +- 4.5 (300): the untrained prompt reads the pair as demo-paraphrase
- * (the same field names) and scores at chance; the trained one selects the NLI skill. Neutral pairs add a detail
- * the premise does not give (so sentence2 is longer), which demo-nli shares: the skill transferred includes that cue.
+ * untrained prompt already transfers), 57.4, +3.6 (300 updates) in sentence1/sentence2. All three NLI labels:
+ * 41.8, +9.3 +- 10.4 (300). Entailment vs neutral here: 52.4, +22.2 +- 4.5 (300; +19.1 +- 6.2 since demo-count's
+ * redesign below: the targets train together, step kept by their average): the untrained prompt reads the pair as
+ * demo-paraphrase (the same field names) and scores at chance; the trained one selects the NLI skill. Neutral pairs
+ * add a detail the premise does not give (so sentence2 is longer), which demo-nli shares: the skill transferred
+ * includes that cue.
  *
  * Why demo-count is two counts of one thing added up (skills.ts generateCountTogether): it is demo-arithmetic's
  * addition told as a story, so a prompt has a skill to select. Measured like demo-entail (PT and ATTEMPT-m, 300

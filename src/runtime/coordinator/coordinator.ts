@@ -14,6 +14,7 @@ import {
   decodeMessage,
   encodeMessage,
   type Heartbeat,
+  inCheckpoint,
   JOB_COMPLETE,
   type JoinReply,
   type JoinRequest,
@@ -490,10 +491,7 @@ export class Coordinator {
    */
   private rankZeroWorksOn(step: number, now: number): boolean {
     const w = this.members[0] && this.membership.get(this.members[0].workerId);
-    if (!w?.phase || now - w.progressAt > this.opts.resendMs * 4) return false;
-    if (w.phase.startsWith('evaluating ')) return true;
-    const m = /^checkpoint at step (\d+)(: (.*))?$/.exec(w.phase);
-    return m !== null && Number(m[1]) === step && m[3] !== 'written';
+    return !!w?.phase && now - w.progressAt <= this.opts.resendMs * 4 && inCheckpoint(w.phase, step);
   }
 
   /**

@@ -24,7 +24,9 @@ import {
 import {
   type CheckpointMsg,
   type Control,
+  checkpointPhase,
   decodeMessage,
+  evaluatingPhase,
   type GenerationMsg,
   type HeldState,
   type JoinReply,
@@ -374,7 +376,7 @@ export class Worker {
   private evaluating(step: number): (task: string, done: number, total: number) => void {
     return (task, done, total) => {
       slowEvalBatchIfAsked(this.opts.log);
-      this.milestone(`evaluating step ${step}: ${task} ${done}/${total}`);
+      this.milestone(evaluatingPhase(step, task, done, total));
     };
   }
 
@@ -701,7 +703,7 @@ export class Worker {
       });
       return;
     }
-    this.milestone(`checkpoint at step ${c.step}`);
+    this.milestone(checkpointPhase(c.step));
     let metrics: Record<string, number> = {};
     const history: HistoryRecord[] = Array.isArray(c.history) ? [...c.history] : [];
     if (rt.stage.train.evalAtStart && c.parent === (rt.inputsVersion ?? null)) {
@@ -710,7 +712,7 @@ export class Worker {
       // peers would wait in the collective; and on the parameters the method was created with, which every replica
       // holds whatever generation it is in. A rewrite of this version after a failure scores them again and records
       // them once; a later version (a resume mid-stage) never does.
-      this.milestone(`checkpoint at step ${c.step}: evaluating step 0`);
+      this.milestone(checkpointPhase(c.step, 'evaluating step 0'));
       const e = rt.trainer.optimizer.withParameters(rt.replica.initialParams, () =>
         rt.trainer.evaluate(0, 'validation', this.evaluating(0)),
       );
@@ -738,7 +740,7 @@ export class Worker {
         if (earlier && earlier.average >= e.average) best = earlier;
       }
     }
-    this.milestone(`checkpoint at step ${c.step}: writing`);
+    this.milestone(checkpointPhase(c.step, 'writing'));
     const commitStarted = performance.now();
     let { tensors, adamSteps } = stateTensors(rt.method, state);
     if (best) {
@@ -782,7 +784,7 @@ export class Worker {
           : {}),
       },
     });
-    this.milestone(`checkpoint at step ${c.step}: written`);
+    this.milestone(checkpointPhase(c.step, 'written'));
     this.lastCheckpoint = { stage: rt.index, step: c.step, parent: c.parent, version: v.id };
     this.reportCheckpointDone(rt.index, c.step, v.id);
     this.events.onCheckpoint?.({
@@ -863,7 +865,7 @@ export class Worker {
         this.opts.log.warn(
           `checkpoint at step ${step}: write failed (${reason}: ${(e as Error).message}); retry ${attempt} in ${(delay / 1000).toFixed(1)} s, the state stays in memory`,
         );
-        this.milestone(`checkpoint at step ${step}: retry ${attempt}`);
+        this.milestone(checkpointPhase(step, `retry ${attempt}`));
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 8000);
       }
