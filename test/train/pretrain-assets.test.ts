@@ -44,11 +44,11 @@ describe('shipped demo backbone (assets/demo-backbone)', () => {
     assert.ok(DEMO_TASKS.length > 0);
   });
 
-  test('it has learned the skills the targets share with the sources, as its pretrain.json records', async () => {
+  test('it has learned the skills the targets share with the sources, as its pretrain.json records', async (t) => {
     // The demo is only meaningful if prompt tuning has a skill to steer. The recorded probe is re-measured on the
     // shipped weights (so the record is true of this folder) and must show demo-sentiment (the skill of
-    // demo-dining), demo-topic, arithmetic, QA and entailment learned. A change to the demo generator that the backbone was not retrained
-    // for shows up here as a drop.
+    // demo-dining), demo-topic, arithmetic, QA and entailment learned. A change to the demo generator that the
+    // backbone was not retrained for shows up here as a drop.
     const record = JSON.parse(fs.readFileSync(path.join(DIR, 'pretrain.json'), 'utf8')) as {
       sourceAccuracy: { step: number; scores: Record<string, number> }[];
     };
@@ -65,6 +65,11 @@ describe('shipped demo backbone (assets/demo-backbone)', () => {
       // The first pass fills the frozen model's bounded per-shape position-bias cache; a second pass over the
       // same shapes must allocate nothing that outlives it, and must measure the same.
       const measured = probe(model);
+      t.diagnostic(
+        `probe accuracy: ${Object.entries(measured)
+          .map(([task, acc]) => `${task} ${acc.toFixed(3)}`)
+          .join(', ')}`,
+      );
       const before = tf.memory().numTensors;
       assert.deepEqual(probe(model), measured, 'the probe is not deterministic');
       assert.equal(tf.memory().numTensors, before, 'the probe leaked tensors');
